@@ -1,0 +1,65 @@
+"""Ruvon Workers: Ruvon-compatible workflows on a Celery fleet, state in PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+
+from .utils.serialization import _env_flag
+
+if _env_flag("RUVON_USE_UVLOOP") and os.name != "nt":
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # stdlib asyncio then
+        pass
+
+from .builder import WorkflowBuilder
+from .directives import (
+    StartSubWorkflowDirective,
+    WorkflowJumpDirective,
+    WorkflowPauseDirective,
+)
+from .engine.context import StepContext
+from .engine.records import Status
+from .errors import (
+    DefinitionError,
+    InvalidStateError,
+    RuvonError,
+    SagaWorkflowException,
+    StaleStateError,
+    WorkflowFailedException,
+    WorkflowNotFound,
+)
+from .workflow import Workflow
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "DefinitionError",
+    "InvalidStateError",
+    "RuvonError",
+    "SagaWorkflowException",
+    "StaleStateError",
+    "StartSubWorkflowDirective",
+    "Status",
+    "StepContext",
+    "Workflow",
+    "WorkflowBuilder",
+    "WorkflowFailedException",
+    "WorkflowJumpDirective",
+    "WorkflowNotFound",
+    "WorkflowPauseDirective",
+    "__version__",
+]
+
+
+def __getattr__(name: str) -> object:
+    # The producer clients import Celery; load them only when asked for.
+    if name in {"Client", "AsyncClient"}:
+        from . import client
+
+        return getattr(client, name)
+    raise AttributeError(name)

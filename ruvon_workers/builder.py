@@ -1,0 +1,98 @@
+"""Create and load workflows from a registry (Ruvon's ``WorkflowBuilder``)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import ValidationError
+
+from .definitions import Registry, WorkflowDefinition, load_registry
+from .engine.executor import arrive
+from .engine.records import WorkflowRecord
+from .errors import InvalidStateError, WorkflowNotFound
+from .utils.imports import IMPORT_CACHE, import_from_string
+from .workflow import Workflow
+
+if TYPE_CHECKING:
+    from .execution.base import ExecutionProvider
+    from .persistence.base import PersistenceProvider
+
+
+class WorkflowBuilder:
+    """Holds the loaded registry; builds new workflows and loads stored ones."""
+
+    #: Dotted path -> resolved object, shared by the whole process.
+    _import_cache: ClassVar[dict[str, Any]] = IMPORT_CACHE
+
+    def __init__(self, registry: Registry):
+        self.registry = registry
+
+    @classmethod
+    def from_registry(cls, path: str | Path) -> WorkflowBuilder:
+        return cls(load_registry(path))
+
+    @classmethod
+    def _import_from_string(cls, path: str) -> Any:
+        return import_from_string(path)
+
+    def definition(self, workflow_type: str) -> WorkflowDefinition:
+        return self.registry.get(workflow_type)
+
+    @property
+    def workflow_types(self) -> list[str]:
+        return list(self.registry.workflows)
+
+    def new_record(self, workflow_type: str, initial_data: dict[str, Any] | None, *,
+                   idempotency_key: str | None = None, parent_id: str | None = None,
+                   workflow_id: str | None = None) -> WorkflowRecord:
+        """Validate ``initial_data`` and build the record of a new workflow (not stored)."""
+        defn = self.definition(workflow_type)
+        if initial_data is not None and not isinstance(initial_data, dict):
+            raise InvalidStateError(f"Initial data for '{workflow_type}'",
+                                    detail=f"expected an object, got {type(initial_data).__name__}")
+        try:
+            state = defn.state_model.model_validate(initial_data or {})
+        except ValidationError as exc:
+            raise InvalidStateError.from_validation_error(
+                f"Initial data for '{workflow_type}' ({defn.state_model.__name__})", exc) from None
+        status, current = arrive(defn, defn.first_step)
+        runtime: dict[str, Any] = {"waiting_for": current} if current and status != "ACTIVE" else {}
+        return WorkflowRecord(
+            id=workflow_id or str(uuid.uuid4()),
+            workflow_type=workflow_type,
+            workflow_version=defn.workflow_version,
+            status=status,
+            current_step=current,
+            state=state.model_dump(mode="json"),
+            runtime=runtime,
+            idempotency_key=idempotency_key,
+            parent_id=parent_id,
+        )
+
+    async def create_workflow(self, workflow_type: str, initial_data: dict[str, Any] | None = None,
+                              *, persistence_provider: PersistenceProvider,
+                              execution_provider: ExecutionProvider,
+                              idempotency_key: str | None = None,
+                              parent_id: str | None = None) -> Workflow:
+        """Validate, store and (on the fleet) dispatch a new workflow.
+
+        With an ``idempotency_key`` already used, the existing workflow is returned.
+        """
+        record = self.new_record(workflow_type, initial_data, idempotency_key=idempotency_key,
+                                 parent_id=parent_id)
+        due_in = execution_provider.initial_due_in() if record.status == "ACTIVE" else None
+        stored, created = await persistence_provider.create_workflow(record, due_in=due_in)
+        if created:
+            await execution_provider.on_created(stored)
+        return Workflow(self.definition(stored.workflow_type), stored, persistence_provider,
+                        execution_provider)
+
+    async def load_workflow(self, workflow_id: str, *, persistence_provider: PersistenceProvider,
+                            execution_provider: ExecutionProvider) -> Workflow:
+        record = await persistence_provider.load_workflow(workflow_id)
+        if record is None:
+            raise WorkflowNotFound(workflow_id)
+        return Workflow(self.definition(record.workflow_type), record, persistence_provider,
+                        execution_provider)

@@ -1,0 +1,1 @@
+"""The ``ruvon-workers`` command line."""

@@ -1,0 +1,29 @@
+"""Entry point of the ``ruvon-workers`` command."""
+
+from __future__ import annotations
+
+import click
+
+from .. import __version__
+from .db import db
+from .definitions import validate
+from .demo import demo
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ruvon-workers")
+def cli() -> None:
+    """Ruvon Workers: durable workflows on a Celery fleet, state in PostgreSQL."""
+
+
+cli.add_command(validate)
+cli.add_command(db)
+cli.add_command(demo)
+
+
+def main() -> None:
+    cli(prog_name="ruvon-workers")
+
+
+if __name__ == "__main__":
+    main()

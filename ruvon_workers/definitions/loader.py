@@ -1,0 +1,332 @@
+"""Load and validate ``workflow_registry.yaml`` and the workflow files it names.
+
+Validation collects every problem before raising, so ``ruvon-workers validate`` can
+print them all; each names the file, the step and the field (and the line when known).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from ..errors import DefinitionError, DefinitionIssue, UnknownWorkflowType
+from ..utils.imports import import_from_string
+from .conditions import ConditionError, Expression, compile_expression
+from .models import StepDefinition, StepType, WorkflowDefinition
+
+_LINE = "__line__"
+
+# Which field each step type must name, and whether it is a callable path.
+_REQUIRED_FIELDS: dict[StepType, tuple[str, ...]] = {
+    StepType.STANDARD: ("function",),
+    StepType.ASYNC: ("function",),
+    StepType.FIRE_AND_FORGET: ("target_workflow_type",),
+    StepType.CRON_SCHEDULE: ("target_workflow_type", "cron_expression"),
+    StepType.HTTP: ("http_config",),
+}
+_CALLABLE_FIELDS = ("function", "compensate_function", "merge_function_path", "task_function")
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A safe loader that remembers the line where each mapping starts."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
+    mapping: dict[str, Any] = loader.construct_mapping(node, deep=True)  # type: ignore[assignment]
+    mapping[_LINE] = node.start_mark.line + 1
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _strip_lines(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_lines(v) for k, v in value.items() if k != _LINE}
+    if isinstance(value, list):
+        return [_strip_lines(v) for v in value]
+    return value
+
+
+def _read_yaml(path: Path, issues: list[DefinitionIssue]) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        issues.append(DefinitionIssue(str(path), f"cannot read file ({exc.strerror})"))
+        return None
+    try:
+        return yaml.load(text, Loader=_LineLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        line = mark.line + 1 if mark is not None else None
+        issues.append(DefinitionIssue(str(path), f"malformed YAML: {problem}", line=line))
+        return None
+
+
+class Registry:
+    """The workflow types of one registry file, loaded and validated."""
+
+    def __init__(self, path: Path, workflows: dict[str, WorkflowDefinition]):
+        self.path = path
+        self.workflows = workflows
+
+    def __contains__(self, workflow_type: object) -> bool:
+        return workflow_type in self.workflows
+
+    def __iter__(self) -> Any:
+        return iter(self.workflows.values())
+
+    def get(self, workflow_type: str) -> WorkflowDefinition:
+        try:
+            return self.workflows[workflow_type]
+        except KeyError:
+            raise UnknownWorkflowType(workflow_type, list(self.workflows)) from None
+
+
+def load_registry(path: str | Path) -> Registry:
+    """Load a registry; raise :class:`DefinitionError` listing every problem found."""
+    registry_path = Path(path)
+    issues: list[DefinitionIssue] = []
+    workflows: dict[str, WorkflowDefinition] = {}
+    doc = _read_yaml(registry_path, issues)
+    if doc is None and not issues:
+        issues.append(DefinitionIssue(str(registry_path), "file is empty"))
+    entries = doc.get("workflows") if isinstance(doc, dict) else None
+    if doc is not None and not isinstance(entries, list):
+        issues.append(
+            DefinitionIssue(str(registry_path), "expected a top-level 'workflows:' list",
+                            field="workflows")
+        )
+        entries = []
+    for entry in entries or []:
+        _load_entry(registry_path, entry, workflows, issues)
+    if issues:
+        raise DefinitionError(issues)
+    return Registry(registry_path, workflows)
+
+
+def _load_entry(registry_path: Path, entry: Any, workflows: dict[str, WorkflowDefinition],
+                issues: list[DefinitionIssue]) -> None:
+    file = str(registry_path)
+    if not isinstance(entry, dict):
+        issues.append(DefinitionIssue(file, "each entry of 'workflows' must be a mapping"))
+        return
+    line = entry.get(_LINE)
+    wf_type = entry.get("type")
+    config_file = entry.get("config_file")
+    if not wf_type:
+        issues.append(DefinitionIssue(file, "workflow entry has no 'type'", field="type",
+                                      line=line))
+        return
+    if wf_type in workflows:
+        issues.append(DefinitionIssue(file, f"workflow type '{wf_type}' is registered twice",
+                                      field="type", line=line))
+        return
+    if not config_file:
+        issues.append(DefinitionIssue(file, f"workflow '{wf_type}' has no 'config_file'",
+                                      field="config_file", line=line))
+        return
+    model_path = entry.get("initial_state_model") or entry.get("initial_state_model_path")
+    definition = load_workflow_file(registry_path.parent / config_file, issues,
+                                    state_model_path=model_path, expected_type=wf_type)
+    if definition is not None:
+        workflows[wf_type] = definition
+
+
+def load_workflow_file(path: str | Path, issues: list[DefinitionIssue] | None = None, *,
+                       state_model_path: str | None = None,
+                       expected_type: str | None = None) -> WorkflowDefinition | None:
+    """Load one workflow file. With ``issues`` given, problems are appended there and
+    ``None`` is returned on failure; without, a :class:`DefinitionError` is raised."""
+    own_issues: list[DefinitionIssue] = [] if issues is None else issues
+    before = len(own_issues)
+    definition = _WorkflowLoader(Path(path), own_issues).load(state_model_path, expected_type)
+    if issues is None and own_issues:
+        raise DefinitionError(own_issues)
+    return definition if len(own_issues) == before else None
+
+
+class _WorkflowLoader:
+    def __init__(self, path: Path, issues: list[DefinitionIssue]):
+        self.path = path
+        self.file = str(path)
+        self.issues = issues
+        self.functions: dict[str, Any] = {}
+        self.input_models: dict[str, type[BaseModel]] = {}
+        self.routes: dict[str, list[tuple[Expression | None, str]]] = {}
+
+    def issue(self, message: str, *, step: str | None = None, field: str | None = None,
+              line: int | None = None) -> None:
+        self.issues.append(DefinitionIssue(self.file, message, step=step, field=field, line=line))
+
+    def load(self, state_model_path: str | None,
+             expected_type: str | None) -> WorkflowDefinition | None:
+        doc = _read_yaml(self.path, self.issues)
+        if doc is None:
+            if self.path.exists() and not any(i.file == self.file for i in self.issues):
+                self.issue("file is empty")
+            return None
+        if not isinstance(doc, dict):
+            self.issue("expected a mapping with 'workflow_type' and 'steps'")
+            return None
+        wf_type = doc.get("workflow_type") or expected_type
+        if not wf_type:
+            self.issue("missing 'workflow_type'", field="workflow_type")
+        elif expected_type and doc.get("workflow_type") not in (None, expected_type):
+            self.issue(f"workflow_type '{doc['workflow_type']}' differs from the registry's "
+                       f"type '{expected_type}'", field="workflow_type")
+        model_path = doc.get("initial_state_model_path") or state_model_path
+        state_model = self._state_model(model_path)
+        raw_steps = doc.get("steps")
+        if not isinstance(raw_steps, list) or not raw_steps:
+            self.issue("'steps' must be a non-empty list", field="steps", line=doc.get(_LINE))
+            raw_steps = []
+        steps = self._steps(raw_steps)
+        self._check_references(steps, raw_steps)
+        if state_model is None or not wf_type or len(steps) != len(raw_steps):
+            return None
+        return WorkflowDefinition(
+            workflow_type=str(wf_type),
+            workflow_version=str(doc.get("workflow_version", "1")),
+            description=str(doc.get("description") or ""),
+            state_model=state_model,
+            state_model_path=str(model_path),
+            saga_enabled=bool(doc.get("saga_enabled", False)),
+            steps=steps,
+            source_file=self.file,
+            functions=self.functions,
+            input_models=self.input_models,
+            routes=self.routes,
+        )
+
+    def _state_model(self, model_path: str | None) -> type[BaseModel] | None:
+        if not model_path:
+            self.issue("no state model: set 'initial_state_model_path' here or "
+                       "'initial_state_model' in the registry", field="initial_state_model_path")
+            return None
+        model = self._import(model_path, field="initial_state_model_path")
+        if model is None:
+            return None
+        if not (inspect.isclass(model) and issubclass(model, BaseModel)):
+            self.issue(f"'{model_path}' is not a pydantic BaseModel subclass",
+                       field="initial_state_model_path")
+            return None
+        return model
+
+    def _import(self, path: str, *, field: str, step: str | None = None,
+                line: int | None = None) -> Any:
+        try:
+            return import_from_string(path)
+        except ImportError as exc:
+            self.issue(f"'{path}' does not import: {exc}", step=step, field=field, line=line)
+        except Exception as exc:  # an import that raises is still the user's to fix
+            self.issue(f"importing '{path}' raised {type(exc).__name__}: {exc}",
+                       step=step, field=field, line=line)
+        return None
+
+    def _steps(self, raw_steps: list[Any]) -> list[StepDefinition]:
+        steps: list[StepDefinition] = []
+        seen: set[str] = set()
+        for index, raw in enumerate(raw_steps):
+            if not isinstance(raw, dict):
+                self.issue(f"step #{index + 1} must be a mapping")
+                continue
+            line = raw.get(_LINE)
+            name = raw.get("name") or f"#{index + 1}"
+            try:
+                step = StepDefinition.model_validate(_strip_lines(raw))
+            except ValidationError as exc:
+                for err in exc.errors():
+                    loc = ".".join(str(p) for p in err["loc"])
+                    msg = err["msg"]
+                    if loc == "type":
+                        allowed = ", ".join(t.value for t in StepType)
+                        msg = f"unknown step type '{raw.get('type')}' (allowed: {allowed})"
+                    self.issue(msg, step=str(name), field=loc or None, line=line)
+                continue
+            if step.name in seen:
+                self.issue("duplicate step name", step=step.name, field="name", line=line)
+                continue
+            seen.add(step.name)
+            if self._step_ok(step, line):
+                steps.append(step)
+        return steps
+
+    def _step_ok(self, step: StepDefinition, line: int | None) -> bool:
+        before = len(self.issues)
+        for field in _REQUIRED_FIELDS.get(step.type, ()):
+            if not getattr(step, field):
+                self.issue(f"a {step.type.value} step needs '{field}'", step=step.name,
+                           field=field, line=line)
+        if step.type is StepType.DECISION and not (step.function or step.routes):
+            self.issue("a DECISION step needs 'function' or 'routes'", step=step.name,
+                       field="function", line=line)
+        if step.type is StepType.PARALLEL and not (step.tasks or step.iterate_over):
+            self.issue("a PARALLEL step needs 'tasks' or 'iterate_over'", step=step.name,
+                       field="tasks", line=line)
+        for field in _CALLABLE_FIELDS:
+            path = getattr(step, field)
+            if path:
+                obj = self._import(path, field=field, step=step.name, line=line)
+                if obj is not None and not callable(obj):
+                    self.issue(f"'{path}' is not callable", step=step.name, field=field, line=line)
+                elif obj is not None:
+                    self.functions[path] = obj
+        for task in step.tasks:
+            obj = self._import(task.function_path, field="tasks.function_path", step=step.name,
+                               line=line)
+            if obj is not None:
+                self.functions[task.function_path] = obj
+        if step.input_model:
+            model = self._import(step.input_model, field="input_model", step=step.name, line=line)
+            if model is not None and not (inspect.isclass(model) and issubclass(model, BaseModel)):
+                self.issue(f"'{step.input_model}' is not a pydantic BaseModel subclass",
+                           step=step.name, field="input_model", line=line)
+            elif model is not None:
+                self.input_models[step.name] = model
+        self._compile_routes(step, line)
+        return len(self.issues) == before
+
+    def _compile_routes(self, step: StepDefinition, line: int | None) -> None:
+        compiled: list[tuple[Expression | None, str]] = []
+        for i, route in enumerate(step.routes):
+            field = f"routes[{i}]"
+            if route.default is not None:
+                compiled.append((None, route.default))
+                continue
+            if not route.condition or not route.target:
+                self.issue("a route needs 'condition' and 'target' (or 'default')",
+                           step=step.name, field=field, line=line)
+                continue
+            try:
+                compiled.append((compile_expression(route.condition), route.target))
+            except ConditionError as exc:
+                self.issue(f"condition '{route.condition}' is refused: {exc}", step=step.name,
+                           field=f"{field}.condition", line=line)
+        for field, expr in (("iterate_over", step.iterate_over),
+                            ("while_condition", step.while_condition)):
+            if expr:
+                try:
+                    compile_expression(expr)
+                except ConditionError as exc:
+                    self.issue(f"expression '{expr}' is refused: {exc}", step=step.name,
+                               field=field, line=line)
+        self.routes[step.name] = compiled
+
+    def _check_references(self, steps: Iterable[StepDefinition], raw_steps: list[Any]) -> None:
+        names = {s.get("name") for s in raw_steps if isinstance(s, dict)}
+        for step in steps:
+            for i, (_, target) in enumerate(self.routes.get(step.name, [])):
+                if target not in names:
+                    self.issue(f"route target '{target}' names no step", step=step.name,
+                               field=f"routes[{i}]", line=None)
+            for dep in step.dependencies:
+                if dep not in names:
+                    self.issue(f"dependency '{dep}' names no step", step=step.name,
+                               field="dependencies")

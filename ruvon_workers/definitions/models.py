@@ -1,0 +1,168 @@
+"""Typed models of the Ruvon-compatible YAML schema."""
+
+from __future__ import annotations
+
+import enum
+import random
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .conditions import Expression
+
+
+class StepType(enum.StrEnum):
+    STANDARD = "STANDARD"
+    ASYNC = "ASYNC"
+    DECISION = "DECISION"
+    PARALLEL = "PARALLEL"
+    HTTP = "HTTP"
+    LOOP = "LOOP"
+    FIRE_AND_FORGET = "FIRE_AND_FORGET"
+    CRON_SCHEDULE = "CRON_SCHEDULE"
+    HUMAN_IN_LOOP = "HUMAN_IN_LOOP"
+
+
+class _Model(BaseModel):
+    # Ruvon files may carry fields this engine does not use; keep them, do not fail.
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class RetryPolicy(_Model):
+    max_attempts: int = Field(default=1, ge=1)
+    delay_seconds: float = Field(default=1.0, ge=0)
+    backoff: float = Field(default=2.0, ge=1.0)
+    max_delay_seconds: float = Field(default=300.0, ge=0)
+    jitter: bool = True
+
+    def delay_for(self, attempt: int) -> float:
+        """Seconds to wait before attempt ``attempt + 1`` (``attempt`` counts from 1)."""
+        delay = self.delay_seconds * self.backoff ** max(attempt - 1, 0)
+        delay = min(delay, self.max_delay_seconds)
+        if self.jitter and delay > 0:
+            # "Full jitter" keeps a fleet of retries from arriving in lockstep.
+            delay = random.uniform(delay / 2, delay)
+        return delay
+
+
+class Route(_Model):
+    condition: str | None = None
+    target: str | None = None
+    default: str | None = None
+
+
+class ParallelTask(_Model):
+    name: str
+    function_path: str
+
+
+class StepDefinition(_Model):
+    name: str
+    type: StepType = StepType.STANDARD
+    description: str | None = None
+    function: str | None = None
+    compensate_function: str | None = None
+    input_model: str | None = None
+    required_input: list[str] = Field(default_factory=list)
+    automate_next: bool | None = None
+    dependencies: list[str] = Field(default_factory=list)
+    dynamic_injection: dict[str, Any] | None = None
+    routes: list[Route] = Field(default_factory=list)
+    # PARALLEL
+    tasks: list[ParallelTask] = Field(default_factory=list)
+    merge_strategy: str = "SHALLOW"
+    merge_conflict_behavior: str = "PREFER_NEW"
+    merge_function_path: str | None = None
+    allow_partial_success: bool = False
+    timeout_seconds: float | None = None
+    iterate_over: str | None = None
+    task_function: str | None = None
+    item_var_name: str | None = None
+    batch_size: int | None = None
+    # HTTP
+    http_config: dict[str, Any] | None = None
+    output_key: str | None = None
+    includes: list[str] = Field(default_factory=list)
+    # LOOP
+    mode: str | None = None
+    while_condition: str | None = None
+    max_iterations: int | None = None
+    loop_body: list[dict[str, Any]] = Field(default_factory=list)
+    # FIRE_AND_FORGET / CRON_SCHEDULE
+    target_workflow_type: str | None = None
+    initial_data_template: dict[str, Any] | None = None
+    schedule_name: str | None = None
+    cron_expression: str | None = None
+    # Fleet extensions
+    queue: str | None = None
+    priority: int | None = Field(default=None, ge=0, le=9)
+    retry_policy: RetryPolicy | None = None
+    time_limit_seconds: float | None = Field(default=None, gt=0)
+    rate_limit: str | None = None
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _upper_type(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("required_input", "dependencies", "includes", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
+class WorkflowDefinition:
+    """A loaded, validated workflow: steps in order plus resolved callables."""
+
+    def __init__(
+        self,
+        *,
+        workflow_type: str,
+        workflow_version: str,
+        description: str,
+        state_model: type[BaseModel],
+        state_model_path: str,
+        saga_enabled: bool,
+        steps: list[StepDefinition],
+        source_file: str,
+        functions: dict[str, Any],
+        input_models: dict[str, type[BaseModel]],
+        routes: dict[str, list[tuple[Expression | None, str]]],
+    ):
+        self.workflow_type = workflow_type
+        self.workflow_version = workflow_version
+        self.description = description
+        self.state_model = state_model
+        self.state_model_path = state_model_path
+        self.saga_enabled = saga_enabled
+        self.steps = steps
+        self.source_file = source_file
+        self.functions = functions
+        self.input_models = input_models
+        self.routes = routes
+        self._index = {step.name: i for i, step in enumerate(steps)}
+
+    def __repr__(self) -> str:
+        return f"<WorkflowDefinition {self.workflow_type} v{self.workflow_version}>"
+
+    @property
+    def first_step(self) -> str | None:
+        return self.steps[0].name if self.steps else None
+
+    def step(self, name: str) -> StepDefinition:
+        return self.steps[self._index[name]]
+
+    def has_step(self, name: str) -> bool:
+        return name in self._index
+
+    def step_after(self, name: str) -> str | None:
+        i = self._index[name] + 1
+        return self.steps[i].name if i < len(self.steps) else None
+
+    def function(self, path: str | None) -> Any:
+        return self.functions.get(path) if path else None
+
+    @property
+    def longest_time_limit(self) -> float | None:
+        limits = [s.time_limit_seconds for s in self.steps if s.time_limit_seconds]
+        return max(limits) if limits else None

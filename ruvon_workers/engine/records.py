@@ -1,0 +1,139 @@
+"""What is stored about a workflow, and the changes a step makes to it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Status(enum.StrEnum):
+    ACTIVE = "ACTIVE"
+    PENDING_ASYNC = "PENDING_ASYNC"
+    PENDING_SUB_WORKFLOW = "PENDING_SUB_WORKFLOW"
+    WAITING_HUMAN_INPUT = "WAITING_HUMAN_INPUT"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    FAILED_ROLLED_BACK = "FAILED_ROLLED_BACK"
+    FAILED_CHILD_WORKFLOW = "FAILED_CHILD_WORKFLOW"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset(
+    {Status.COMPLETED, Status.FAILED, Status.FAILED_ROLLED_BACK, Status.FAILED_CHILD_WORKFLOW,
+     Status.CANCELLED}
+)
+
+
+class StepOutcome(enum.StrEnum):
+    """The ``status`` of a history row."""
+
+    CREATED = "CREATED"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    RETRYING = "RETRYING"
+    WAITING = "WAITING"
+    RESUMED = "RESUMED"
+    COMPENSATED = "COMPENSATED"
+    COMPENSATION_FAILED = "COMPENSATION_FAILED"
+    CANCELLED = "CANCELLED"
+    RETRIED = "RETRIED"
+
+
+@dataclass
+class HistoryEntry:
+    step: str | None
+    status: str
+    attempt: int = 1
+    duration_ms: float | None = None
+    error: dict[str, Any] | None = None
+    detail: dict[str, Any] | None = None
+    version: int | None = None
+    created_at: dt.datetime | None = None
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "status": str(self.status),
+            "attempt": self.attempt,
+            "duration_ms": self.duration_ms,
+            "error": self.error,
+            "detail": self.detail,
+        }
+
+
+@dataclass
+class WorkflowRecord:
+    id: str
+    workflow_type: str
+    workflow_version: str
+    status: str
+    current_step: str | None
+    state: dict[str, Any]
+    version: int = 0
+    runtime: dict[str, Any] = field(default_factory=dict)
+    idempotency_key: str | None = None
+    parent_id: str | None = None
+    error: dict[str, Any] | None = None
+    created_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+    completed_at: dt.datetime | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "workflow_type": self.workflow_type,
+            "workflow_version": self.workflow_version,
+            "status": str(self.status),
+            "current_step": self.current_step,
+            "state": self.state,
+            "version": self.version,
+            "idempotency_key": self.idempotency_key,
+            "parent_id": self.parent_id,
+            "error": self.error,
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+            "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+            "completed_at": self.completed_at.isoformat() if self.completed_at else None,
+        }
+
+
+@dataclass
+class RecordUpdate:
+    """The new values of a workflow row after one transition."""
+
+    status: str
+    current_step: str | None
+    state: dict[str, Any]
+    runtime: dict[str, Any]
+    error: dict[str, Any] | None = None
+    due_in: float | None = None  # seconds until the sweep may (re)dispatch; None: not due
+
+    @property
+    def terminal(self) -> bool:
+        return Status(self.status).is_terminal
+
+    @classmethod
+    def keep(cls, record: WorkflowRecord, **changes: Any) -> RecordUpdate:
+        values: dict[str, Any] = {
+            "status": record.status,
+            "current_step": record.current_step,
+            "state": record.state,
+            "runtime": record.runtime,
+            "error": record.error,
+        }
+        values.update(changes)
+        return cls(**values)
+
+    def applied_to(self, record: WorkflowRecord, version: int) -> WorkflowRecord:
+        record.status = self.status
+        record.current_step = self.current_step
+        record.state = self.state
+        record.runtime = self.runtime
+        record.error = self.error
+        record.version = version
+        return record

@@ -1,0 +1,145 @@
+"""Every error the engine raises derives from :class:`RuvonError`.
+
+Control-flow signals that a step function raises (jump, pause, sub-workflow) are
+directives, not errors: they live in :mod:`ruvon_workers.directives`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+class RuvonError(Exception):
+    """Base class of every error raised by Ruvon Workers."""
+
+
+@dataclass
+class DefinitionIssue:
+    """One problem found in a registry or workflow file."""
+
+    file: str
+    message: str
+    step: str | None = None
+    field: str | None = None
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+        parts = [where]
+        if self.step:
+            parts.append(f"step '{self.step}'")
+        if self.field:
+            parts.append(f"field '{self.field}'")
+        return f"{', '.join(parts)}: {self.message}"
+
+
+class DefinitionError(RuvonError):
+    """A registry or workflow definition is invalid; carries every issue found."""
+
+    def __init__(self, issues: Sequence[DefinitionIssue]):
+        self.issues = list(issues)
+        lines = "\n".join(f"  - {issue}" for issue in self.issues)
+        super().__init__(f"{len(self.issues)} problem(s) in workflow definitions:\n{lines}")
+
+
+class UnknownWorkflowType(RuvonError):
+    def __init__(self, workflow_type: str, known: Sequence[str] = ()):
+        self.workflow_type = workflow_type
+        hint = f" Known types: {', '.join(sorted(known))}." if known else ""
+        super().__init__(f"Unknown workflow type '{workflow_type}'.{hint}")
+
+
+class WorkflowNotFound(RuvonError):
+    def __init__(self, workflow_id: str):
+        self.workflow_id = workflow_id
+        super().__init__(f"No workflow with id '{workflow_id}'.")
+
+
+class InvalidStateError(RuvonError):
+    """Data does not satisfy a workflow's state model (or a step's input model)."""
+
+    def __init__(self, what: str, errors: list[dict] | None = None, detail: str = ""):
+        self.what = what
+        self.errors = errors or []
+        if self.errors:
+            detail = "; ".join(
+                f"{'.'.join(str(p) for p in e.get('loc', ())) or '<root>'}: {e.get('msg')}"
+                for e in self.errors
+            )
+        super().__init__(f"{what}: {detail}")
+
+    @classmethod
+    def from_validation_error(cls, what: str, exc: object) -> InvalidStateError:
+        errors = exc.errors() if hasattr(exc, "errors") else []
+        return cls(what, [dict(e) for e in errors], str(exc))
+
+
+class StaleStateError(RuvonError):
+    """A compare-and-set write lost: the workflow moved on since it was read."""
+
+    def __init__(self, workflow_id: str, expected_version: int, actual_version: int | None = None):
+        self.workflow_id = workflow_id
+        self.expected_version = expected_version
+        self.actual_version = actual_version
+        now = "" if actual_version is None else f", it is now at {actual_version}"
+        super().__init__(
+            f"Workflow '{workflow_id}' was changed by another writer: expected version "
+            f"{expected_version}{now}. Reload it and try again."
+        )
+
+
+class InvalidTransition(RuvonError):
+    """The requested operation does not fit the workflow's current status."""
+
+    def __init__(self, workflow_id: str, status: str, action: str, hint: str = ""):
+        self.workflow_id = workflow_id
+        self.status = status
+        self.action = action
+        super().__init__(
+            f"Cannot {action} workflow '{workflow_id}': it is {status}."
+            + (f" {hint}" if hint else "")
+        )
+
+
+class StepFailed(RuvonError):
+    """A step raised or returned something the engine could not apply."""
+
+    def __init__(self, step: str, message: str):
+        self.step = step
+        super().__init__(f"Step '{step}' failed: {message}")
+
+
+class WorkflowFailedException(RuvonError):
+    """Raised by a step to fail its workflow now (no retries), or by the engine when a
+    workflow ended FAILED."""
+
+    def __init__(self, message: str = "workflow failed", *, workflow_id: str | None = None,
+                 step: str | None = None):
+        self.workflow_id = workflow_id
+        self.step = step
+        super().__init__(message)
+
+
+class SagaWorkflowException(WorkflowFailedException):
+    """The workflow failed and its saga compensation ran (status FAILED_ROLLED_BACK)."""
+
+    def __init__(self, message: str = "workflow rolled back", *, workflow_id: str | None = None,
+                 step: str | None = None, compensated: Sequence[str] = ()):
+        self.compensated = list(compensated)
+        super().__init__(message, workflow_id=workflow_id, step=step)
+
+
+@dataclass
+class ErrorInfo:
+    """A stored, JSON-friendly description of a failure."""
+
+    step: str | None
+    type: str
+    message: str
+    details: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"step": self.step, "type": self.type, "message": self.message, **self.details}

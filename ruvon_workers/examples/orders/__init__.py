@@ -1,0 +1,1 @@
+"""The order example: validate, decide by amount, approve, charge, ship, confirm."""

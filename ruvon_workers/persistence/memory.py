@@ -1,0 +1,120 @@
+"""An in-memory store with the same compare-and-set rules as PostgreSQL.
+
+For unit tests and prototyping: nothing survives the process.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import statistics
+from typing import Any
+
+from ..engine.records import HistoryEntry, RecordUpdate, Status, StepOutcome, WorkflowRecord
+from ..errors import StaleStateError
+from .base import DueStep
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class MemoryPersistenceProvider:
+    def __init__(self) -> None:
+        self._rows: dict[str, WorkflowRecord] = {}
+        self._due: dict[str, dt.datetime | None] = {}
+        self._history: dict[str, list[HistoryEntry]] = {}
+        self._keys: dict[str, str] = {}
+
+    async def initialize(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    @staticmethod
+    def _due_at(due_in: float | None) -> dt.datetime | None:
+        return None if due_in is None else _now() + dt.timedelta(seconds=due_in)
+
+    async def create_workflow(self, record: WorkflowRecord,
+                              due_in: float | None = None) -> tuple[WorkflowRecord, bool]:
+        key = record.idempotency_key
+        if key is not None and key in self._keys:
+            return copy.deepcopy(self._rows[self._keys[key]]), False
+        stored = copy.deepcopy(record)
+        stored.version = 0
+        stored.created_at = stored.updated_at = _now()
+        self._rows[stored.id] = stored
+        self._due[stored.id] = self._due_at(due_in)
+        self._history[stored.id] = [HistoryEntry(stored.current_step, StepOutcome.CREATED, 1,
+                                                 version=0, created_at=stored.created_at)]
+        if key is not None:
+            self._keys[key] = stored.id
+        return copy.deepcopy(stored), True
+
+    async def load_workflow(self, workflow_id: str) -> WorkflowRecord | None:
+        row = self._rows.get(str(workflow_id))
+        return copy.deepcopy(row) if row else None
+
+    async def apply(self, workflow_id: str, expected_version: int, update: RecordUpdate,
+                    history: list[HistoryEntry]) -> int:
+        row = self._rows.get(str(workflow_id))
+        if row is None or row.version != expected_version:
+            raise StaleStateError(workflow_id, expected_version, row.version if row else None)
+        now = _now()
+        update = copy.deepcopy(update)
+        update.applied_to(row, row.version + 1)
+        row.updated_at = now
+        row.completed_at = now if update.terminal else None
+        self._due[row.id] = self._due_at(update.due_in)
+        for entry in history:
+            stored = copy.deepcopy(entry)
+            stored.version = row.version
+            stored.created_at = now
+            self._history[row.id].append(stored)
+        return row.version
+
+    async def history(self, workflow_id: str) -> list[HistoryEntry]:
+        return copy.deepcopy(self._history.get(str(workflow_id), []))
+
+    async def list_workflows(self, *, status: str | None = None,
+                             workflow_type: str | None = None,
+                             limit: int = 50) -> list[WorkflowRecord]:
+        rows = [r for r in self._rows.values()
+                if (status is None or r.status == status)
+                and (workflow_type is None or r.workflow_type == workflow_type)]
+        rows.sort(key=lambda r: r.updated_at or _now(), reverse=True)
+        return copy.deepcopy(rows[:limit])
+
+    async def claim_due(self, *, lease_seconds: float, limit: int = 100) -> list[DueStep]:
+        now = _now()
+        due = []
+        for wid, when in self._due.items():
+            row = self._rows[wid]
+            if row.status == Status.ACTIVE and when is not None and when <= now:
+                self._due[wid] = self._due_at(lease_seconds)
+                due.append(DueStep(wid, row.workflow_type, row.current_step or "", row.version))
+                if len(due) >= limit:
+                    break
+        return due
+
+    async def count_by_status(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for row in self._rows.values():
+            counts[row.status] = counts.get(row.status, 0) + 1
+        return counts
+
+    async def step_durations(self, workflow_type: str) -> list[dict[str, Any]]:
+        by_step: dict[str, list[float]] = {}
+        for wid, entries in self._history.items():
+            if self._rows[wid].workflow_type != workflow_type:
+                continue
+            for e in entries:
+                if e.status == StepOutcome.COMPLETED and e.step and e.duration_ms is not None:
+                    by_step.setdefault(e.step, []).append(e.duration_ms)
+        return [
+            {"step": step, "n": len(v), "mean_ms": statistics.fmean(v),
+             "p50_ms": statistics.median(v), "p95_ms": sorted(v)[int(0.95 * (len(v) - 1))],
+             "max_ms": max(v)}
+            for step, v in by_step.items()
+        ]

@@ -1,0 +1,261 @@
+"""PostgreSQL store: psycopg 3, an async connection pool, orjson at the boundary."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb, set_json_dumps, set_json_loads
+from psycopg_pool import AsyncConnectionPool
+
+from ..engine.records import HistoryEntry, RecordUpdate, WorkflowRecord
+from ..errors import RuvonError, StaleStateError
+from ..utils.serialization import deserialize, dumps_bytes
+from . import sql
+from .base import DueStep
+
+_RECORD_COLUMNS = 14
+
+# Observers receive (operation, seconds) for every query; metrics hang off this.
+QUERY_OBSERVERS: list[Callable[[str, float], None]] = []
+
+
+class DatabaseError(RuvonError):
+    """PostgreSQL could not be reached or refused a query."""
+
+
+def _env_number(name: str, given: float | None, default: float) -> float:
+    if given is not None:
+        return given
+    raw = os.getenv(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise RuvonError(f"{name}={raw!r} is not a number") from None
+
+
+def configure_json(conn: psycopg.AsyncConnection | psycopg.Connection) -> None:
+    """Make psycopg use the project's JSON codec (orjson unless switched off)."""
+    set_json_dumps(dumps_bytes, context=conn)
+    set_json_loads(deserialize, context=conn)
+
+
+def row_to_record(row: tuple[Any, ...]) -> WorkflowRecord:
+    return WorkflowRecord(
+        id=str(row[0]),
+        workflow_type=row[1],
+        workflow_version=row[2],
+        status=row[3],
+        current_step=row[4],
+        state=row[5],
+        version=row[6],
+        runtime=row[7] or {},
+        idempotency_key=row[8],
+        parent_id=str(row[9]) if row[9] else None,
+        error=row[10],
+        created_at=row[11],
+        updated_at=row[12],
+        completed_at=row[13],
+    )
+
+
+class PostgresPersistenceProvider:
+    """Workflow state in PostgreSQL; every write is a compare-and-set on ``version``."""
+
+    def __init__(
+        self,
+        db_url: str,
+        pool_min_size: int | None = None,
+        pool_max_size: int | None = None,
+        pool_command_timeout: float | None = None,
+        pool_max_queries: int | None = None,
+        pool_max_inactive_lifetime: float | None = None,
+    ):
+        self.db_url = db_url
+        self.pool_min_size = int(_env_number("POSTGRES_POOL_MIN_SIZE", pool_min_size, 10))
+        self.pool_max_size = int(_env_number("POSTGRES_POOL_MAX_SIZE", pool_max_size, 50))
+        self.pool_max_size = max(self.pool_max_size, self.pool_min_size)
+        self.pool_command_timeout = _env_number("POSTGRES_POOL_COMMAND_TIMEOUT",
+                                                pool_command_timeout, 10)
+        self.pool_max_queries = int(_env_number("POSTGRES_POOL_MAX_QUERIES", pool_max_queries,
+                                                50000))
+        self.pool_max_inactive_lifetime = _env_number("POSTGRES_POOL_MAX_INACTIVE_LIFETIME",
+                                                      pool_max_inactive_lifetime, 300)
+        self._pool: AsyncConnectionPool | None = None
+        self._uses: dict[int, int] = {}
+
+    @property
+    def pool(self) -> AsyncConnectionPool:
+        if self._pool is None:
+            raise RuvonError("PostgresPersistenceProvider is not initialized: "
+                             "call `await persistence.initialize()` first")
+        return self._pool
+
+    async def initialize(self) -> None:
+        if self._pool is not None:
+            return
+        timeout_ms = int(self.pool_command_timeout * 1000)
+        pool = AsyncConnectionPool(
+            self.db_url,
+            min_size=self.pool_min_size,
+            max_size=self.pool_max_size,
+            max_idle=self.pool_max_inactive_lifetime,
+            timeout=max(self.pool_command_timeout, 5.0),
+            kwargs={"autocommit": True, "options": f"-c statement_timeout={timeout_ms}"},
+            configure=self._configure,
+            open=False,
+            name="ruvon",
+        )
+        try:
+            await pool.open(wait=True, timeout=max(self.pool_command_timeout, 5.0))
+        except Exception as exc:
+            await pool.close()
+            raise DatabaseError(
+                f"Cannot connect to PostgreSQL at {_redact(self.db_url)}: {exc}. "
+                "Check DATABASE_URL and that the server is running."
+            ) from exc
+        self._pool = pool
+
+    @staticmethod
+    async def _configure(conn: psycopg.AsyncConnection) -> None:
+        configure_json(conn)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    def pool_stats(self) -> dict[str, int]:
+        return dict(self._pool.get_stats()) if self._pool else {}
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection]:
+        async with self.pool.connection() as conn:
+            yield conn
+            # Recycle a connection after pool_max_queries uses (asyncpg's max_queries).
+            uses = self._uses.get(id(conn), 0) + 1
+            if uses >= self.pool_max_queries:
+                self._uses.pop(id(conn), None)
+                await conn.close()
+            else:
+                self._uses[id(conn)] = uses
+
+    async def _fetch(self, operation: str, name: str, params: dict[str, Any],
+                     many: bool = False) -> Any:
+        started = time.perf_counter()
+        try:
+            async with self.connection() as conn:
+                cur = await conn.execute(sql.query(name), params, prepare=True)
+                result = await (cur.fetchall() if many else cur.fetchone())
+        except psycopg.OperationalError as exc:
+            raise DatabaseError(f"PostgreSQL error during {operation}: {exc}") from exc
+        finally:
+            elapsed = time.perf_counter() - started
+            for observe in QUERY_OBSERVERS:
+                observe(operation, elapsed)
+        return result
+
+    async def create_workflow(self, record: WorkflowRecord,
+                              due_in: float | None = None) -> tuple[WorkflowRecord, bool]:
+        row = await self._fetch("create_workflow", "insert_workflow", {
+            "id": record.id,
+            "workflow_type": record.workflow_type,
+            "workflow_version": record.workflow_version,
+            "status": str(record.status),
+            "current_step": record.current_step,
+            "state": Jsonb(record.state),
+            "runtime": Jsonb(record.runtime),
+            "idempotency_key": record.idempotency_key,
+            "parent_id": record.parent_id,
+            "due_in": due_in,
+        })
+        if row is None:
+            existing = await self._fetch("load_workflow", "get_workflow_by_key",
+                                         {"idempotency_key": record.idempotency_key})
+            if existing is None:  # the holder was deleted between the two statements
+                raise DatabaseError(f"idempotency key {record.idempotency_key!r} vanished; retry")
+            return row_to_record(existing), False
+        record.version, record.created_at, record.updated_at = row[1], row[2], row[3]
+        return record, True
+
+    async def load_workflow(self, workflow_id: str) -> WorkflowRecord | None:
+        row = await self._fetch("load_workflow", "get_workflow", {"id": _uuid(workflow_id)})
+        return row_to_record(row) if row else None
+
+    async def apply(self, workflow_id: str, expected_version: int, update: RecordUpdate,
+                    history: list[HistoryEntry]) -> int:
+        row = await self._fetch("save_workflow", "apply_transition", {
+            "id": _uuid(workflow_id),
+            "expected_version": expected_version,
+            "status": str(update.status),
+            "current_step": update.current_step,
+            "state": Jsonb(update.state),
+            "runtime": Jsonb(update.runtime),
+            "error": Jsonb(update.error) if update.error is not None else None,
+            "due_in": update.due_in,
+            "terminal": update.terminal,
+            "history": Jsonb([h.as_row() for h in history]),
+        })
+        if row is None:
+            current = await self._fetch("load_workflow", "current_version",
+                                        {"id": _uuid(workflow_id)})
+            raise StaleStateError(str(workflow_id), expected_version,
+                                  current[0] if current else None)
+        return int(row[0])
+
+    async def history(self, workflow_id: str) -> list[HistoryEntry]:
+        rows = await self._fetch("history", "step_history", {"id": _uuid(workflow_id)}, many=True)
+        return [HistoryEntry(step=r[0], status=r[1], attempt=r[2], version=r[3],
+                             duration_ms=r[4], error=r[5], detail=r[6], created_at=r[7])
+                for r in rows]
+
+    async def list_workflows(self, *, status: str | None = None,
+                             workflow_type: str | None = None,
+                             limit: int = 50) -> list[WorkflowRecord]:
+        rows = await self._fetch("list_workflows", "list_workflows", {
+            "status": status, "workflow_type": workflow_type, "limit": limit}, many=True)
+        return [row_to_record(r) for r in rows]
+
+    async def claim_due(self, *, lease_seconds: float, limit: int = 100) -> list[DueStep]:
+        rows = await self._fetch("claim_due", "claim_due",
+                                 {"lease": lease_seconds, "limit": limit}, many=True)
+        return [DueStep(str(r[0]), r[1], r[2], r[3]) for r in rows]
+
+    async def count_by_status(self) -> dict[str, int]:
+        rows = await self._fetch("count_by_status", "count_by_status", {}, many=True)
+        return {r[0]: int(r[1]) for r in rows}
+
+    async def step_durations(self, workflow_type: str) -> list[dict[str, Any]]:
+        rows = await self._fetch("step_durations", "step_durations",
+                                 {"workflow_type": workflow_type}, many=True)
+        keys = ("step", "n", "mean_ms", "p50_ms", "p95_ms", "max_ms")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+def _uuid(value: str) -> str:
+    """Reject ids that are not UUIDs before they reach the database."""
+    import uuid
+
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        from ..errors import WorkflowNotFound
+
+        raise WorkflowNotFound(str(value)) from None
+
+
+def _redact(url: str) -> str:
+    """Hide the password of a connection URL in messages."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "<unparseable DATABASE_URL>"
+    host = info.get("host", "localhost")
+    port = info.get("port", "5432")
+    return f"{host}:{port}/{info.get('dbname', '')}"

@@ -1,0 +1,48 @@
+"""SQL files: the current schema, named queries and numbered migrations."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+_NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
+
+
+def _read(name: str) -> str:
+    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+
+
+@cache
+def queries() -> dict[str, str]:
+    """Named queries from ``queries.sql``."""
+    text = _read("queries.sql")
+    parts = _NAME.split(text)
+    return {parts[i]: parts[i + 1].strip() for i in range(1, len(parts), 2)}
+
+
+def query(name: str) -> str:
+    return queries()[name]
+
+
+def schema() -> str:
+    return _read("schema.sql")
+
+
+@dataclass(frozen=True)
+class Migration:
+    number: int
+    name: str
+    sql: str
+
+
+@cache
+def migrations() -> tuple[Migration, ...]:
+    """Numbered migrations, in order (``NNNN_name.sql``)."""
+    found = []
+    for entry in resources.files(__package__).joinpath("migrations").iterdir():
+        match = re.match(r"^(\d{4})_(\w+)\.sql$", entry.name)
+        if match:
+            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+    return tuple(sorted(found, key=lambda m: m.number))

@@ -1,0 +1,68 @@
+"""Configuration read from the environment, in one place."""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+from .errors import RuvonError
+
+DEFAULT_QUEUE = "ruvon"
+
+
+class ConfigurationError(RuvonError):
+    """A required setting is missing or malformed."""
+
+
+def database_url(given: str | None = None, *, required: bool = True) -> str | None:
+    url = given or os.getenv("DATABASE_URL") or os.getenv("RUVON_DB_URL")
+    if not url and required:
+        raise ConfigurationError(
+            "No database configured: set DATABASE_URL (or RUVON_DB_URL), e.g. "
+            "postgresql://user@127.0.0.1:5432/ruvon, or pass --database-url."
+        )
+    return url
+
+
+def broker_url(given: str | None = None, *, required: bool = True) -> str | None:
+    url = given or os.getenv("CELERY_BROKER_URL")
+    if not url and required:
+        raise ConfigurationError(
+            "No broker configured: set CELERY_BROKER_URL, e.g. redis://127.0.0.1:6379/0, "
+            "or pass --broker-url."
+        )
+    return url
+
+
+def registry_path(given: str | os.PathLike[str] | None = None) -> Path:
+    """The registry to load: the argument, ``RUVON_REGISTRY``, ``./config/``, or the
+    example registry packaged with the project."""
+    candidate = given or os.getenv("RUVON_REGISTRY")
+    if candidate:
+        path = Path(candidate)
+        if not path.exists():
+            raise ConfigurationError(f"Registry file {path} does not exist (RUVON_REGISTRY).")
+        return path
+    local = Path("config/workflow_registry.yaml")
+    if local.exists():
+        return local
+    packaged = Path(str(resources.files("ruvon_workers").joinpath("config/workflow_registry.yaml")))
+    if packaged.exists():
+        return packaged
+    raise ConfigurationError("No workflow registry: set RUVON_REGISTRY to your "
+                             "workflow_registry.yaml or pass --registry.")
+
+
+def default_queue() -> str:
+    return os.getenv("RUVON_DEFAULT_QUEUE", DEFAULT_QUEUE)
+
+
+def float_env(name: str, default: float) -> float:
+    raw = os.getenv(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} is not a number") from None

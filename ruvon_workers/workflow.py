@@ -1,0 +1,97 @@
+"""A workflow instance as the in-process API sees it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from .definitions.models import WorkflowDefinition
+from .engine.records import HistoryEntry, RecordUpdate, Status, StepOutcome, WorkflowRecord
+from .errors import InvalidTransition
+
+if TYPE_CHECKING:
+    from .execution.base import ExecutionProvider
+    from .persistence.base import PersistenceProvider
+
+
+class Workflow:
+    """One run of a workflow type; its state is loaded from and saved to a store."""
+
+    def __init__(self, definition: WorkflowDefinition, record: WorkflowRecord,
+                 persistence: PersistenceProvider, execution: ExecutionProvider):
+        self.definition = definition
+        self.record = record
+        self.persistence = persistence
+        self.execution = execution
+        self._state: BaseModel | None = None
+        self._state_version = -1
+
+    def __repr__(self) -> str:
+        return (f"<Workflow {self.workflow_type} {self.id} {self.status} "
+                f"at {self.current_step_name!r}>")
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def workflow_type(self) -> str:
+        return self.record.workflow_type
+
+    @property
+    def status(self) -> str:
+        return self.record.status
+
+    @property
+    def current_step_name(self) -> str | None:
+        return self.record.current_step
+
+    @property
+    def version(self) -> int:
+        return self.record.version
+
+    @property
+    def error(self) -> dict[str, Any] | None:
+        return self.record.error
+
+    @property
+    def state(self) -> BaseModel:
+        """The state as an instance of the workflow's model (a fresh copy per version)."""
+        if self._state is None or self._state_version != self.record.version:
+            self._state = self.definition.state_model.model_validate(self.record.state)
+            self._state_version = self.record.version
+        return self._state
+
+    async def reload(self) -> Workflow:
+        record = await self.persistence.load_workflow(self.id)
+        if record is not None:
+            self.record = record
+        return self
+
+    async def next_step(self, user_input: dict[str, Any] | None = None) -> tuple[Any, str | None]:
+        """Run the current step (Ruvon's meaning); return ``(result, jumped_to)``."""
+        status = Status(self.record.status)
+        if status.is_terminal:
+            raise InvalidTransition(self.id, status, "run the next step of")
+        if status == Status.PENDING_SUB_WORKFLOW:
+            raise InvalidTransition(self.id, status, "run the next step of",
+                                    "It resumes when its sub-workflow ends.")
+        return await self.execution.run_next(self, user_input or {})
+
+    async def history(self) -> list[HistoryEntry]:
+        return await self.persistence.history(self.id)
+
+    async def cancel(self, reason: str = "cancelled") -> None:
+        """Stop the workflow for good (status CANCELLED); its state is kept."""
+        status = Status(self.record.status)
+        if status.is_terminal:
+            raise InvalidTransition(self.id, status, "cancel")
+        update = RecordUpdate.keep(self.record, status=Status.CANCELLED,
+                                   error={"step": self.record.current_step, "type": "Cancelled",
+                                          "message": reason})
+        version = await self.persistence.apply(
+            self.id, self.record.version, update,
+            [HistoryEntry(self.record.current_step, StepOutcome.CANCELLED,
+                          detail={"reason": reason})])
+        update.applied_to(self.record, version)

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from ruvon_workers import WorkflowBuilder
+
+STATE = "tests.fixtures.models.CounterState"
+S = "tests.fixtures.steps"
+
+
+def write_registry(tmp_path: Path, workflows: dict[str, str],
+                   state_model: str = STATE) -> Path:
+    """Write ``{type: steps_yaml}`` as a registry with one file per workflow."""
+    entries = []
+    for wf_type, body in workflows.items():
+        (tmp_path / f"{wf_type}.yaml").write_text(textwrap.dedent(body))
+        entries.append(f"  - type: {wf_type}\n    config_file: {wf_type}.yaml\n"
+                       f"    initial_state_model: {state_model}\n")
+    path = tmp_path / "workflow_registry.yaml"
+    path.write_text("workflows:\n" + "".join(entries))
+    return path
+
+
+def workflow_yaml(steps: str, *, wf_type: str = "Test", saga: bool = False) -> str:
+    return (f"workflow_type: {wf_type}\nworkflow_version: '1'\nsaga_enabled: {str(saga).lower()}\n"
+            f"steps:\n{textwrap.indent(textwrap.dedent(steps), '  ')}")
+
+
+def builder_for(tmp_path: Path, steps: str, *, saga: bool = False) -> WorkflowBuilder:
+    return WorkflowBuilder.from_registry(
+        write_registry(tmp_path, {"Test": workflow_yaml(steps, saga=saga)}))

@@ -1,0 +1,149 @@
+"""Every bad definition gets a message naming the file, the step and the field."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ruvon_workers.definitions import load_registry
+from ruvon_workers.errors import DefinitionError
+
+from ..helpers import S, workflow_yaml, write_registry
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def problems(tmp_path: Path, steps: str, **kw: str) -> list[str]:
+    path = write_registry(tmp_path, {"Test": workflow_yaml(steps)}, **kw)
+    with pytest.raises(DefinitionError) as info:
+        load_registry(path)
+    return [str(issue) for issue in info.value.issues]
+
+
+def test_example_registry_loads() -> None:
+    registry = load_registry(ROOT / "config" / "workflow_registry.yaml")
+    defn = registry.get("OrderProcessing")
+    assert [s.name for s in defn.steps][:2] == ["Validate_Order", "Check_Amount"]
+    assert defn.saga_enabled
+
+
+def test_unknown_step_type(tmp_path: Path) -> None:
+    (msg,) = problems(tmp_path, f"- name: A\n  type: TELEPORT\n  function: {S}.increment\n")
+    assert "Test.yaml:" in msg and "step 'A'" in msg and "field 'type'" in msg
+    assert "unknown step type 'TELEPORT'" in msg and "STANDARD" in msg
+
+
+def test_missing_function(tmp_path: Path) -> None:
+    (msg,) = problems(tmp_path, "- name: A\n  type: STANDARD\n")
+    assert "step 'A'" in msg and "field 'function'" in msg and "needs 'function'" in msg
+
+
+def test_function_that_does_not_import(tmp_path: Path) -> None:
+    (msg,) = problems(tmp_path, "- name: A\n  function: tests.fixtures.nowhere.fn\n")
+    assert "step 'A'" in msg and "field 'function'" in msg
+    assert "'tests.fixtures.nowhere.fn' does not import" in msg
+
+
+def test_missing_attribute_and_not_callable(tmp_path: Path) -> None:
+    msgs = problems(tmp_path, f"- name: A\n  function: {S}.missing_fn\n"
+                              f"- name: B\n  function: {S}.NOT_CALLABLE\n")
+    assert any("has no attribute 'missing_fn'" in m and "step 'A'" in m for m in msgs)
+    assert any("is not callable" in m and "step 'B'" in m for m in msgs)
+
+
+def test_route_target_and_dependency_that_name_no_step(tmp_path: Path) -> None:
+    msgs = problems(tmp_path, f"""\
+        - name: A
+          function: {S}.increment
+          dependencies: [Ghost]
+        - name: B
+          type: DECISION
+          routes:
+            - condition: "count > 1"
+              target: Nowhere
+            - default: A
+        """)
+    assert any("route target 'Nowhere' names no step" in m and "step 'B'" in m for m in msgs)
+    assert any("dependency 'Ghost' names no step" in m and "step 'A'" in m for m in msgs)
+
+
+def test_duplicate_step_names(tmp_path: Path) -> None:
+    (msg,) = problems(tmp_path, f"- name: A\n  function: {S}.increment\n"
+                                f"- name: A\n  function: {S}.increment\n")
+    assert "step 'A'" in msg and "duplicate step name" in msg and "Test.yaml:7," in msg
+
+
+def test_invalid_state_model(tmp_path: Path) -> None:
+    msgs = problems(tmp_path, f"- name: A\n  function: {S}.increment\n",
+                    state_model="tests.fixtures.models.NotAModel")
+    assert any("is not a pydantic BaseModel subclass" in m for m in msgs)
+    msgs = problems(tmp_path, f"- name: A\n  function: {S}.increment\n",
+                    state_model="tests.fixtures.models.Missing")
+    assert any("field 'initial_state_model_path'" in m and "does not import" in m for m in msgs)
+
+
+def test_malformed_yaml_names_the_line(tmp_path: Path) -> None:
+    path = write_registry(tmp_path, {"Test": "workflow_type: Test\nsteps:\n  - name: A\n"
+                                              "    function: [unclosed\n"})
+    with pytest.raises(DefinitionError) as info:
+        load_registry(path)
+    (issue,) = info.value.issues
+    assert issue.file.endswith("Test.yaml") and issue.line is not None
+    assert "malformed YAML" in str(issue)
+
+
+def test_condition_outside_the_grammar_is_refused(tmp_path: Path) -> None:
+    msgs = problems(tmp_path, """\
+        - name: B
+          type: DECISION
+          routes:
+            - condition: "__import__('os').system('true')"
+              target: B
+            - condition: "state.__class__ == 1"
+              target: B
+        """)
+    assert len(msgs) == 2
+    assert all("step 'B'" in m and "is refused" in m for m in msgs)
+    assert "field 'routes[0].condition'" in msgs[0]
+
+
+def test_invalid_field_values_name_the_field(tmp_path: Path) -> None:
+    (msg,) = problems(tmp_path, f"- name: A\n  function: {S}.increment\n  retry_policy:\n"
+                                "    max_attempts: 0\n")
+    assert "step 'A'" in msg and "retry_policy.max_attempts" in msg
+
+
+def test_registry_problems(tmp_path: Path) -> None:
+    path = tmp_path / "workflow_registry.yaml"
+    path.write_text("workflows:\n  - type: A\n  - config_file: x.yaml\n"
+                    "  - type: B\n    config_file: missing.yaml\n"
+                    "    initial_state_model: tests.fixtures.models.CounterState\n")
+    with pytest.raises(DefinitionError) as info:
+        load_registry(path)
+    text = str(info.value)
+    assert "workflow 'A' has no 'config_file'" in text
+    assert "workflow entry has no 'type'" in text
+    assert "missing.yaml: cannot read file" in text
+
+
+def test_validate_cli_prints_every_problem(tmp_path: Path) -> None:
+    path = write_registry(tmp_path, {"Test": workflow_yaml(
+        "- name: A\n  type: TELEPORT\n- name: B\n  function: nowhere.fn\n"
+        "- name: B\n  function: nowhere.fn\n")})
+    proc = subprocess.run([sys.executable, "-m", "ruvon_workers.cli.main", "validate", str(path)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 4
+    assert "3 problem(s)" in proc.stderr
+    assert "TELEPORT" in proc.stderr and "nowhere.fn" in proc.stderr
+    assert "duplicate step name" in proc.stderr
+
+
+def test_validate_cli_ok() -> None:
+    proc = subprocess.run([sys.executable, "-m", "ruvon_workers.cli.main", "validate",
+                           "config/workflow_registry.yaml", "--json"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert '"valid":true' in proc.stdout and "Charge_Payment" in proc.stdout

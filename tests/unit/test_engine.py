@@ -1,0 +1,248 @@
+"""The step state machine, in process, on the in-memory store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ruvon_workers import SagaWorkflowException, WorkflowBuilder, WorkflowFailedException
+from ruvon_workers.errors import InvalidStateError, InvalidTransition, UnknownWorkflowType
+from ruvon_workers.execution import SyncExecutionProvider
+from ruvon_workers.persistence import MemoryPersistenceProvider
+
+from ..helpers import S, builder_for
+
+SYNC = SyncExecutionProvider()
+
+
+async def start(builder: WorkflowBuilder, data: dict | None = None, wf_type: str = "Test"):
+    return await builder.create_workflow(wf_type, data or {},
+                                         persistence_provider=MemoryPersistenceProvider(),
+                                         execution_provider=SYNC)
+
+
+async def run_all(wf) -> None:  # type: ignore[no-untyped-def]
+    while wf.status == "ACTIVE":
+        await wf.next_step()
+
+
+async def test_results_and_in_place_changes_merge(tmp_path: Path) -> None:
+    b = builder_for(tmp_path, f"- name: A\n  function: {S}.increment\n"
+                              f"- name: B\n  function: {S}.async_increment\n")
+    wf = await start(b)
+    result, jumped = await wf.next_step()
+    assert result == {"count": 1} and jumped is None
+    await run_all(wf)
+    assert wf.status == "COMPLETED"
+    assert wf.state.count == 11 and wf.state.path == ["A", "B"]
+    assert [(h.step, h.status) for h in await wf.history()] == [
+        ("A", "CREATED"), ("A", "COMPLETED"), ("B", "COMPLETED")]
+
+
+async def test_automate_next_chains_steps_in_one_call(tmp_path: Path) -> None:
+    b = builder_for(tmp_path, f"- name: A\n  function: {S}.increment\n  automate_next: true\n"
+                              f"- name: B\n  function: {S}.increment\n  automate_next: true\n"
+                              f"- name: C\n  function: {S}.increment\n")
+    wf = await start(b)
+    await wf.next_step()
+    assert wf.status == "COMPLETED" and wf.state.count == 3
+
+
+async def test_decision_routes_and_jump_directive(tmp_path: Path) -> None:
+    b = builder_for(tmp_path, f"""\
+        - name: Start
+          function: {S}.increment
+        - name: Route
+          type: DECISION
+          routes:
+            - condition: "count >= 1"
+              target: Jump
+            - default: Skipped
+        - name: Skipped
+          function: {S}.increment
+        - name: Jump
+          type: DECISION
+          function: {S}.jump_to_end
+        - name: Middle
+          function: {S}.increment
+        - name: End
+          function: {S}.async_increment
+        """)
+    wf = await start(b)
+    await wf.next_step()
+    assert await wf.next_step() == (None, "Jump")
+    assert await wf.next_step() == (None, "End")
+    await run_all(wf)
+    assert wf.state.path == ["Start", "Jump", "End"] and wf.state.count == 11
+
+
+async def test_jump_to_unknown_step_fails_the_workflow(tmp_path: Path) -> None:
+    b = builder_for(tmp_path, f"- name: A\n  function: {S}.jump_nowhere\n")
+    wf = await start(b)
+    with pytest.raises(WorkflowFailedException, match="Nowhere"):
+        await wf.next_step()
+    assert wf.status == "FAILED"
+
+
+async def test_step_result_the_model_rejects_fails_and_keeps_state(tmp_path: Path) -> None:
+    b = builder_for(tmp_path, f"- name: A\n  function: {S}.increment\n"
+                              f"- name: B\n  function: {S}.too_big\n")
+    wf = await start(b)
+    await wf.next_step()
+    with pytest.raises(WorkflowFailedException) as info:
+        await wf.next_step()
+    assert "limit" in str(info.value) and "less than or equal to 100" in str(info.value)
+    assert wf.status == "FAILED" and wf.error["step"] == "B"
+    assert wf.state.limit == 100 and wf.state.count == 1  # stored state unchanged
+
+
+async def test_step_returning_a_non_dict_fails(tmp_path: Path) -> None:
+    b = builder_for(tmp_path, f"- name: A\n  function: {S}.not_a_dict\n")
+    wf = await start(b)
+    with pytest.raises(WorkflowFailedException, match="returned list"):
+        await wf.next_step()
+
+
+async def test_human_in_loop_pauses_validates_and_resumes(tmp_path: Path) -> None:
+    b = builder_for(tmp_path, f"""\
+        - name: A
+          function: {S}.increment
+        - name: Review
+          type: HUMAN_IN_LOOP
+          function: {S}.take_note
+          input_model: tests.fixtures.models.NoteInput
+        - name: C
+          function: {S}.increment
+        """)
+    wf = await start(b)
+    await wf.next_step()
+    assert wf.status == "WAITING_HUMAN_INPUT" and wf.current_step_name == "Review"
+    with pytest.raises(InvalidStateError) as info:
+        await wf.next_step({"note": "ok", "score": 99})
+    message = str(info.value)
+    assert "Review" in message and "note" in message and "score" in message
+    assert wf.status == "WAITING_HUMAN_INPUT"  # a rejection leaves it waiting
+    await wf.next_step({"note": "looks good", "score": 7})
+    assert wf.status == "ACTIVE" and wf.state.label == "looks good (7)"
+    await run_all(wf)
+    assert wf.status == "COMPLETED"
+
+
+async def test_human_in_loop_without_function_merges_input(tmp_path: Path) -> None:
+    b = builder_for(tmp_path, "- name: Ask\n  type: HUMAN_IN_LOOP\n  required_input: [label]\n")
+    wf = await start(b)
+    assert wf.status == "WAITING_HUMAN_INPUT"
+    with pytest.raises(InvalidStateError, match="label: Field required"):
+        await wf.next_step({})
+    await wf.next_step({"label": "from a human"})
+    assert wf.status == "COMPLETED" and wf.state.label == "from a human"
+
+
+async def test_pause_directive_waits_then_next_step_gets_input(tmp_path: Path) -> None:
+    b = builder_for(tmp_path, f"- name: A\n  function: {S}.pause_for_review\n"
+                              f"- name: B\n  function: {S}.use_input\n")
+    wf = await start(b)
+    await wf.next_step()
+    assert wf.status == "WAITING_HUMAN_INPUT" and wf.current_step_name == "B"
+    assert wf.state.label == "under review"
+    await wf.next_step({"amount": 5})
+    assert wf.status == "COMPLETED" and wf.state.count == 5
+
+
+async def test_saga_compensates_in_reverse_order(tmp_path: Path) -> None:
+    b = builder_for(tmp_path, f"""\
+        - name: A
+          function: {S}.increment
+          compensate_function: {S}.undo
+        - name: B
+          function: {S}.increment
+        - name: C
+          function: {S}.increment
+          compensate_function: {S}.undo
+        - name: D
+          function: {S}.boom
+        """, saga=True)
+    wf = await start(b)
+    with pytest.raises(SagaWorkflowException) as info:
+        await run_all(wf)
+    assert info.value.compensated == ["C", "A"]
+    assert wf.status == "FAILED_ROLLED_BACK"
+    assert wf.state.undone == ["C", "A"]
+    assert wf.error["step"] == "D" and "carrier is on fire" in wf.error["message"]
+    rows = [(h.step, h.status) for h in await wf.history()]
+    assert rows[-3:] == [("D", "FAILED"), ("C", "COMPENSATED"), ("A", "COMPENSATED")]
+
+
+async def test_failure_without_saga_is_failed(tmp_path: Path) -> None:
+    b = builder_for(tmp_path, f"- name: A\n  function: {S}.increment\n"
+                              f"  compensate_function: {S}.undo\n- name: D\n  function: {S}.boom\n")
+    wf = await start(b)
+    with pytest.raises(WorkflowFailedException):
+        await run_all(wf)
+    assert wf.status == "FAILED" and wf.state.undone == []
+
+
+async def test_retry_policy_retries_then_succeeds(tmp_path: Path) -> None:
+    b = builder_for(tmp_path, f"""\
+        - name: F
+          function: {S}.flaky
+          retry_policy: {{max_attempts: 3, delay_seconds: 0.01, jitter: false}}
+        """)
+    wf = await start(b, {"failures_left": 2})
+    await wf.next_step()
+    assert wf.status == "COMPLETED" and wf.state.label == "ok on attempt 3"
+    statuses = [h.status for h in await wf.history()]
+    assert statuses == ["CREATED", "RETRYING", "RETRYING", "COMPLETED"]
+
+
+async def test_exhausted_retries_fail_with_the_error(tmp_path: Path) -> None:
+    b = builder_for(tmp_path, f"""\
+        - name: F
+          function: {S}.flaky
+          retry_policy: {{max_attempts: 2, delay_seconds: 0.01}}
+        """)
+    wf = await start(b, {"failures_left": 5})
+    with pytest.raises(WorkflowFailedException, match="flaky attempt 2"):
+        await wf.next_step()
+    assert wf.error["type"] == "ConnectionError"
+
+
+async def test_cancel_and_terminal_states(tmp_path: Path) -> None:
+    b = builder_for(tmp_path, f"- name: A\n  function: {S}.increment\n"
+                              f"- name: B\n  function: {S}.increment\n")
+    wf = await start(b)
+    await wf.next_step()
+    await wf.cancel("customer changed their mind")
+    assert wf.status == "CANCELLED" and wf.error["message"] == "customer changed their mind"
+    with pytest.raises(InvalidTransition, match="CANCELLED"):
+        await wf.next_step()
+    with pytest.raises(InvalidTransition):
+        await wf.cancel("again")
+
+
+async def test_bad_initial_data_and_unknown_type(tmp_path: Path) -> None:
+    b = builder_for(tmp_path, f"- name: A\n  function: {S}.increment\n")
+    with pytest.raises(InvalidStateError) as info:
+        await start(b, {"count": "many"})
+    assert "count" in str(info.value) and "CounterState" in str(info.value)
+    with pytest.raises(UnknownWorkflowType, match="Known types: Test"):
+        await start(b, {}, wf_type="Nope")
+
+
+async def test_idempotency_key_returns_the_same_workflow(tmp_path: Path) -> None:
+    b = builder_for(tmp_path, f"- name: A\n  function: {S}.increment\n")
+    store = MemoryPersistenceProvider()
+    first = await b.create_workflow("Test", {"count": 1}, persistence_provider=store,
+                                    execution_provider=SYNC, idempotency_key="k1")
+    second = await b.create_workflow("Test", {"count": 2}, persistence_provider=store,
+                                     execution_provider=SYNC, idempotency_key="k1")
+    assert first.id == second.id and second.state.count == 1
+
+
+def test_import_cache_is_shared_and_class_level(tmp_path: Path) -> None:
+    WorkflowBuilder._import_cache.clear()
+    b = builder_for(tmp_path, f"- name: A\n  function: {S}.increment\n")
+    assert f"{S}.increment" in WorkflowBuilder._import_cache
+    assert WorkflowBuilder._import_from_string(f"{S}.increment") is b.definition("Test").function(
+        f"{S}.increment")
