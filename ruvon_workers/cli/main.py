@@ -8,6 +8,8 @@ from .. import __version__
 from .db import db
 from .definitions import validate
 from .demo import demo
+from .fleet import health, worker
+from .workflows import cancel, dead_letters, list_, logs, resume, retry, show, start
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,6 +21,8 @@ def cli() -> None:
 cli.add_command(validate)
 cli.add_command(db)
 cli.add_command(demo)
+for command in (worker, health, start, show, list_, resume, retry, cancel, logs, dead_letters):
+    cli.add_command(command)
 
 
 def main() -> None:

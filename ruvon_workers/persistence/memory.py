@@ -25,6 +25,7 @@ class MemoryPersistenceProvider:
         self._due: dict[str, dt.datetime | None] = {}
         self._history: dict[str, list[HistoryEntry]] = {}
         self._keys: dict[str, str] = {}
+        self._dead: list[dict[str, Any]] = []
 
     async def initialize(self) -> None:
         return None
@@ -97,6 +98,14 @@ class MemoryPersistenceProvider:
                 if len(due) >= limit:
                     break
         return due
+
+    async def record_dead_letter(self, task: str | None, workflow_id: str | None, reason: str,
+                                 payload: Any) -> None:
+        self._dead.append({"id": len(self._dead) + 1, "task": task, "workflow_id": workflow_id,
+                           "reason": reason, "payload": payload, "created_at": _now()})
+
+    async def dead_letters(self, limit: int = 50) -> list[dict[str, Any]]:
+        return copy.deepcopy(list(reversed(self._dead))[:limit])
 
     async def count_by_status(self) -> dict[str, int]:
         counts: dict[str, int] = {}

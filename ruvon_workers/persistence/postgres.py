@@ -147,11 +147,14 @@ class PostgresPersistenceProvider:
                 self._uses[id(conn)] = uses
 
     async def _fetch(self, operation: str, name: str, params: dict[str, Any],
-                     many: bool = False) -> Any:
+                     many: bool | None = False) -> Any:
+        """Run a named query; ``many``: all rows, ``False``: one row, ``None``: no rows."""
         started = time.perf_counter()
         try:
             async with self.connection() as conn:
                 cur = await conn.execute(sql.query(name), params, prepare=True)
+                if many is None:
+                    return None
                 result = await (cur.fetchall() if many else cur.fetchone())
         except psycopg.OperationalError as exc:
             raise DatabaseError(f"PostgreSQL error during {operation}: {exc}") from exc
@@ -226,6 +229,17 @@ class PostgresPersistenceProvider:
         rows = await self._fetch("claim_due", "claim_due",
                                  {"lease": lease_seconds, "limit": limit}, many=True)
         return [DueStep(str(r[0]), r[1], r[2], r[3]) for r in rows]
+
+    async def record_dead_letter(self, task: str | None, workflow_id: str | None, reason: str,
+                                 payload: Any) -> None:
+        await self._fetch("dead_letter", "insert_dead_letter", {
+            "task": task, "workflow_id": workflow_id, "reason": reason,
+            "payload": Jsonb(payload)}, many=None)
+
+    async def dead_letters(self, limit: int = 50) -> list[dict[str, Any]]:
+        rows = await self._fetch("dead_letters", "list_dead_letters", {"limit": limit}, many=True)
+        keys = ("id", "task", "workflow_id", "reason", "payload", "created_at")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
 
     async def count_by_status(self) -> dict[str, int]:
         rows = await self._fetch("count_by_status", "count_by_status", {}, many=True)

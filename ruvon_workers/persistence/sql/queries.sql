@@ -105,3 +105,13 @@ SELECT step, count(*) AS n, avg(duration_ms) AS mean_ms,
  WHERE w.workflow_type = %(workflow_type)s AND h.status = 'COMPLETED'
  GROUP BY step
  ORDER BY min(h.id)
+
+-- name: insert_dead_letter
+INSERT INTO ruvon_dead_letters (task, workflow_id, reason, payload)
+VALUES (%(task)s, %(workflow_id)s, %(reason)s, %(payload)s)
+
+-- name: list_dead_letters
+SELECT id, task, workflow_id, reason, payload, created_at
+  FROM ruvon_dead_letters
+ ORDER BY id DESC
+ LIMIT %(limit)s

@@ -42,3 +42,14 @@ CREATE TABLE workflow_step_history (
 
 CREATE INDEX workflow_step_history_workflow_idx ON workflow_step_history (workflow_id, id);
 CREATE INDEX workflow_step_history_step_idx ON workflow_step_history (step, created_at);
+
+CREATE TABLE ruvon_dead_letters (
+    id           bigserial   PRIMARY KEY,
+    task         text,
+    workflow_id  text,
+    reason       text        NOT NULL,
+    payload      jsonb,
+    created_at   timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE INDEX ruvon_dead_letters_created_idx ON ruvon_dead_letters (created_at DESC);

@@ -1,0 +1,235 @@
+"""Producer clients: start, inspect and steer workflows that run on the fleet.
+
+``AsyncClient`` for asyncio code, ``Client`` for everything else (safe to share between
+threads: its calls run on one private event loop). Both validate before anything is
+stored or sent: an unknown workflow type, initial data the state model rejects, input the
+waiting step's ``input_model`` rejects, or an unknown id raise at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import datetime as dt
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .definitions import Registry, load_registry
+from .engine.records import HistoryEntry, Status, WorkflowRecord
+from .errors import InvalidTransition
+from .persistence.postgres import PostgresPersistenceProvider
+from .settings import broker_url as env_broker_url
+from .settings import database_url as env_database_url
+from .settings import registry_path
+from .utils.loop import LoopThread
+
+SETTLED = frozenset({*(s.value for s in Status if s.is_terminal), Status.WAITING_HUMAN_INPUT})
+
+
+@dataclass(frozen=True)
+class WorkflowInfo:
+    id: str
+    workflow_type: str
+    status: str
+    current_step: str | None
+    state: dict[str, Any]
+    error: dict[str, Any] | None
+    version: int
+    parent_id: str | None
+    idempotency_key: str | None
+    created_at: dt.datetime | None
+    updated_at: dt.datetime | None
+
+    @classmethod
+    def from_record(cls, record: WorkflowRecord) -> WorkflowInfo:
+        return cls(record.id, record.workflow_type, str(record.status), record.current_step,
+                   record.state, record.error, record.version, record.parent_id,
+                   record.idempotency_key, record.created_at, record.updated_at)
+
+    @property
+    def finished(self) -> bool:
+        return Status(self.status).is_terminal
+
+
+class AsyncClient:
+    def __init__(self, database_url: str | None = None, broker_url: str | None = None,
+                 registry: str | Path | Registry | None = None):
+        self.database_url = env_database_url(database_url)
+        self.broker_url = env_broker_url(broker_url)
+        self.registry = (registry if isinstance(registry, Registry)
+                         else load_registry(registry_path(registry)))
+        self._coordinator: Any = None
+        self._lock = asyncio.Lock()
+
+    async def _ready(self) -> Any:
+        if self._coordinator is None:
+            async with self._lock:
+                if self._coordinator is None:
+                    from .fleet.app import create_app
+                    from .fleet.coordinator import Coordinator
+                    from .fleet.dispatch import Dispatcher
+
+                    app = create_app(self.registry, self.broker_url)
+                    persistence = PostgresPersistenceProvider(
+                        self.database_url or "", pool_min_size=1)
+                    await persistence.initialize()
+                    self._app = app
+                    self._coordinator = Coordinator(
+                        self.registry, persistence,
+                        Dispatcher(app, self.registry, app.ruvon_settings),
+                        app.ruvon_settings)
+        return self._coordinator
+
+    async def close(self) -> None:
+        if self._coordinator is not None:
+            await self._coordinator.persistence.close()
+            self._app.close()
+            self._coordinator = None
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self, workflow_type: str, initial_data: dict[str, Any] | None = None,
+                    idempotency_key: str | None = None) -> str:
+        """Store and dispatch a new workflow; the same key returns the same workflow id."""
+        coordinator = await self._ready()
+        record, _ = await coordinator.start(workflow_type, initial_data,
+                                            idempotency_key=idempotency_key)
+        return str(record.id)
+
+    async def get(self, workflow_id: str) -> WorkflowInfo:
+        coordinator = await self._ready()
+        return WorkflowInfo.from_record(await coordinator.load(workflow_id))
+
+    async def wait(self, workflow_id: str, timeout: float = 30.0) -> WorkflowInfo:
+        """Wait until the workflow finishes or waits for input; ``TimeoutError`` after
+        ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        delay = 0.01
+        while True:
+            info = await self.get(workflow_id)
+            if info.status in SETTLED:
+                return info
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"workflow {workflow_id} still {info.status} at step "
+                                   f"{info.current_step!r} after {timeout:g}s")
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 0.25)
+
+    async def resume(self, workflow_id: str, user_input: dict[str, Any] | None = None) -> None:
+        coordinator = await self._ready()
+        await coordinator.resume(workflow_id, user_input or {})
+
+    async def cancel(self, workflow_id: str, reason: str = "cancelled") -> None:
+        coordinator = await self._ready()
+        await coordinator.cancel(workflow_id, reason)
+
+    async def retry(self, workflow_id: str, from_step: str | None = None) -> None:
+        coordinator = await self._ready()
+        await coordinator.retry(workflow_id, from_step)
+
+    async def list(self, status: str | None = None, workflow_type: str | None = None,
+                   limit: int = 50) -> builtins.list[WorkflowInfo]:
+        coordinator = await self._ready()
+        records = await coordinator.persistence.list_workflows(
+            status=status, workflow_type=workflow_type, limit=limit)
+        return [WorkflowInfo.from_record(r) for r in records]
+
+    async def history(self, workflow_id: str) -> builtins.list[HistoryEntry]:
+        coordinator = await self._ready()
+        await coordinator.load(workflow_id)
+        history: builtins.list[HistoryEntry] = await coordinator.persistence.history(workflow_id)
+        return history
+
+    async def dead_letters(self, limit: int = 50) -> builtins.list[dict[str, Any]]:
+        coordinator = await self._ready()
+        rows: builtins.list[dict[str, Any]] = await coordinator.persistence.dead_letters(limit)
+        return rows
+
+    async def step_durations(self, workflow_type: str) -> builtins.list[dict[str, Any]]:
+        coordinator = await self._ready()
+        self.registry.get(workflow_type)
+        durations = coordinator.persistence.step_durations(workflow_type)
+        rows: builtins.list[dict[str, Any]] = await durations
+        return rows
+
+
+class Client:
+    """The synchronous producer client; every method mirrors :class:`AsyncClient`."""
+
+    def __init__(self, database_url: str | None = None, broker_url: str | None = None,
+                 registry: str | Path | Registry | None = None):
+        self._async = AsyncClient(database_url, broker_url, registry)
+        self._loop: LoopThread | None = None
+        self._loop_lock = threading.Lock()
+
+    @property
+    def registry(self) -> Registry:
+        return self._async.registry
+
+    def _run(self, coro: Any) -> Any:
+        if self._loop is None:
+            with self._loop_lock:
+                if self._loop is None:
+                    self._loop = LoopThread(name="ruvon-client")
+        return self._loop.run(coro)
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.run(self._async.close())
+            self._loop.stop()
+            self._loop = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self, workflow_type: str, initial_data: dict[str, Any] | None = None,
+              idempotency_key: str | None = None) -> str:
+        return str(self._run(self._async.start(workflow_type, initial_data, idempotency_key)))
+
+    def get(self, workflow_id: str) -> WorkflowInfo:
+        info: WorkflowInfo = self._run(self._async.get(workflow_id))
+        return info
+
+    def wait(self, workflow_id: str, timeout: float = 30.0) -> WorkflowInfo:
+        info: WorkflowInfo = self._run(self._async.wait(workflow_id, timeout))
+        return info
+
+    def resume(self, workflow_id: str, user_input: dict[str, Any] | None = None) -> None:
+        self._run(self._async.resume(workflow_id, user_input))
+
+    def cancel(self, workflow_id: str, reason: str = "cancelled") -> None:
+        self._run(self._async.cancel(workflow_id, reason))
+
+    def retry(self, workflow_id: str, from_step: str | None = None) -> None:
+        self._run(self._async.retry(workflow_id, from_step))
+
+    def list(self, status: str | None = None, workflow_type: str | None = None,
+             limit: int = 50) -> builtins.list[WorkflowInfo]:
+        rows: builtins.list[WorkflowInfo] = self._run(
+            self._async.list(status, workflow_type, limit))
+        return rows
+
+    def history(self, workflow_id: str) -> builtins.list[HistoryEntry]:
+        rows: builtins.list[HistoryEntry] = self._run(self._async.history(workflow_id))
+        return rows
+
+    def dead_letters(self, limit: int = 50) -> builtins.list[dict[str, Any]]:
+        rows: builtins.list[dict[str, Any]] = self._run(self._async.dead_letters(limit))
+        return rows
+
+    def step_durations(self, workflow_type: str) -> builtins.list[dict[str, Any]]:
+        rows: builtins.list[dict[str, Any]] = self._run(self._async.step_durations(workflow_type))
+        return rows
+
+
+__all__ = ["AsyncClient", "Client", "InvalidTransition", "WorkflowInfo"]

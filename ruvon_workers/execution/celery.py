@@ -1,0 +1,52 @@
+"""Run steps on the Celery fleet from the in-process API."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from celery import Celery
+
+from ..engine.records import Status, WorkflowRecord
+from ..fleet.dispatch import Dispatcher
+from ..fleet.settings import FleetSettings
+
+if TYPE_CHECKING:
+    from ..workflow import Workflow
+
+
+class CeleryExecutionProvider:
+    """Every step is a task on the fleet; ``next_step`` hands work to it and returns.
+
+    ``next_step`` on an ACTIVE workflow (re)sends its current step (a duplicate is a
+    no-op on the fleet); on a workflow waiting for input it resumes it with the input.
+    Use ``Workflow.reload()`` (or ``Client.wait``) to see progress.
+    """
+
+    def __init__(self, app: Celery | None = None, settings: FleetSettings | None = None):
+        if app is None:
+            from ..fleet.app import create_app
+
+            app = create_app()
+        self.app = app
+        self.settings = settings or app.ruvon_settings
+        self.dispatcher = Dispatcher(app, app.ruvon_registry, self.settings)
+
+    def initial_due_in(self) -> float | None:
+        return self.settings.lease_seconds
+
+    async def on_created(self, record: WorkflowRecord) -> None:
+        if record.status == Status.ACTIVE and record.current_step:
+            self.dispatcher.step(record.workflow_type, record.current_step, record.id,
+                                 record.version)
+
+    async def run_next(self, workflow: Workflow,
+                       user_input: dict[str, Any]) -> tuple[Any, str | None]:
+        from ..fleet.coordinator import Coordinator
+
+        coordinator = Coordinator(self.app.ruvon_registry, workflow.persistence,
+                                  self.dispatcher, self.settings)
+        if workflow.status == Status.WAITING_HUMAN_INPUT:
+            workflow.record = await coordinator.resume(workflow.id, user_input)
+        else:
+            await self.on_created(workflow.record)
+        return None, None

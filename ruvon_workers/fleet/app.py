@@ -1,0 +1,188 @@
+"""The fleet's Celery application: configuration and one task per step.
+
+``create_app()`` reads ``CELERY_BROKER_URL`` and ``RUVON_REGISTRY``; the module-level
+``app`` (``celery -A ruvon_workers.fleet.app``) is built on first access.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery, Task
+from kombu import Exchange, Queue
+
+from ..definitions import Registry, StepDefinition, load_registry
+from ..errors import RuvonError
+from ..persistence.postgres import DatabaseError
+from ..settings import broker_url, float_env, registry_path
+from .runtime import runtime_for
+from .settings import HARD_LIMIT_GRACE, FleetSettings, step_task_name
+
+log = logging.getLogger("ruvon.fleet")
+
+START_TASK = "ruvon.start_workflow"
+RESUME_TASK = "ruvon.resume_workflow"
+CANCEL_TASK = "ruvon.cancel_workflow"
+
+
+def create_app(registry: Registry | None = None, broker: str | None = None,
+               settings: FleetSettings | None = None) -> Celery:
+    registry = registry or load_registry(registry_path())
+    settings = settings or FleetSettings.from_env()
+    url = broker_url(broker)
+    app = Celery("ruvon_workers", broker=url, set_as_current=False)
+    queues = {settings.default_queue} | {settings.queue_for(s) for d in registry for s in d.steps}
+    app.conf.update(
+        # Celery lets CELERY_BROKER_URL in the environment win over the broker argument;
+        # the read/write URLs make the argument stick.
+        broker_read_url=url,
+        broker_write_url=url,
+        # Only JSON crosses the broker: never pickle.
+        task_serializer="json",
+        accept_content=["json"],
+        event_serializer="json",
+        result_serializer="json",
+        # Progress lives in PostgreSQL; no result backend is needed.
+        task_ignore_result=True,
+        result_backend=None,
+        # At-least-once: ack after the step committed; a lost worker's message returns.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout(registry),
+        },
+        broker_connection_retry_on_startup=True,
+        task_default_queue=settings.default_queue,
+        # Queues hang off the default exchange: a message goes straight to the list named
+        # after its queue, with no binding table in Redis to lose (a flushed or restarted
+        # Redis would otherwise drop every message published to a named exchange).
+        task_queues=[Queue(name, exchange=Exchange("", type="direct"), routing_key=name)
+                     for name in sorted(queues)],
+        task_create_missing_queues=True,
+        worker_consumer="ruvon_workers.fleet.consumer:SafeConsumer",
+        worker_soft_shutdown_timeout=float_env("RUVON_SOFT_SHUTDOWN_TIMEOUT", 60.0),
+        worker_enable_soft_shutdown_on_idle=True,
+        worker_send_task_events=True,
+        task_send_sent_event=False,
+    )
+    app.ruvon_registry = registry
+    app.ruvon_settings = settings
+    _register_wire_tasks(app)
+    for defn in registry:
+        for step in defn.steps:
+            _register_step_task(app, defn.workflow_type, step)
+    return app
+
+
+def _register_step_task(app: Celery, workflow_type: str, step: StepDefinition) -> None:
+    options: dict[str, Any] = {}
+    if step.time_limit_seconds:
+        options["soft_time_limit"] = step.time_limit_seconds
+        options["time_limit"] = step.time_limit_seconds + HARD_LIMIT_GRACE
+    if step.rate_limit:
+        options["rate_limit"] = step.rate_limit
+
+    @app.task(name=step_task_name(workflow_type, step.name), bind=True, acks_late=True,
+              reject_on_worker_lost=True, ignore_result=True,
+              autoretry_for=(DatabaseError,), retry_backoff=1, retry_backoff_max=30,
+              max_retries=5, **options)
+    def run_step(self: Task, workflow_id: str | None = None, step: str | None = None,
+                 version: int | None = None, **extra: Any) -> dict[str, Any]:
+        if not workflow_id or not step or version is None:
+            _dead_letter(self.name, workflow_id, "step message needs workflow_id, step and "
+                         "version", {"workflow_id": workflow_id, "step": step,
+                                     "version": version, **extra})
+            return {"applied": False, "reason": "malformed step message"}
+        runtime = runtime_for(app)
+        try:
+            report = runtime.run(runtime.coordinator.handle_step(str(workflow_id), str(step),
+                                                                 int(version)))
+        except RuvonError as exc:
+            if isinstance(exc, DatabaseError):
+                raise
+            _dead_letter(self.name, str(workflow_id), str(exc), {"step": step,
+                                                                  "version": version})
+            return {"applied": False, "reason": str(exc)}
+        if not report.applied:
+            log.info("step %s of %s ignored: %s", step, workflow_id, report.reason)
+        return {"applied": report.applied, "status": report.status}
+
+
+def _dead_letter(task: str, workflow_id: str | None, reason: str, payload: Any) -> None:
+    """Record a refused message; a failure to record must not crash the worker."""
+    log.error("refused %s (workflow %s): %s", task, workflow_id, reason)
+    from .consumer import record_dead_letter
+
+    record_dead_letter(task, workflow_id, reason, payload)
+
+
+def _register_wire_tasks(app: Celery) -> None:
+    @app.task(name=START_TASK, acks_late=True, ignore_result=True)
+    def start_workflow(workflow_type: str | None = None, initial_data: Any = None,
+                       idempotency_key: str | None = None, workflow_id: str | None = None,
+                       **extra: Any) -> dict[str, Any]:
+        payload = {"workflow_type": workflow_type, "initial_data": initial_data,
+                   "idempotency_key": idempotency_key, "workflow_id": workflow_id}
+        if not workflow_type:
+            _dead_letter(START_TASK, workflow_id, "start_workflow needs workflow_type", payload)
+            return {"error": "missing workflow_type"}
+        runtime = runtime_for(app)
+        try:
+            record, created = runtime.run(runtime.coordinator.start(
+                workflow_type, initial_data, idempotency_key=idempotency_key,
+                workflow_id=workflow_id))
+        except DatabaseError:
+            raise
+        except (RuvonError, ValueError) as exc:
+            _dead_letter(START_TASK, workflow_id, str(exc), payload)
+            return {"error": str(exc)}
+        return {"workflow_id": record.id, "created": created}
+
+    @app.task(name=RESUME_TASK, acks_late=True, ignore_result=True)
+    def resume_workflow(workflow_id: str | None = None, user_input: Any = None,
+                        **extra: Any) -> dict[str, Any]:
+        payload = {"workflow_id": workflow_id, "user_input": user_input}
+        if not workflow_id or not isinstance(user_input or {}, dict):
+            _dead_letter(RESUME_TASK, workflow_id, "resume_workflow needs workflow_id and a "
+                         "user_input object", payload)
+            return {"error": "malformed resume message"}
+        runtime = runtime_for(app)
+        try:
+            runtime.run(runtime.coordinator.resume(str(workflow_id), user_input or {}))
+        except DatabaseError:
+            raise
+        except RuvonError as exc:
+            _dead_letter(RESUME_TASK, str(workflow_id), str(exc), payload)
+            return {"error": str(exc)}
+        return {"workflow_id": workflow_id}
+
+    @app.task(name=CANCEL_TASK, acks_late=True, ignore_result=True)
+    def cancel_workflow(workflow_id: str | None = None, reason: str = "cancelled",
+                        **extra: Any) -> dict[str, Any]:
+        payload = {"workflow_id": workflow_id, "reason": reason}
+        if not workflow_id:
+            _dead_letter(CANCEL_TASK, None, "cancel_workflow needs workflow_id", payload)
+            return {"error": "missing workflow_id"}
+        runtime = runtime_for(app)
+        try:
+            runtime.run(runtime.coordinator.cancel(str(workflow_id), str(reason)))
+        except DatabaseError:
+            raise
+        except RuvonError as exc:
+            _dead_letter(CANCEL_TASK, str(workflow_id), str(exc), payload)
+            return {"error": str(exc)}
+        return {"workflow_id": workflow_id}
+
+
+_app: Celery | None = None
+
+
+def __getattr__(name: str) -> Any:
+    global _app
+    if name == "app":
+        if _app is None:
+            _app = create_app()
+        return _app
+    raise AttributeError(name)

@@ -1,0 +1,85 @@
+"""Threads a worker's main process runs beside Celery: the recovery sweep and the
+liveness heartbeat (neither depends on the broker being up)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from pathlib import Path
+
+from celery import Celery
+
+from ..persistence.postgres import PostgresPersistenceProvider
+from ..settings import database_url
+from ..utils.loop import LoopThread
+from .coordinator import Coordinator
+from .dispatch import Dispatcher
+
+log = logging.getLogger("ruvon.background")
+
+DEFAULT_HEARTBEAT_FILE = "/tmp/ruvon-worker.heartbeat"
+HEARTBEAT_INTERVAL = 10.0
+
+
+def heartbeat_path() -> Path:
+    return Path(os.getenv("RUVON_HEARTBEAT_FILE", DEFAULT_HEARTBEAT_FILE))
+
+
+class Heartbeat(threading.Thread):
+    """Touches the heartbeat file; ``ruvon-workers health live`` reads its age."""
+
+    def __init__(self, path: Path | None = None, interval: float = HEARTBEAT_INTERVAL):
+        super().__init__(name="ruvon-heartbeat", daemon=True)
+        self.path = path or heartbeat_path()
+        self.interval = interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.path.write_text(f"{os.getpid()} {time.time():.0f}\n")
+            except OSError as exc:
+                log.warning("cannot write heartbeat %s: %s", self.path, exc)
+            self.stopped.wait(self.interval)
+
+
+class Sweeper(threading.Thread):
+    """Runs the recovery sweep every ``interval`` seconds (with jitter).
+
+    Every worker runs one. Concurrent sweeps are safe: a sweep claims due rows with
+    ``FOR UPDATE SKIP LOCKED`` and moves their lease forward in the same statement, so
+    each expired step is re-sent by one sweeper, and a duplicate send would be a no-op.
+    """
+
+    def __init__(self, app: Celery, interval: float):
+        super().__init__(name="ruvon-sweeper", daemon=True)
+        self.app = app
+        self.interval = interval
+        self.stopped = threading.Event()
+        self.runs = 0
+
+    def run(self) -> None:
+        registry = self.app.ruvon_registry
+        settings = self.app.ruvon_settings
+        loop = LoopThread(name="ruvon-sweeper-loop")
+        persistence = PostgresPersistenceProvider(database_url() or "", pool_min_size=1,
+                                                  pool_max_size=2)
+        coordinator = Coordinator(registry, persistence, Dispatcher(self.app, registry, settings),
+                                  settings)
+        try:
+            while not self.stopped.wait(self.interval * random.uniform(0.8, 1.2)):
+                try:
+                    loop.run(persistence.initialize())
+                    loop.run(coordinator.sweep())
+                    self.runs += 1
+                except Exception as exc:
+                    log.warning("recovery sweep failed (will try again): %s", exc)
+        finally:
+            try:
+                loop.run(persistence.close(), timeout=5)
+            finally:
+                loop.stop()

@@ -1,0 +1,77 @@
+"""Per-process state of a worker: its event loop, its pool, its coordinator.
+
+Created lazily on first use in each process (so prefork children open their own pool
+after the fork) and closed at process shutdown.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from celery import Celery
+
+from ..definitions import Registry
+from ..persistence.postgres import PostgresPersistenceProvider
+from ..settings import database_url
+from ..utils.loop import InlineLoop, LoopThread
+from .coordinator import Coordinator
+from .dispatch import Dispatcher
+from .settings import FleetSettings
+
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_runtimes: dict[tuple[int, int], ProcessRuntime] = {}
+
+
+class ProcessRuntime:
+    def __init__(self, app: Celery, registry: Registry, settings: FleetSettings):
+        # Tasks in prefork/solo pools run on the process's main thread one at a time and
+        # can drive the loop themselves; thread pools share a loop running in a thread.
+        inline = threading.current_thread() is threading.main_thread()
+        self.loop: InlineLoop | LoopThread = InlineLoop() if inline else LoopThread()
+        # One task at a time per prefork child: a small pool is enough.
+        self.persistence = PostgresPersistenceProvider(
+            database_url() or "",
+            pool_min_size=int(os.getenv("POSTGRES_POOL_MIN_SIZE", "1")),
+            pool_max_size=int(os.getenv("POSTGRES_POOL_MAX_SIZE", "4")),
+        )
+        self.loop.run(self.persistence.initialize())
+        self.coordinator = Coordinator(registry, self.persistence,
+                                       Dispatcher(app, registry, settings), settings)
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self.loop.run(coro)
+
+    def close(self) -> None:
+        try:
+            self.loop.run(self.persistence.close())
+        finally:
+            self.loop.stop()
+
+
+def runtime_for(app: Celery) -> ProcessRuntime:
+    key = (os.getpid(), id(app))
+    runtime = _runtimes.get(key)
+    if runtime is not None:
+        return runtime
+    with _lock:
+        runtime = _runtimes.get(key)
+        if runtime is None:
+            runtime = ProcessRuntime(app, app.ruvon_registry, app.ruvon_settings)
+            _runtimes[key] = runtime
+            atexit.register(_close, key)
+    return runtime
+
+
+def _close(key: tuple[int, int]) -> None:
+    runtime = _runtimes.pop(key, None)
+    if runtime is not None and key[0] == os.getpid():
+        try:
+            runtime.close()
+        except Exception:
+            pass

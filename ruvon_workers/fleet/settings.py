@@ -1,0 +1,55 @@
+"""Fleet settings: leases, the recovery sweep, and what Celery is told."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..definitions import Registry, StepDefinition
+from ..settings import default_queue, float_env
+
+#: Grace between a step's soft time limit (its ``time_limit_seconds``) and the hard kill.
+HARD_LIMIT_GRACE = 10.0
+
+
+@dataclass(frozen=True)
+class FleetSettings:
+    default_queue: str
+    #: Seconds a dispatched step may take (queue wait + run) before the sweep re-sends it,
+    #: for steps without ``time_limit_seconds``.
+    lease_seconds: float
+    #: How often each worker runs the recovery sweep.
+    sweep_interval: float
+    #: Retries due sooner than this are sent with a countdown; later ones wait in
+    #: PostgreSQL (``due_at``) for the sweep, so no countdown outlives the visibility timeout.
+    max_countdown: float
+
+    @classmethod
+    def from_env(cls) -> FleetSettings:
+        return cls(
+            default_queue=default_queue(),
+            lease_seconds=float_env("RUVON_LEASE_SECONDS", 300.0),
+            sweep_interval=float_env("RUVON_SWEEP_INTERVAL", 10.0),
+            max_countdown=float_env("RUVON_MAX_COUNTDOWN", 60.0),
+        )
+
+    def lease_for(self, step: StepDefinition) -> float:
+        if step.time_limit_seconds:
+            return step.time_limit_seconds + HARD_LIMIT_GRACE + 30.0
+        return self.lease_seconds
+
+    def queue_for(self, step: StepDefinition) -> str:
+        return step.queue or self.default_queue
+
+    def visibility_timeout(self, registry: Registry) -> float:
+        """Redis redelivers an unacknowledged message after this long: it must outlast the
+        longest step (hard limit), any countdown, and a lease."""
+        override = float_env("RUVON_VISIBILITY_TIMEOUT", 0.0)
+        if override:
+            return override
+        limits = [d.longest_time_limit or 0.0 for d in registry]
+        longest = max(limits, default=0.0) + HARD_LIMIT_GRACE
+        return max(3600.0, 2 * longest, 2 * self.lease_seconds, 4 * self.max_countdown)
+
+
+def step_task_name(workflow_type: str, step_name: str) -> str:
+    return f"ruvon.step.{workflow_type}.{step_name}"

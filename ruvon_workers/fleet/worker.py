@@ -1,0 +1,58 @@
+"""Start a Celery worker for the fleet (``ruvon-workers worker``)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery, signals
+
+from .background import Heartbeat, Sweeper
+
+log = logging.getLogger("ruvon.worker")
+
+
+def worker_argv(app: Celery, *, concurrency: int | None, pool: str | None,
+                queues: str | None, loglevel: str, hostname: str | None,
+                extra: tuple[str, ...] = ()) -> list[str]:
+    settings = app.ruvon_settings
+    registry = app.ruvon_registry
+    if not queues:
+        names = {settings.default_queue} | {settings.queue_for(s) for d in registry
+                                            for s in d.steps}
+        queues = ",".join(sorted(names))
+    argv = ["worker", f"--loglevel={loglevel}", f"--queues={queues}"]
+    if concurrency:
+        argv.append(f"--concurrency={concurrency}")
+    if pool:
+        argv.append(f"--pool={pool}")
+    if hostname:
+        argv.append(f"--hostname={hostname}")
+    argv.extend(extra)
+    return argv
+
+
+def run_worker(app: Celery, argv: list[str], *, sweep: bool = True) -> None:
+    """Run the worker until it shuts down (warm on SIGTERM, finishing running steps)."""
+    threads: list[Any] = []
+
+    @signals.worker_ready.connect(weak=False)
+    def _started(sender: Any = None, **_: Any) -> None:
+        threads.append(Heartbeat())
+        if sweep:
+            threads.append(Sweeper(app, app.ruvon_settings.sweep_interval))
+        for thread in threads:
+            thread.start()
+        log.info("ruvon worker ready: %d workflow type(s), sweep every %.0fs",
+                 len(app.ruvon_registry.workflows),
+                 app.ruvon_settings.sweep_interval)
+
+    @signals.worker_shutting_down.connect(weak=False)
+    def _stopping(**_: Any) -> None:
+        for thread in threads:
+            thread.stopped.set()
+
+    from . import transport
+
+    transport.install()
+    app.worker_main(argv)

@@ -1,0 +1,164 @@
+"""The fleet with real worker processes, real Redis and real PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import redis
+
+from ruvon_workers import Client
+from ruvon_workers.errors import InvalidStateError, InvalidTransition, UnknownWorkflowType
+
+from .conftest import markers, small_order
+
+
+def wait_all(client: Client, ids: list[str], timeout: float) -> dict[str, str]:
+    deadline = time.monotonic() + timeout
+    statuses: dict[str, str] = {}
+    for workflow_id in ids:
+        info = client.wait(workflow_id, max(deadline - time.monotonic(), 0.1))
+        statuses[workflow_id] = info.status
+    return statuses
+
+
+def completed_steps(client: Client, workflow_id: str) -> Counter[str]:
+    return Counter(h.step or "" for h in client.history(workflow_id) if h.status == "COMPLETED")
+
+
+def test_200_workflows_complete_each_step_applied_once(client: Client, start_worker) -> None:  # type: ignore[no-untyped-def]
+    start_worker("--concurrency", "2")
+    ids = [client.start("OrderProcessing", small_order(i)) for i in range(200)]
+    statuses = wait_all(client, ids, timeout=240)
+    assert Counter(statuses.values()) == {"COMPLETED": 200}
+    expected = {"Validate_Order", "Check_Amount", "Charge_Payment", "Ship_Order",
+                "Send_Confirmation"}
+    for workflow_id in ids:
+        steps = completed_steps(client, workflow_id)
+        assert set(steps) == expected and set(steps.values()) == {1}, steps
+        log = client.get(workflow_id).state["log"]
+        assert log == ["validated 1 item(s)", "charged 10.00 EUR", "shipped to DE",
+                       "confirmation sent"]
+
+
+def test_pause_resume_and_saga_on_the_fleet(client: Client, start_worker) -> None:  # type: ignore[no-untyped-def]
+    start_worker("--concurrency", "2")
+    big = client.start("OrderProcessing", small_order(1, amount=5000))
+    bad = client.start("OrderProcessing", small_order(2, country="ZZ"))
+    assert client.wait(big, 30).status == "WAITING_HUMAN_INPUT"
+    with pytest.raises(InvalidStateError, match="approver"):
+        client.resume(big, {"approved": True})
+    assert client.get(big).status == "WAITING_HUMAN_INPUT"
+    client.resume(big, {"approved": True, "approver": "dana"})
+    done = client.wait(big, 30)
+    assert done.status == "COMPLETED" and done.state["approved_by"] == "dana"
+    rolled = client.wait(bad, 30)
+    assert rolled.status == "FAILED_ROLLED_BACK" and rolled.state["refunded"]
+    assert rolled.error["step"] == "Ship_Order" and "ZZ" in rolled.error["message"]
+    with pytest.raises(InvalidTransition):
+        client.resume(done.id, {"approved": True, "approver": "x"})
+    with pytest.raises(InvalidTransition):
+        client.cancel(done.id, "too late")
+
+
+def test_kill_9_mid_step_then_new_worker_completes_everything(client: Client, start_worker,  # type: ignore[no-untyped-def]
+                                                              fleet_env, monkeypatch) -> None:
+    monkeypatch.setenv("RUVON_LEASE_SECONDS", "4")  # the producer sets the first lease
+    fast_recovery = {"RUVON_LEASE_SECONDS": "4", "RUVON_SWEEP_INTERVAL": "1",
+                     "RUVON_TEST_SLOW_SECONDS": "2"}
+    worker = start_worker("--concurrency", "2", env=fast_recovery)
+    ids = [client.start("Sleepy", {}) for _ in range(6)]
+    deadline = time.monotonic() + 30
+    while not markers(fleet_env, step="Slow", phase="start") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert markers(fleet_env, step="Slow", phase="start"), worker.log()
+    worker.kill9()  # mid-step: a Slow step is sleeping in a pool process
+    killed_mid_step = {m.split(".")[0] for m in markers(fleet_env, step="Slow", phase="start")}
+    start_worker("--concurrency", "2", env=fast_recovery)
+    statuses = wait_all(client, ids, timeout=120)
+    assert Counter(statuses.values()) == {"COMPLETED": 6}
+    for workflow_id in ids:
+        info = client.get(workflow_id)
+        assert info.state["count"] == 3 and info.state["path"] == ["First", "Slow", "Last"]
+        assert set(completed_steps(client, workflow_id).values()) == {1}
+    # The killed executions really ran and were redone: started more often than applied.
+    restarted = [w for w in killed_mid_step
+                 if len(markers(fleet_env, w, "Slow", "start")) >= 2]
+    assert restarted, "no step was interrupted by the kill"
+
+
+def test_duplicate_step_message_is_a_no_op(client: Client, start_worker, fleet_env) -> None:  # type: ignore[no-untyped-def]
+    # No worker yet: the first step's message waits in the queue; send it again.
+    workflow_id = client.start("Sleepy", {})
+    info = client.get(workflow_id)
+    from ruvon_workers.fleet.app import create_app
+    from ruvon_workers.fleet.dispatch import Dispatcher
+
+    app = create_app(client.registry, fleet_env["CELERY_BROKER_URL"])
+    Dispatcher(app, client.registry, app.ruvon_settings).step(
+        "Sleepy", "First", workflow_id, info.version)
+    app.close()
+    # One process: the two deliveries run one after the other, as a redelivery would.
+    start_worker("--concurrency", "1", env={"RUVON_TEST_SLOW_SECONDS": "0"})
+    assert client.wait(workflow_id, 30).status == "COMPLETED"
+    time.sleep(0.5)  # let the duplicate be consumed too
+    assert client.get(workflow_id).state["count"] == 3
+    assert completed_steps(client, workflow_id)["First"] == 1
+    assert len(markers(fleet_env, workflow_id, "First")) == 1  # the duplicate never ran the body
+
+
+def test_broker_flushed_mid_run_the_sweep_completes_everything(client: Client, start_worker,  # type: ignore[no-untyped-def]
+                                                               fleet_env, monkeypatch) -> None:
+    monkeypatch.setenv("RUVON_LEASE_SECONDS", "3")  # the producer sets the first lease
+    start_worker("--concurrency", "2", env={"RUVON_LEASE_SECONDS": "3",
+                                            "RUVON_SWEEP_INTERVAL": "1",
+                                            "RUVON_TEST_SLOW_SECONDS": "0.3"})
+    ids = [client.start("Sleepy", {}) for _ in range(20)]
+    time.sleep(0.5)
+    broker = redis.Redis.from_url(fleet_env["CELERY_BROKER_URL"].replace("redis+socket://",
+                                                                         "unix://"))
+    broker.flushdb()  # every queued and unacknowledged message is gone
+    broker.close()
+    statuses = wait_all(client, ids, timeout=120)
+    assert Counter(statuses.values()) == {"COMPLETED": 20}
+    for workflow_id in ids:
+        assert client.get(workflow_id).state["count"] == 3
+        assert set(completed_steps(client, workflow_id).values()) == {1}
+
+
+def test_idempotent_start_under_concurrency(client: Client) -> None:
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        ids = list(pool.map(lambda _: client.start("Sleepy", {}, idempotency_key="key-1"),
+                            range(20)))
+    assert len(set(ids)) == 1
+    assert len(client.list(workflow_type="Sleepy")) == 1
+
+
+def test_client_refuses_before_storing(client: Client) -> None:
+    with pytest.raises(UnknownWorkflowType):
+        client.start("Nope", {})
+    with pytest.raises(InvalidStateError, match="count"):
+        client.start("Sleepy", {"count": "many"})
+    assert client.list() == []
+
+
+def test_many_threads_share_one_client(client: Client, start_worker) -> None:  # type: ignore[no-untyped-def]
+    start_worker("--concurrency", "2", env={"RUVON_TEST_SLOW_SECONDS": "0"})
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def produce(n: int) -> None:
+        for _ in range(n):
+            workflow_id = client.start("Sleepy", {})
+            with lock:
+                ids.append(workflow_id)
+
+    threads = [threading.Thread(target=produce, args=(5,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert Counter(wait_all(client, ids, 60).values()) == {"COMPLETED": 20}
