@@ -1,45 +1,87 @@
-"""``ruvon-workers demo``: the example orders, end to end, with nothing to set up."""
+"""``ruvon-workers demo``: the example orders on a real fleet, with nothing to set up.
+
+Without DATABASE_URL / CELERY_BROKER_URL it starts an embedded PostgreSQL and Redis;
+it then migrates, starts a worker process, runs the example workflows (one pauses for a
+manager's approval and is resumed), shows progress, prints the outcome, and cleans up.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .. import settings
-from ..builder import WorkflowBuilder
-from ..errors import WorkflowFailedException
-from ..execution import SyncExecutionProvider
-from ..persistence import PostgresPersistenceProvider
+from ..client import Client
 from ..persistence import migrate as migrations
-from .output import console, handle_errors, table
+from .output import EXIT_FAILED, console, fail, handle_errors, table
 
-DEMO_ORDERS: list[tuple[str, dict[str, Any]]] = [
-    ("small order", {"order_id": "A-100", "customer_id": "c-1", "ship_to_country": "DE",
-                     "items": [{"sku": "book", "quantity": 2, "unit_price": 12.5}]}),
-    ("large order, needs approval", {
-        "order_id": "A-200", "customer_id": "c-2", "ship_to_country": "FR",
-        "items": [{"sku": "laptop", "quantity": 1, "unit_price": 1899.0}]}),
-    ("unshippable order, refunded", {
-        "order_id": "A-300", "customer_id": "c-3", "ship_to_country": "ZZ",
-        "items": [{"sku": "lamp", "quantity": 1, "unit_price": 40.0}]}),
-]
+SMALL_ORDERS = 20
+
+
+def demo_orders() -> list[tuple[str, dict[str, Any]]]:
+    orders: list[tuple[str, dict[str, Any]]] = [
+        (f"order A-{100 + i}", {"order_id": f"A-{100 + i}", "customer_id": f"c-{i}",
+                                "ship_to_country": "DE",
+                                "items": [{"sku": "book", "quantity": 1 + i % 3,
+                                           "unit_price": 12.5}]})
+        for i in range(SMALL_ORDERS)
+    ]
+    orders.append(("large order (needs approval)", {
+        "order_id": "B-200", "customer_id": "c-big", "ship_to_country": "FR",
+        "items": [{"sku": "laptop", "quantity": 1, "unit_price": 1899.0}]}))
+    orders.append(("unshippable order (refunded)", {
+        "order_id": "C-300", "customer_id": "c-far", "ship_to_country": "ZZ",
+        "items": [{"sku": "lamp", "quantity": 1, "unit_price": 40.0}]}))
+    return orders
 
 
 @contextlib.contextmanager
-def _database(url: str | None) -> Iterator[str]:
-    if url:
-        yield url
+def _services(db_url: str | None, broker: str | None) -> Iterator[tuple[str, str]]:
+    if db_url and broker:
+        yield db_url, broker
         return
     from ..embedded import embedded_services
 
-    console.print("No DATABASE_URL set: starting an embedded PostgreSQL ...")
-    with embedded_services(redis=False) as services:
-        yield services.database_url
+    missing = [n for n, v in (("PostgreSQL", db_url), ("Redis", broker)) if not v]
+    console.print(f"[dim]No {' or '.join(missing)} configured: starting embedded "
+                  f"server(s) (removed afterwards) ...[/]")
+    with embedded_services(postgres=not db_url, redis=not broker) as services:
+        yield db_url or services.database_url, broker or services.broker_url
+
+
+@contextlib.contextmanager
+def _worker(env: dict[str, str], heartbeat: Path, log_path: Path) -> Iterator[None]:
+    cmd = [sys.executable, "-m", "ruvon_workers.cli.main", "worker", "--concurrency", "2",
+           "--loglevel", "WARNING", "--without-mingle", "--without-gossip"]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 60
+            while not heartbeat.exists():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    fail("the worker did not start:\n" + log_path.read_text()[-3000:],
+                         EXIT_FAILED)
+                time.sleep(0.1)
+            yield
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)  # warm shutdown
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
 
 
 @click.command()
@@ -47,45 +89,71 @@ def _database(url: str | None) -> Iterator[str]:
               help="Registry to load [env: RUVON_REGISTRY; default: the example].")
 @handle_errors
 def demo(registry: str | None) -> None:
-    """Run the example order workflows and print how each ended.
+    """Run the example order workflows on a real worker and print how each ended.
 
-    Uses DATABASE_URL when set, otherwise an embedded PostgreSQL that is removed after.
+    Uses DATABASE_URL / CELERY_BROKER_URL when set, otherwise embedded servers.
     """
-    builder = WorkflowBuilder.from_registry(settings.registry_path(registry))
-    with _database(settings.database_url(required=False)) as url:
-        migrations.migrate(url)
-        results = asyncio.run(_run(builder, url))
-    table("Demo results", ["order", "status", "steps", "outcome"], results)
-    console.print("\nNext: `ruvon-workers validate config/workflow_registry.yaml`, "
-                  "and the README for the Python API.")
+    registry_file = settings.registry_path(registry).resolve()
+    with tempfile.TemporaryDirectory(prefix="ruvon-demo-") as tmp, \
+            _services(settings.database_url(required=False),
+                      settings.broker_url(required=False)) as (db_url, broker):
+        console.print("Applying the schema ...")
+        migrations.migrate(db_url)
+        heartbeat = Path(tmp, "heartbeat")
+        env = {**os.environ, "DATABASE_URL": db_url, "CELERY_BROKER_URL": broker,
+               "RUVON_REGISTRY": str(registry_file), "RUVON_HEARTBEAT_FILE": str(heartbeat),
+               "POSTGRES_POOL_MIN_SIZE": "1"}
+        console.print("Starting a worker (2 processes) ...")
+        with _worker(env, heartbeat, Path(tmp, "worker.log")), \
+                Client(db_url, broker, registry_file) as client:
+            rows, elapsed = _run(client)
+    # Every small order ends the same way: show two of them and the two special ones.
+    shown = rows[:2] + rows[SMALL_ORDERS:]
+    table(f"Demo results ({len(shown)} of {len(rows)})",
+          ["workflow", "status", "steps", "outcome"], shown)
+    statuses = Counter(r[1] for r in rows)
+    console.print(f"\n{len(rows)} workflows in {elapsed:.1f}s: "
+                  + ", ".join(f"{n} {s}" for s, n in statuses.items()))
+    metrics_port = os.getenv("RUVON_METRICS_PORT", "9808")
+    console.print(
+        "\nNext:\n"
+        "  - run your own fleet: `ruvon-workers worker` with DATABASE_URL, CELERY_BROKER_URL "
+        "and RUVON_REGISTRY set\n"
+        "  - start and inspect workflows: `ruvon-workers start|list|show|logs`\n"
+        f"  - metrics: a running worker serves http://127.0.0.1:{metrics_port}/metrics\n"
+        "  - Flower: `FLOWER_BASIC_AUTH=admin:secret ruvon-workers flower` "
+        "(http://127.0.0.1:5555)\n"
+        "  - README.md: the Python API, the YAML schema, deploying with Helm")
 
 
-async def _run(builder: WorkflowBuilder, url: str) -> list[tuple[str, ...]]:
-    os.environ.setdefault("POSTGRES_POOL_MIN_SIZE", "1")
-    persistence = PostgresPersistenceProvider(url)
-    await persistence.initialize()
+def _run(client: Client) -> tuple[list[tuple[str, ...]], float]:
+    started = time.monotonic()
+    orders = demo_orders()
+    ids = [(label, client.start("OrderProcessing", data)) for label, data in orders]
+    pending = {wid for _, wid in ids}
+    approved = False
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console) as progress:
+        bar = progress.add_task("Running workflows", total=len(ids))
+        deadline = time.monotonic() + 120
+        while pending and time.monotonic() < deadline:
+            for wid in list(pending):
+                info = client.get(wid)
+                if info.status == "WAITING_HUMAN_INPUT" and not approved:
+                    progress.console.print(f"  {info.state['order_id']} waits at "
+                                           f"{info.current_step}: approving as 'dana'")
+                    client.resume(wid, {"approved": True, "approver": "dana"})
+                    approved = True
+                elif info.finished:
+                    pending.discard(wid)
+                    progress.advance(bar)
+            time.sleep(0.05)
+    if pending:
+        fail(f"{len(pending)} workflow(s) did not finish in time; see the worker log",
+             EXIT_FAILED)
     rows: list[tuple[str, ...]] = []
-    try:
-        for label, data in DEMO_ORDERS:
-            wf = await builder.create_workflow("OrderProcessing", data,
-                                               persistence_provider=persistence,
-                                               execution_provider=SyncExecutionProvider())
-            console.print(f"[bold]{label}[/] ({wf.id})")
-            try:
-                while wf.status in ("ACTIVE", "WAITING_HUMAN_INPUT"):
-                    step = wf.current_step_name
-                    if wf.status == "WAITING_HUMAN_INPUT":
-                        console.print(f"  {step}: waiting for a manager ... approving as 'dana'")
-                        await wf.next_step({"approved": True, "approver": "dana"})
-                    else:
-                        await wf.next_step()
-                    console.print(f"  [green]✓[/] {step}")
-            except WorkflowFailedException as exc:
-                console.print(f"  [red]✗[/] {exc}")
-            history = await wf.history()
-            steps = sum(1 for h in history if h.status == "COMPLETED")
-            outcome = ", ".join(wf.state.log)  # type: ignore[attr-defined]
-            rows.append((label, wf.status, str(steps), outcome))
-    finally:
-        await persistence.close()
-    return rows
+    for label, wid in ids:
+        info = client.get(wid)
+        steps = sum(1 for h in client.history(wid) if h.status == "COMPLETED")
+        rows.append((label, info.status, str(steps), ", ".join(info.state.get("log", []))))
+    return rows, time.monotonic() - started

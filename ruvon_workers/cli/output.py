@@ -21,8 +21,10 @@ from ..errors import (
 )
 from ..utils.serialization import serialize
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Piped output (scripts, logs, CI) is not folded at 80 columns.
+_WIDTH = None if sys.stdout.isatty() else 200
+console = Console(highlight=False, width=_WIDTH)
+err_console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
 
 # Exit codes: 0 success, 1 failure, 2 usage (click), then these.
 EXIT_FAILED = 1
@@ -74,7 +76,7 @@ def emit_json(data: Any) -> None:
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     t = Table(title=title, title_justify="left", header_style="bold")
     for column in columns:
-        t.add_column(column, overflow="fold")
+        t.add_column(column, overflow="fold", no_wrap=column in ("id", "status", "workflow"))
     for row in rows:
         t.add_row(*("" if v is None else str(v) for v in row))
     console.print(t)

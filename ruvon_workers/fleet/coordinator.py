@@ -162,6 +162,12 @@ class Coordinator:
         new_status, current = arrive(defn, step)
         runtime = {k: v for k, v in record.runtime.items()
                    if k not in ("attempts", "pending_input", "waiting_reason", "compensated")}
+        # Steps from the retried one on will run again: they are no longer "completed"
+        # (a later saga must compensate each execution once, not the old ones twice).
+        completed = list(runtime.get("completed", []))
+        if step in completed:
+            completed = completed[:completed.index(step)]
+        runtime["completed"] = completed
         if new_status == Status.WAITING_HUMAN_INPUT:
             runtime["waiting_for"] = current
         update = RecordUpdate(new_status, current, record.state, runtime, error=None,

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -67,12 +68,18 @@ class FleetWorker:
 
 
 @pytest.fixture
-def fleet_env(database_url: str, redis_url: str, tmp_path: Path) -> dict[str, str]:
+def fleet_env(database_url: str, redis_url: str, tmp_path: Path,
+              monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    # A queue of this test's own: a stray worker elsewhere on the same Redis db (another
+    # test session on this machine) cannot steal its messages.
+    queue = f"ruvon-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("RUVON_DEFAULT_QUEUE", queue)
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
         "CELERY_BROKER_URL": redis_url,
         "RUVON_REGISTRY": str(FLEET_REGISTRY),
+        "RUVON_DEFAULT_QUEUE": queue,
         "RUVON_HEARTBEAT_FILE": str(tmp_path / "heartbeat"),
         "RUVON_METRICS_PORT": "0",
         "RUVON_TEST_MARKERS": str(tmp_path / "markers"),

@@ -14,8 +14,8 @@ from ruvon_workers import Client
 from .conftest import small_order
 
 
-def raw_message(task: str, kwargs: dict, *, body: bytes | None = None,
-                headers: dict | None = None, queue: str = "ruvon") -> bytes:
+def raw_message(task: str, kwargs: dict, *, queue: str, body: bytes | None = None,
+                headers: dict | None = None) -> bytes:
     """A Celery protocol-2 message as kombu's Redis transport stores it: what any
     language can LPUSH onto the queue's list."""
     task_id = str(uuid.uuid4())
@@ -31,12 +31,20 @@ def raw_message(task: str, kwargs: dict, *, body: bytes | None = None,
             "parent_id": None, "group": None, "retries": 0, "eta": None, "expires": None},
         "properties": {"correlation_id": task_id, "delivery_mode": 2,
                        "delivery_tag": str(uuid.uuid4()), "body_encoding": "base64",
-                       "delivery_info": {"exchange": "", "routing_key": queue}, "priority": 0},
+                       "delivery_info": {"exchange": "", "routing_key": queue},
+                       "priority": 0},
     }
     return json.dumps(message).encode()
 
 
-def push(fleet_env: dict[str, str], message: bytes, queue: str = "ruvon") -> None:
+def push(fleet_env: dict[str, str], task: str | None, kwargs: dict | None = None,
+         **options: object) -> None:
+    """LPUSH a message (or, with ``task=None``, raw bytes in ``raw=``) onto the fleet's
+    default queue ("ruvon" unless configured)."""
+    queue = fleet_env["RUVON_DEFAULT_QUEUE"]
+    message = options.pop("raw", None)
+    if message is None:
+        message = raw_message(task or "", kwargs or {}, queue=queue, **options)  # type: ignore[arg-type]
     client = redis.Redis.from_url(fleet_env["CELERY_BROKER_URL"])
     client.lpush(queue, message)
     client.close()
@@ -56,26 +64,26 @@ def test_raw_protocol_message_starts_resumes_and_cancels(client: Client, start_w
                                                          fleet_env) -> None:
     start_worker("--concurrency", "2")
     small, big, other = (str(uuid.uuid4()) for _ in range(3))
-    push(fleet_env, raw_message("ruvon.start_workflow", {
+    push(fleet_env, "ruvon.start_workflow", {
         "workflow_type": "OrderProcessing", "initial_data": small_order(1),
-        "workflow_id": small}))
-    push(fleet_env, raw_message("ruvon.start_workflow", {
+        "workflow_id": small})
+    push(fleet_env, "ruvon.start_workflow", {
         "workflow_type": "OrderProcessing", "initial_data": small_order(2, amount=2000),
-        "workflow_id": big, "idempotency_key": "raw-2"}))
-    push(fleet_env, raw_message("ruvon.start_workflow", {
+        "workflow_id": big, "idempotency_key": "raw-2"})
+    push(fleet_env, "ruvon.start_workflow", {
         "workflow_type": "OrderProcessing", "initial_data": small_order(3, amount=2000),
-        "workflow_id": other}))
+        "workflow_id": other})
     assert wait_for(lambda: _exists(client, small) and _exists(client, big)
                     and _exists(client, other))
     assert client.wait(small, 30).status == "COMPLETED"
     assert client.wait(big, 30).status == "WAITING_HUMAN_INPUT"
-    push(fleet_env, raw_message("ruvon.resume_workflow", {
-        "workflow_id": big, "user_input": {"approved": True, "approver": "ops"}}))
+    push(fleet_env, "ruvon.resume_workflow", {
+        "workflow_id": big, "user_input": {"approved": True, "approver": "ops"}})
     assert wait_for(lambda: client.get(big).status == "COMPLETED")
     assert client.get(big).state["approved_by"] == "ops"
     client.wait(other, 30)
-    push(fleet_env, raw_message("ruvon.cancel_workflow", {"workflow_id": other,
-                                                          "reason": "from php"}))
+    push(fleet_env, "ruvon.cancel_workflow", {"workflow_id": other,
+                                                          "reason": "from php"})
     assert wait_for(lambda: client.get(other).status == "CANCELLED")
     assert client.get(other).error["message"] == "from php"
 
@@ -92,16 +100,16 @@ def test_bad_messages_are_recorded_and_the_worker_keeps_serving(client: Client, 
                                                                 fleet_env) -> None:
     worker = start_worker("--concurrency", "2")
     unknown_id = str(uuid.uuid4())
-    push(fleet_env, raw_message("ruvon.start_workflow", {"workflow_type": "NoSuchType",
-                                                         "initial_data": {}}))
-    push(fleet_env, raw_message("ruvon.start_workflow", {
-        "workflow_type": "OrderProcessing", "initial_data": {"order_id": 5}}))
-    push(fleet_env, raw_message("ruvon.start_workflow", {}, body=b"{not json"))
-    push(fleet_env, raw_message("ruvon.resume_workflow", {"workflow_id": unknown_id,
-                                                          "user_input": {}}))
-    push(fleet_env, raw_message("ruvon.no_such_task", {}))
-    push(fleet_env, raw_message("x", {}, headers={"task": "ruvon.no_such_task"}))  # no id
-    push(fleet_env, b"this is not even a kombu envelope")
+    push(fleet_env, "ruvon.start_workflow", {"workflow_type": "NoSuchType",
+                                                         "initial_data": {}})
+    push(fleet_env, "ruvon.start_workflow", {
+        "workflow_type": "OrderProcessing", "initial_data": {"order_id": 5}})
+    push(fleet_env, "ruvon.start_workflow", {}, body=b"{not json")
+    push(fleet_env, "ruvon.resume_workflow", {"workflow_id": unknown_id,
+                                                          "user_input": {}})
+    push(fleet_env, "ruvon.no_such_task", {})
+    push(fleet_env, "x", {}, headers={"task": "ruvon.no_such_task"})  # no id
+    push(fleet_env, None, raw=b"this is not even a kombu envelope")
     rows = wait_for(lambda: len(client.dead_letters()) >= 7 and client.dead_letters(), 30)
     reasons = "\n".join(f"{r['task']}: {r['reason']}" for r in rows)
     assert "Unknown workflow type 'NoSuchType'" in reasons
