@@ -28,19 +28,28 @@ from .output import EXIT_FAILED, EXIT_UNAVAILABLE, console, err_console, handle_
 @click.option("--database-url", envvar=["DATABASE_URL", "RUVON_DB_URL"], default=None,
               help="[env: DATABASE_URL]")
 @click.option("--no-sweep", is_flag=True, help="Do not run the recovery sweep in this worker.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), envvar="RUVON_METRICS_PORT",
+              default=9808, show_default=True,
+              help="Serve Prometheus metrics on this port at /metrics; 0 turns them off "
+                   "[env: RUVON_METRICS_PORT].")
 @click.pass_context
 @handle_errors
 def worker(ctx: click.Context, concurrency: int | None, pool: str, queues: str | None,
            loglevel: str, hostname: str | None, registry: str | None, broker_url: str | None,
-           database_url: str | None, no_sweep: bool) -> None:
+           database_url: str | None, no_sweep: bool, metrics_port: int) -> None:
     """Run a worker of the fleet: every step of every registered workflow is a task.
 
     Shuts down warm on SIGTERM (running steps finish; Celery's soft-shutdown timeout is
     RUVON_SOFT_SHUTDOWN_TIMEOUT). Other options are passed on to `celery worker`.
     """
+    from .. import observability
     from ..definitions import load_registry
     from ..fleet.app import create_app
     from ..fleet.worker import run_worker, worker_argv
+
+    if metrics_port:
+        # Before the registry's modules or the pool's processes import prometheus_client.
+        observability.prepare_multiprocess()
 
     db = settings.database_url(database_url)
     broker = settings.broker_url(broker_url)
@@ -49,6 +58,9 @@ def worker(ctx: click.Context, concurrency: int | None, pool: str, queues: str |
     os.environ.update({"DATABASE_URL": db or "", "CELERY_BROKER_URL": broker or "",
                        "RUVON_REGISTRY": str(path.resolve())})
     app = create_app(load_registry(path), broker)
+    if metrics_port:
+        observability.install(app, metrics_port,
+                              os.getenv("RUVON_METRICS_ADDRESS") or "0.0.0.0")
     argv = worker_argv(app, concurrency=concurrency, pool=pool, queues=queues,
                        loglevel=loglevel, hostname=hostname, extra=tuple(ctx.args))
     run_worker(app, argv, sweep=not no_sweep)

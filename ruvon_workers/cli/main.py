@@ -5,10 +5,12 @@ from __future__ import annotations
 import click
 
 from .. import __version__
+from .bench import bench
 from .db import db
 from .definitions import validate
 from .demo import demo
 from .fleet import health, worker
+from .monitoring import flower, metrics
 from .workflows import cancel, dead_letters, list_, logs, resume, retry, show, start
 
 
@@ -18,10 +20,8 @@ def cli() -> None:
     """Ruvon Workers: durable workflows on a Celery fleet, state in PostgreSQL."""
 
 
-cli.add_command(validate)
-cli.add_command(db)
-cli.add_command(demo)
-for command in (worker, health, start, show, list_, resume, retry, cancel, logs, dead_letters):
+for command in (validate, db, demo, bench, worker, health, start, show, list_, resume, retry,
+                cancel, logs, dead_letters, flower, metrics):
     cli.add_command(command)
 
 

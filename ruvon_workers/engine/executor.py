@@ -82,7 +82,9 @@ def validate_input(defn: WorkflowDefinition, step: StepDefinition,
 def merge_result(defn: WorkflowDefinition, state: BaseModel, result: Any,
                  step_name: str) -> dict[str, Any]:
     """Merge a step's returned dict (and in-place changes) into the state; re-validate."""
-    data = state.model_dump()
+    # The live field values (not a dump): in-place changes are kept, and nested models
+    # are not validated again unless the step replaced them.
+    data = {**state.__dict__, **(state.__pydantic_extra__ or {})}
     if isinstance(result, BaseModel):
         result = result.model_dump()
     if isinstance(result, dict):

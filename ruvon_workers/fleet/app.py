@@ -16,6 +16,7 @@ from ..definitions import Registry, StepDefinition, load_registry
 from ..errors import RuvonError
 from ..persistence.postgres import DatabaseError
 from ..settings import broker_url, float_env, registry_path
+from ..utils.serialization import _env_flag
 from .runtime import runtime_for
 from .settings import HARD_LIMIT_GRACE, FleetSettings, step_task_name
 
@@ -52,6 +53,7 @@ def create_app(registry: Registry | None = None, broker: str | None = None,
         worker_prefetch_multiplier=1,
         broker_transport_options={
             "visibility_timeout": settings.visibility_timeout(registry),
+            "ack_emulation": _env_flag("RUVON_ACK_EMULATION", False),
         },
         broker_connection_retry_on_startup=True,
         task_default_queue=settings.default_queue,
@@ -64,7 +66,10 @@ def create_app(registry: Registry | None = None, broker: str | None = None,
         worker_consumer="ruvon_workers.fleet.consumer:SafeConsumer",
         worker_soft_shutdown_timeout=float_env("RUVON_SOFT_SHUTDOWN_TIMEOUT", 60.0),
         worker_enable_soft_shutdown_on_idle=True,
-        worker_send_task_events=True,
+        # Task events cost three extra publishes per step in the worker's main process;
+        # they are off unless RUVON_TASK_EVENTS=true. Flower switches them on in the
+        # running fleet when it starts (it broadcasts enable_events).
+        worker_send_task_events=_env_flag("RUVON_TASK_EVENTS", False),
         task_send_sent_event=False,
     )
     app.ruvon_registry = registry
@@ -107,7 +112,8 @@ def _register_step_task(app: Celery, workflow_type: str, step: StepDefinition) -
             return {"applied": False, "reason": str(exc)}
         if not report.applied:
             log.info("step %s of %s ignored: %s", step, workflow_id, report.reason)
-        return {"applied": report.applied, "status": report.status}
+        return {"applied": report.applied, "status": report.status,
+                "duration_ms": report.duration_ms, "retry": report.retry}
 
 
 def _dead_letter(task: str, workflow_id: str | None, reason: str, payload: Any) -> None:

@@ -13,6 +13,7 @@ lease expires.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,19 @@ log = logging.getLogger("ruvon.coordinator")
 
 #: Compare-and-set retries for operator actions racing the fleet (cancel, resume).
 _CAS_ATTEMPTS = 5
+
+#: ``observer(event, **data)``, for metrics (``ruvon_workers.observability``): "ended"
+#: (``record=``) after a commit here gave a workflow a terminal status, "swept" (``sent=``)
+#: after each recovery sweep. An observer that raises is logged and ignored.
+OBSERVERS: list[Callable[..., None]] = []
+
+
+def _notify(event: str, **data: Any) -> None:
+    for observe in OBSERVERS:
+        try:
+            observe(event, **data)
+        except Exception:
+            log.exception("%s observer failed", event)
 
 
 @dataclass
@@ -140,7 +154,9 @@ class Coordinator:
                                   detail={"reason": reason})])
             except StaleStateError:
                 continue
-            return update.applied_to(record, version)
+            ended = update.applied_to(record, version)
+            _notify("ended", record=ended)
+            return ended
         raise StaleStateError(workflow_id, -1)
 
     async def retry(self, workflow_id: str, from_step: str | None = None) -> WorkflowRecord:
@@ -183,6 +199,14 @@ class Coordinator:
 
     async def handle_step(self, workflow_id: str, step: str, version: int) -> StepOutcomeReport:
         """Run one step message. Safe to call any number of times for the same message."""
+        pinned = getattr(self.persistence, "pinned", None)
+        if pinned is None:
+            return await self._handle_step(workflow_id, step, version)
+        with pinned():
+            return await self._handle_step(workflow_id, step, version)
+
+    async def _handle_step(self, workflow_id: str, step: str,
+                           version: int) -> StepOutcomeReport:
         record = await self.persistence.load_workflow(workflow_id)
         if record is None:
             return StepOutcomeReport(False, "unknown workflow")
@@ -207,6 +231,8 @@ class Coordinator:
             return StepOutcomeReport(False, "lost the compare-and-set to another delivery",
                                      step=transition.step)
         update.applied_to(record, version)
+        if update.terminal:
+            _notify("ended", record=record)
         self._dispatch(record, countdown=transition.retry_delay)
         duration = transition.history[0].duration_ms if transition.history else None
         return StepOutcomeReport(True, status=str(update.status), step=transition.step,
@@ -228,6 +254,7 @@ class Coordinator:
                 sent += 1
             except Exception:
                 log.exception("sweep: re-sending %s/%s failed", item.workflow_id, item.step)
+        _notify("swept", sent=sent)
         if sent:
             log.info("recovery sweep re-sent %d step(s)", sent)
         return sent

@@ -15,7 +15,10 @@ from typing import Any, TypeVar
 from celery import Celery
 
 from ..definitions import Registry
-from ..persistence.postgres import PostgresPersistenceProvider
+from ..persistence.postgres import (
+    BlockingPostgresPersistenceProvider,
+    PostgresPersistenceProvider,
+)
 from ..settings import database_url
 from ..utils.loop import InlineLoop, LoopThread
 from .coordinator import Coordinator
@@ -34,8 +37,10 @@ class ProcessRuntime:
         # can drive the loop themselves; thread pools share a loop running in a thread.
         inline = threading.current_thread() is threading.main_thread()
         self.loop: InlineLoop | LoopThread = InlineLoop() if inline else LoopThread()
-        # One task at a time per prefork child: a small pool is enough.
-        self.persistence = PostgresPersistenceProvider(
+        # One task at a time per prefork child: a small pool is enough, and queries need
+        # not yield to other coroutines (there are none), so they use the blocking driver.
+        store = BlockingPostgresPersistenceProvider if inline else PostgresPersistenceProvider
+        self.persistence = store(
             database_url() or "",
             pool_min_size=int(os.getenv("POSTGRES_POOL_MIN_SIZE", "1")),
             pool_max_size=int(os.getenv("POSTGRES_POOL_MAX_SIZE", "4")),
@@ -66,6 +71,12 @@ def runtime_for(app: Celery) -> ProcessRuntime:
             _runtimes[key] = runtime
             atexit.register(_close, key)
     return runtime
+
+
+def process_runtimes() -> list[ProcessRuntime]:
+    """The runtimes this process created (its pools' statistics feed the metrics)."""
+    pid = os.getpid()
+    return [runtime for (owner, _), runtime in list(_runtimes.items()) if owner == pid]
 
 
 def _close(key: tuple[int, int]) -> None:

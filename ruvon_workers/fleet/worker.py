@@ -32,6 +32,37 @@ def worker_argv(app: Celery, *, concurrency: int | None, pool: str | None,
     return argv
 
 
+def resend_reserved(app: Celery) -> int:
+    """Send again the step messages this worker took but will not run.
+
+    On Redis the fleet does not use kombu's ack emulation (PostgreSQL leases recover lost
+    messages instead), so messages prefetched by a worker that shuts down would otherwise
+    wait for their lease to expire. Sending them again is safe: a duplicate is a no-op.
+    """
+    from celery.worker import state
+
+    from .dispatch import Dispatcher
+
+    active = {r.id for r in state.active_requests}
+    waiting = [r for r in list(state.reserved_requests)
+               if r.id not in active and r.name.startswith("ruvon.step.")]
+    if not waiting:
+        return 0
+    dispatcher = Dispatcher(app, app.ruvon_registry, app.ruvon_settings)
+    sent = 0
+    for request in waiting:
+        kwargs = request.kwargs or {}
+        workflow_type = request.name.split(".")[2]
+        try:
+            dispatcher.step(workflow_type, kwargs["step"], kwargs["workflow_id"],
+                            int(kwargs["version"]))
+            sent += 1
+        except Exception as exc:  # the sweep re-sends it when its lease expires
+            log.warning("could not re-send %s on shutdown: %s", request.id, exc)
+    log.info("shutting down: re-sent %d step(s) this worker had taken but not started", sent)
+    return sent
+
+
 def run_worker(app: Celery, argv: list[str], *, sweep: bool = True) -> None:
     """Run the worker until it shuts down (warm on SIGTERM, finishing running steps)."""
     threads: list[Any] = []
@@ -51,6 +82,7 @@ def run_worker(app: Celery, argv: list[str], *, sweep: bool = True) -> None:
     def _stopping(**_: Any) -> None:
         for thread in threads:
             thread.stopped.set()
+        resend_reserved(app)
 
     from . import transport
 

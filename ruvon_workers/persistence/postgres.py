@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb, set_json_dumps, set_json_loads
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from ..engine.records import HistoryEntry, RecordUpdate, WorkflowRecord
 from ..errors import RuvonError, StaleStateError
@@ -90,6 +90,22 @@ class PostgresPersistenceProvider:
         self._pool: AsyncConnectionPool | None = None
         self._uses: dict[int, int] = {}
 
+    def _pool_kwargs(self) -> dict[str, Any]:
+        timeout_ms = int(self.pool_command_timeout * 1000)
+        return {
+            "min_size": self.pool_min_size,
+            "max_size": self.pool_max_size,
+            "max_idle": self.pool_max_inactive_lifetime,
+            "timeout": max(self.pool_command_timeout, 5.0),
+            "kwargs": {"autocommit": True, "options": f"-c statement_timeout={timeout_ms}"},
+            "open": False,
+            "name": "ruvon",
+        }
+
+    def _unreachable(self, exc: Exception) -> DatabaseError:
+        return DatabaseError(f"Cannot connect to PostgreSQL at {_redact(self.db_url)}: {exc}. "
+                             "Check DATABASE_URL and that the server is running.")
+
     @property
     def pool(self) -> AsyncConnectionPool:
         if self._pool is None:
@@ -100,26 +116,13 @@ class PostgresPersistenceProvider:
     async def initialize(self) -> None:
         if self._pool is not None:
             return
-        timeout_ms = int(self.pool_command_timeout * 1000)
-        pool = AsyncConnectionPool(
-            self.db_url,
-            min_size=self.pool_min_size,
-            max_size=self.pool_max_size,
-            max_idle=self.pool_max_inactive_lifetime,
-            timeout=max(self.pool_command_timeout, 5.0),
-            kwargs={"autocommit": True, "options": f"-c statement_timeout={timeout_ms}"},
-            configure=self._configure,
-            open=False,
-            name="ruvon",
-        )
+        pool = AsyncConnectionPool(self.db_url, configure=self._configure,
+                                   **self._pool_kwargs())
         try:
             await pool.open(wait=True, timeout=max(self.pool_command_timeout, 5.0))
         except Exception as exc:
             await pool.close()
-            raise DatabaseError(
-                f"Cannot connect to PostgreSQL at {_redact(self.db_url)}: {exc}. "
-                "Check DATABASE_URL and that the server is running."
-            ) from exc
+            raise self._unreachable(exc) from exc
         self._pool = pool
 
     @staticmethod
@@ -151,11 +154,7 @@ class PostgresPersistenceProvider:
         """Run a named query; ``many``: all rows, ``False``: one row, ``None``: no rows."""
         started = time.perf_counter()
         try:
-            async with self.connection() as conn:
-                cur = await conn.execute(sql.query(name), params, prepare=True)
-                if many is None:
-                    return None
-                result = await (cur.fetchall() if many else cur.fetchone())
+            result = await self._query(sql.query(name), params, many)
         except psycopg.OperationalError as exc:
             raise DatabaseError(f"PostgreSQL error during {operation}: {exc}") from exc
         finally:
@@ -163,6 +162,18 @@ class PostgresPersistenceProvider:
             for observe in QUERY_OBSERVERS:
                 observe(operation, elapsed)
         return result
+
+    @contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Connection pinning is for the blocking store; here each query checks one out."""
+        yield
+
+    async def _query(self, query: str, params: dict[str, Any], many: bool | None) -> Any:
+        async with self.connection() as conn:
+            cur = await conn.execute(query, params, prepare=True)
+            if many is None:
+                return None
+            return await (cur.fetchall() if many else cur.fetchone())
 
     async def create_workflow(self, record: WorkflowRecord,
                               due_in: float | None = None) -> tuple[WorkflowRecord, bool]:
@@ -194,7 +205,7 @@ class PostgresPersistenceProvider:
     async def apply(self, workflow_id: str, expected_version: int, update: RecordUpdate,
                     history: list[HistoryEntry]) -> int:
         row = await self._fetch("save_workflow", "apply_transition", {
-            "id": _uuid(workflow_id),
+            "id": workflow_id,
             "expected_version": expected_version,
             "status": str(update.status),
             "current_step": update.current_step,
@@ -250,6 +261,76 @@ class PostgresPersistenceProvider:
                                  {"workflow_type": workflow_type}, many=True)
         keys = ("step", "n", "mean_ms", "p50_ms", "p95_ms", "max_ms")
         return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+class BlockingPostgresPersistenceProvider(PostgresPersistenceProvider):
+    """The same store on psycopg's synchronous pool: its coroutines never yield.
+
+    For processes that run one step at a time on their own event loop (Celery's prefork
+    and solo pools), where nothing else could use the loop meanwhile: a query costs about
+    half the CPU of the asyncio path. Never use it where other coroutines share the loop.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._sync_pool: ConnectionPool | None = None
+        self._pinned: psycopg.Connection | None = None
+
+    async def initialize(self) -> None:
+        if self._sync_pool is not None:
+            return
+        pool = ConnectionPool(self.db_url, configure=configure_json, **self._pool_kwargs())
+        try:
+            pool.open(wait=True, timeout=max(self.pool_command_timeout, 5.0))
+        except Exception as exc:
+            pool.close()
+            raise self._unreachable(exc) from exc
+        self._sync_pool = pool
+
+    async def close(self) -> None:
+        if self._sync_pool is not None:
+            self._sync_pool.close()
+            self._sync_pool = None
+
+    def pool_stats(self) -> dict[str, int]:
+        return dict(self._sync_pool.get_stats()) if self._sync_pool else {}
+
+    @contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Run the queries of one step on one connection (one pool checkout, not two)."""
+        if self._pinned is not None:
+            yield
+            return
+        with self._checkout() as conn:
+            self._pinned = conn
+            try:
+                yield
+            finally:
+                self._pinned = None
+
+    @contextmanager
+    def _checkout(self) -> Iterator[psycopg.Connection]:
+        if self._sync_pool is None:
+            raise RuvonError("BlockingPostgresPersistenceProvider is not initialized")
+        with self._sync_pool.connection() as conn:
+            yield conn
+            uses = self._uses.get(id(conn), 0) + 1
+            if uses >= self.pool_max_queries:
+                self._uses.pop(id(conn), None)
+                conn.close()
+            else:
+                self._uses[id(conn)] = uses
+
+    async def _query(self, query: str, params: dict[str, Any], many: bool | None) -> Any:
+        if self._pinned is not None:
+            return _run(self._pinned, query, params, many)
+        with self._checkout() as conn:
+            return _run(conn, query, params, many)
+
+
+def _run(conn: psycopg.Connection, query: str, params: dict[str, Any], many: bool | None) -> Any:
+    cur = conn.execute(query, params, prepare=True)
+    return None if many is None else (cur.fetchall() if many else cur.fetchone())
 
 
 def _uuid(value: str) -> str:

@@ -72,7 +72,8 @@ def test_flower_probes_healthcheck_and_listens_on_its_port():
     flower = rendered.component("Deployment", "flower")
     assert flower["spec"]["replicas"] == 1
     c = container(flower, "flower")
-    assert c["args"] == ["flower", "--port", "5555"]
+    # Flower binds to 127.0.0.1 unless told otherwise: the Service and probes need all.
+    assert c["args"] == ["flower", "--port", "5555", "--address", "0.0.0.0"]
     for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
         assert c[probe]["httpGet"] == {"path": "/healthcheck", "port": "http"}, probe
     assert c["ports"] == [{"name": "http", "containerPort": 5555, "protocol": "TCP"}]

@@ -85,3 +85,4 @@ def test_network_policy_limits_ingress_and_egress():
     assert egress_ports == [53, 53, 5432, 6379]
     db_rule = next(r for r in spec["egress"] if r["ports"][0]["port"] == 5432)
     assert db_rule["to"] == [{"ipBlock": {"cidr": "10.20.0.0/16"}}]
+
