@@ -90,6 +90,19 @@ class _MemorySampler:
         return peak_rss_kb(self.pids()) / 1024
 
 
+def _result(name: str, cfg: BenchConfig, latencies: list[float], seconds: float,
+            idle: list[float], sampler: _MemorySampler) -> RunResult:
+    return RunResult(
+        name=name, workflows=cfg.workflows, seconds=seconds,
+        workflows_per_s=cfg.workflows / seconds, steps_per_s=cfg.workflows * STEPS / seconds,
+        p50_ms=_quantile(latencies, 0.5), p95_ms=_quantile(latencies, 0.95),
+        p99_ms=_quantile(latencies, 0.99),
+        idle_p50_ms=statistics.median(idle) if idle else None,
+        peak_rss_mb=sampler.peak_mb(),
+        memory_per_in_flight_kb=sampler.per_in_flight_kb(cfg.in_flight),
+    )
+
+
 # -- the fleet ------------------------------------------------------------------------
 
 
@@ -153,19 +166,12 @@ def run_fleet(db_url: str, broker: str, cfg: BenchConfig, tmp: Path,
 async def _fleet_phases(driver: _FleetDriver, workers: list[WorkerProcess], cfg: BenchConfig,
                         progress: Progress | None, name: str) -> RunResult:
     try:
-        await driver.run(cfg.warmup, cfg.in_flight, None, None)
+        # The warm-up reaches full in-flight, so memory measured after it is the load's.
+        await driver.run(max(cfg.warmup, 2 * cfg.in_flight), cfg.in_flight, None, None)
         idle, _ = await driver.run(cfg.idle_samples, 1, None, None) if cfg.idle_samples else ([], 0)
         sampler = _MemorySampler(workers)
         latencies, seconds = await driver.run(cfg.workflows, cfg.in_flight, progress, sampler)
-        return RunResult(
-            name=name, workflows=cfg.workflows, seconds=seconds,
-            workflows_per_s=cfg.workflows / seconds, steps_per_s=cfg.workflows * STEPS / seconds,
-            p50_ms=_quantile(latencies, 0.5), p95_ms=_quantile(latencies, 0.95),
-            p99_ms=_quantile(latencies, 0.99),
-            idle_p50_ms=statistics.median(idle) if idle else None,
-            peak_rss_mb=sampler.peak_mb(),
-            memory_per_in_flight_kb=sampler.per_in_flight_kb(cfg.in_flight),
-        )
+        return _result(name, cfg, latencies, seconds, idle, sampler)
     finally:
         await driver.client.close()
 
@@ -229,20 +235,13 @@ def run_baseline(broker: str, cfg: BenchConfig, tmp: Path,
                for i in range(cfg.workers)]
     r = _redis_client(broker)
     try:
-        _baseline_batch(baseline, r, cfg.warmup, cfg.in_flight, cfg, None, None)  # also: ready
+        _baseline_batch(baseline, r, max(cfg.warmup, 2 * cfg.in_flight), cfg.in_flight, cfg,
+                        None, None)  # also waits for the workers to be ready
         idle, _ = _baseline_batch(baseline, r, cfg.idle_samples, 1, cfg, None, None)
         sampler = _MemorySampler(workers)
         latencies, seconds = _baseline_batch(baseline, r, cfg.workflows, cfg.in_flight, cfg,
                                              progress, sampler)
-        return RunResult(
-            name="raw celery chain", workflows=cfg.workflows, seconds=seconds,
-            workflows_per_s=cfg.workflows / seconds, steps_per_s=cfg.workflows * STEPS / seconds,
-            p50_ms=_quantile(latencies, 0.5), p95_ms=_quantile(latencies, 0.95),
-            p99_ms=_quantile(latencies, 0.99),
-            idle_p50_ms=statistics.median(idle) if idle else None,
-            peak_rss_mb=sampler.peak_mb(),
-            memory_per_in_flight_kb=sampler.per_in_flight_kb(cfg.in_flight),
-        )
+        return _result("raw celery chain", cfg, latencies, seconds, idle, sampler)
     finally:
         for worker in workers:
             worker.stop()

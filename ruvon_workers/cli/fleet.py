@@ -102,6 +102,20 @@ def _ping(destination: list[str] | None, timeout: float) -> list[dict[str, objec
         app.close()
 
 
+def _answers(destination: list[str] | None, timeout: float,
+             silence: str) -> list[dict[str, object]]:
+    """The ping replies; exit 6 when the broker is unreachable, 1 when nobody answers."""
+    try:
+        replies = _ping(destination, timeout)
+    except Exception as exc:
+        err_console.print(f"broker unreachable: {exc}")
+        raise SystemExit(EXIT_UNAVAILABLE) from None
+    if not replies:
+        err_console.print(silence)
+        raise SystemExit(EXIT_FAILED)
+    return replies
+
+
 @health.command()
 @click.option("--timeout", type=float, default=3.0, show_default=True)
 @click.option("--hostname", "-n", default=None, help="Node name [default: celery@HOSTNAME].")
@@ -109,14 +123,7 @@ def _ping(destination: list[str] | None, timeout: float) -> list[dict[str, objec
 def ready(timeout: float, hostname: str | None) -> None:
     """This host's worker answers a ping through the broker."""
     node = hostname or f"celery@{socket.gethostname()}"
-    try:
-        replies = _ping([node], timeout)
-    except Exception as exc:
-        err_console.print(f"broker unreachable: {exc}")
-        raise SystemExit(EXIT_UNAVAILABLE) from None
-    if not replies:
-        err_console.print(f"{node} did not answer within {timeout:g}s")
-        raise SystemExit(EXIT_FAILED)
+    _answers([node], timeout, f"{node} did not answer within {timeout:g}s")
     console.print(f"{node} is ready")
 
 
@@ -125,14 +132,6 @@ def ready(timeout: float, hostname: str | None) -> None:
 @handle_errors
 def fleet(timeout: float) -> None:
     """At least one worker of the fleet answers a ping."""
-    try:
-        replies = _ping(None, timeout)
-    except Exception as exc:
-        err_console.print(f"broker unreachable: {exc}")
-        raise SystemExit(EXIT_UNAVAILABLE) from None
-    if not replies:
-        err_console.print(f"no worker answered within {timeout:g}s")
-        raise SystemExit(EXIT_FAILED)
-    for reply in replies:
+    for reply in _answers(None, timeout, f"no worker answered within {timeout:g}s"):
         for node in reply:
             console.print(f"{node} ok")

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from celery import Celery, Task
@@ -124,8 +125,31 @@ def _dead_letter(task: str, workflow_id: str | None, reason: str, payload: Any) 
     record_dead_letter(task, workflow_id, reason, payload)
 
 
+# A database outage retries a wire task with backoff (about a minute in all) instead of
+# dropping the producer's message.
+_WIRE_OPTIONS: dict[str, Any] = {
+    "acks_late": True, "ignore_result": True, "autoretry_for": (DatabaseError,),
+    "retry_backoff": 1, "retry_backoff_max": 30, "max_retries": 6,
+}
+
+
+def _operate(app: Celery, task: str, workflow_id: str | None, payload: dict[str, Any],
+             operation: Callable[[Any], Any]) -> tuple[Any, dict[str, Any] | None]:
+    """Run a coordinator operation for a wire task: ``(result, None)``, or, when the engine
+    refuses the message, ``(None, {"error": ...})`` with the refusal recorded. Database
+    outages propagate, so Celery retries the task."""
+    runtime = runtime_for(app)
+    try:
+        return runtime.run(operation(runtime.coordinator)), None
+    except DatabaseError:
+        raise
+    except (RuvonError, ValueError) as exc:
+        _dead_letter(task, workflow_id, str(exc), payload)
+        return None, {"error": str(exc)}
+
+
 def _register_wire_tasks(app: Celery) -> None:
-    @app.task(name=START_TASK, acks_late=True, ignore_result=True)
+    @app.task(name=START_TASK, **_WIRE_OPTIONS)
     def start_workflow(workflow_type: str | None = None, initial_data: Any = None,
                        idempotency_key: str | None = None, workflow_id: str | None = None,
                        **extra: Any) -> dict[str, Any]:
@@ -134,19 +158,15 @@ def _register_wire_tasks(app: Celery) -> None:
         if not workflow_type:
             _dead_letter(START_TASK, workflow_id, "start_workflow needs workflow_type", payload)
             return {"error": "missing workflow_type"}
-        runtime = runtime_for(app)
-        try:
-            record, created = runtime.run(runtime.coordinator.start(
-                workflow_type, initial_data, idempotency_key=idempotency_key,
-                workflow_id=workflow_id))
-        except DatabaseError:
-            raise
-        except (RuvonError, ValueError) as exc:
-            _dead_letter(START_TASK, workflow_id, str(exc), payload)
-            return {"error": str(exc)}
+        done, error = _operate(app, START_TASK, workflow_id, payload, lambda c: c.start(
+            workflow_type, initial_data, idempotency_key=idempotency_key,
+            workflow_id=workflow_id))
+        if error:
+            return error
+        record, created = done
         return {"workflow_id": record.id, "created": created}
 
-    @app.task(name=RESUME_TASK, acks_late=True, ignore_result=True)
+    @app.task(name=RESUME_TASK, **_WIRE_OPTIONS)
     def resume_workflow(workflow_id: str | None = None, user_input: Any = None,
                         **extra: Any) -> dict[str, Any]:
         payload = {"workflow_id": workflow_id, "user_input": user_input}
@@ -154,32 +174,20 @@ def _register_wire_tasks(app: Celery) -> None:
             _dead_letter(RESUME_TASK, workflow_id, "resume_workflow needs workflow_id and a "
                          "user_input object", payload)
             return {"error": "malformed resume message"}
-        runtime = runtime_for(app)
-        try:
-            runtime.run(runtime.coordinator.resume(str(workflow_id), user_input or {}))
-        except DatabaseError:
-            raise
-        except RuvonError as exc:
-            _dead_letter(RESUME_TASK, str(workflow_id), str(exc), payload)
-            return {"error": str(exc)}
-        return {"workflow_id": workflow_id}
+        _, error = _operate(app, RESUME_TASK, str(workflow_id), payload,
+                            lambda c: c.resume(str(workflow_id), user_input or {}))
+        return error or {"workflow_id": workflow_id}
 
-    @app.task(name=CANCEL_TASK, acks_late=True, ignore_result=True)
+    @app.task(name=CANCEL_TASK, **_WIRE_OPTIONS)
     def cancel_workflow(workflow_id: str | None = None, reason: str = "cancelled",
                         **extra: Any) -> dict[str, Any]:
         payload = {"workflow_id": workflow_id, "reason": reason}
         if not workflow_id:
             _dead_letter(CANCEL_TASK, None, "cancel_workflow needs workflow_id", payload)
             return {"error": "missing workflow_id"}
-        runtime = runtime_for(app)
-        try:
-            runtime.run(runtime.coordinator.cancel(str(workflow_id), str(reason)))
-        except DatabaseError:
-            raise
-        except RuvonError as exc:
-            _dead_letter(CANCEL_TASK, str(workflow_id), str(exc), payload)
-            return {"error": str(exc)}
-        return {"workflow_id": workflow_id}
+        _, error = _operate(app, CANCEL_TASK, str(workflow_id), payload,
+                            lambda c: c.cancel(str(workflow_id), str(reason)))
+        return error or {"workflow_id": workflow_id}
 
 
 _app: Celery | None = None
