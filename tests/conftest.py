@@ -13,6 +13,7 @@ from psycopg import sql
 from ruvon_workers import WorkflowBuilder
 from ruvon_workers.persistence import MemoryPersistenceProvider, PostgresPersistenceProvider
 from ruvon_workers.persistence import migrate as migrations
+from ruvon_workers.utils.redis_urls import redis_client
 
 from . import services
 
@@ -79,10 +80,9 @@ def redis_base() -> str:
 @pytest.fixture
 def redis_url(redis_base: str) -> Iterator[str]:
     """A Redis database of this test's own, flushed before and after."""
-    import redis
 
     url = services.with_db_number(redis_base, next(_redis_dbs))
-    client = redis.Redis.from_url(url.replace("redis+socket://", "unix://"))
+    client = redis_client(url)
     client.flushdb()
     yield url
     client.flushdb()

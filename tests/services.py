@@ -12,6 +12,8 @@ from pathlib import Path
 import psycopg
 import redis
 
+from ruvon_workers.utils.redis_urls import redis_client
+
 _started: list[object] = []
 _root: Path | None = None
 
@@ -35,7 +37,7 @@ def _pg_answers(url: str) -> bool:
 
 def _redis_answers(url: str) -> bool:
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=2)
+        client = redis_client(url, socket_connect_timeout=2)
         client.ping()
         client.close()
         return True

@@ -22,6 +22,7 @@ import redis
 
 from ..definitions import load_registry
 from ..persistence import migrate as migrations
+from ..utils.redis_urls import redis_client
 from .models import make_state
 from .processes import WorkerProcess, baseline_worker, peak_rss_kb, rss_kb, ruvon_worker
 
@@ -180,7 +181,7 @@ async def _fleet_phases(driver: _FleetDriver, workers: list[WorkerProcess], cfg:
 
 
 def _redis_client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url.replace("redis+socket://", "unix://"))
+    return redis_client(url)
 
 
 def _baseline_batch(app_module: Any, r: redis.Redis, count: int, in_flight: int,

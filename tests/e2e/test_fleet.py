@@ -8,10 +8,10 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import redis
 
 from ruvon_workers import Client
 from ruvon_workers.errors import InvalidStateError, InvalidTransition, UnknownWorkflowType
+from ruvon_workers.utils.redis_urls import redis_client
 
 from .conftest import markers, small_order
 
@@ -118,8 +118,7 @@ def test_broker_flushed_mid_run_the_sweep_completes_everything(client: Client, s
                                             "RUVON_TEST_SLOW_SECONDS": "0.3"})
     ids = [client.start("Sleepy", {}) for _ in range(20)]
     time.sleep(0.5)
-    broker = redis.Redis.from_url(fleet_env["CELERY_BROKER_URL"].replace("redis+socket://",
-                                                                         "unix://"))
+    broker = redis_client(fleet_env["CELERY_BROKER_URL"])
     broker.flushdb()  # every queued and unacknowledged message is gone
     broker.close()
     statuses = wait_all(client, ids, timeout=120)

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from ruvon_workers import Client, WorkflowBuilder
 from ruvon_workers.definitions import Registry
 from ruvon_workers.persistence import PostgresPersistenceProvider
+from ruvon_workers.utils.redis_urls import redis_client
 
 from .conftest import ROOT, small_order
 
@@ -230,7 +230,7 @@ def running_flower(fleet_env: dict[str, str], tmp_path: Path) -> Iterator[int]:
             return flower_get(port, "/healthcheck", login=None) == "OK"
         return False
 
-    broker = redis.Redis.from_url(fleet_env["CELERY_BROKER_URL"])
+    broker = redis_client(fleet_env["CELERY_BROKER_URL"])
     try:
         wait_for(up, 30, "Flower to answer")
         # Events published before Flower's receiver is bound are lost: wait for it.

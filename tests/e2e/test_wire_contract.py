@@ -7,9 +7,8 @@ import json
 import time
 import uuid
 
-import redis
-
 from ruvon_workers import Client
+from ruvon_workers.utils.redis_urls import redis_client
 
 from .conftest import small_order
 
@@ -45,7 +44,7 @@ def push(fleet_env: dict[str, str], task: str | None, kwargs: dict | None = None
     message = options.pop("raw", None)
     if message is None:
         message = raw_message(task or "", kwargs or {}, queue=queue, **options)  # type: ignore[arg-type]
-    client = redis.Redis.from_url(fleet_env["CELERY_BROKER_URL"])
+    client = redis_client(fleet_env["CELERY_BROKER_URL"])
     client.lpush(queue, message)
     client.close()
 
