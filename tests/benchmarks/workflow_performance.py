@@ -101,7 +101,7 @@ def event_loops(db_url: str, queries: int) -> None:
     a, u = results["asyncio"], results["uvloop"]
     print(f"  start a loop + run a no-op   asyncio {a['start']:7.1f} us   "
           f"uvloop {u['start']:7.1f} us   ({a['start'] / u['start']:.2f}x)")
-    print(f"  no-op on a running loop      asyncio {a['run_in_loop']:7.1f} us   "
+    print(f"  Runner.run(no-op), loop kept asyncio {a['run_in_loop']:7.1f} us   "
           f"uvloop {u['run_in_loop']:7.1f} us   ({a['run_in_loop'] / u['run_in_loop']:.2f}x)")
     print(f"  async psycopg SELECT 1       asyncio {a['query']:7.1f} us   "
           f"uvloop {u['query']:7.1f} us   ({a['query'] / u['query']:.2f}x)")
