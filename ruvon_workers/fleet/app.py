@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from billiard.exceptions import TimeLimitExceeded
 from celery import Celery, Task
 from kombu import Exchange, Queue
 
@@ -82,6 +83,27 @@ def create_app(registry: Registry | None = None, broker: str | None = None,
     return app
 
 
+class StepTask(Task):
+    """A step task. A hard time limit kills the pool process before the step can fail
+    itself; Celery then calls ``on_failure`` here, in the worker's main process, and the
+    kill is recorded as a failed attempt of the step: its retry policy applies, and when
+    it is exhausted the workflow fails (or rolls back). Without this the lease would
+    re-send the step, and a step that always hangs would be killed forever."""
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any,
+                   einfo: Any) -> None:
+        if not isinstance(exc, TimeLimitExceeded) or not isinstance(kwargs, dict):
+            return
+        try:
+            runtime = runtime_for(self.app)
+            runtime.run(runtime.coordinator.fail_step(
+                str(kwargs["workflow_id"]), str(kwargs["step"]), int(kwargs["version"]),
+                exc))
+        except Exception:
+            log.exception("could not record the time limit of %s; the recovery sweep will "
+                          "re-send the step", task_id)
+
+
 def _register_step_task(app: Celery, workflow_type: str, step: StepDefinition) -> None:
     options: dict[str, Any] = {}
     if step.time_limit_seconds:
@@ -90,7 +112,8 @@ def _register_step_task(app: Celery, workflow_type: str, step: StepDefinition) -
     if step.rate_limit:
         options["rate_limit"] = step.rate_limit
 
-    @app.task(name=step_task_name(workflow_type, step.name), bind=True, acks_late=True,
+    @app.task(name=step_task_name(workflow_type, step.name), base=StepTask, bind=True,
+              acks_late=True,
               reject_on_worker_lost=True, ignore_result=True,
               autoretry_for=(DatabaseError,), retry_backoff=1, retry_backoff_max=30,
               max_retries=5, **options)

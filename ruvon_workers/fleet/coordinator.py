@@ -13,6 +13,7 @@ lease expires.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -218,6 +219,17 @@ class Coordinator:
         user_input = record.runtime.get("pending_input") or {}
         transition = await StepRunner(defn, record, user_input=user_input, fleet=True).run()
         return await self._commit(record, transition)
+
+    async def fail_step(self, workflow_id: str, step: str, version: int,
+                        exc: BaseException) -> StepOutcomeReport:
+        """Record a failed attempt of a step that could not report it itself (its process
+        was killed at the hard time limit): retry per its policy, or fail the workflow."""
+        record = await self.persistence.load_workflow(workflow_id)
+        if (record is None or record.version != version or record.current_step != step
+                or record.status != Status.ACTIVE):
+            return StepOutcomeReport(False, "stale: the step already moved on")
+        runner = StepRunner(self.registry.get(record.workflow_type), record, fleet=True)
+        return await self._commit(record, await runner.fail(exc, time.perf_counter()))
 
     async def _commit(self, record: WorkflowRecord, transition: Transition) -> StepOutcomeReport:
         update = transition.update

@@ -8,7 +8,7 @@ from ..definitions import Registry, StepDefinition
 from ..settings import default_queue, float_env
 
 #: Grace between a step's soft time limit (its ``time_limit_seconds``) and the hard kill.
-HARD_LIMIT_GRACE = 10.0
+HARD_LIMIT_GRACE = float_env("RUVON_HARD_LIMIT_GRACE", 10.0)
 
 
 @dataclass(frozen=True)

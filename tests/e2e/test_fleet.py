@@ -161,3 +161,19 @@ def test_many_threads_share_one_client(client: Client, start_worker) -> None:  #
     for t in threads:
         t.join()
     assert Counter(wait_all(client, ids, 60).values()) == {"COMPLETED": 20}
+
+
+def test_hard_time_limit_counts_as_a_failed_attempt(client: Client, start_worker,  # type: ignore[no-untyped-def]
+                                                    fleet_env) -> None:
+    # The step ignores its soft limit; the hard limit kills its process each time. Each
+    # kill is one attempt of the step's retry policy, then the workflow fails: it is not
+    # re-sent forever.
+    start_worker("--concurrency", "2", env={"RUVON_HARD_LIMIT_GRACE": "1"})
+    workflow_id = client.start("Hang", {})
+    info = client.wait(workflow_id, 60)
+    assert info.status == "FAILED", info
+    assert info.error["step"] == "Stuck" and info.error["type"] == "TimeLimitExceeded"
+    assert info.state["count"] == 1  # First applied, Stuck never
+    rows = [(h.step, h.status, h.attempt) for h in client.history(workflow_id)]
+    assert ("Stuck", "RETRYING", 1) in rows and ("Stuck", "FAILED", 2) in rows
+    assert len(markers(fleet_env, workflow_id, "Stuck", "start")) == 2
