@@ -7,7 +7,7 @@ directives, not errors: they live in :mod:`ruvon_workers.directives`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 class RuvonError(Exception):
@@ -131,15 +131,3 @@ class SagaWorkflowException(WorkflowFailedException):
         self.compensated = list(compensated)
         super().__init__(message, workflow_id=workflow_id, step=step)
 
-
-@dataclass
-class ErrorInfo:
-    """A stored, JSON-friendly description of a failure."""
-
-    step: str | None
-    type: str
-    message: str
-    details: dict = field(default_factory=dict)
-
-    def as_dict(self) -> dict:
-        return {"step": self.step, "type": self.type, "message": self.message, **self.details}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -39,7 +39,6 @@ class Transition:
     retry_delay: float | None = None
     auto_continue: bool = False
     child: StartSubWorkflowDirective | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -210,7 +209,6 @@ class StepRunner:
         if status == Status.WAITING_HUMAN_INPUT:
             history.append(HistoryEntry(current, StepOutcome.WAITING, 1))
         if status == Status.WAITING_HUMAN_INPUT and current is not None:
-            runtime.setdefault("waiting_for", current)
             runtime["waiting_for"] = current
         else:
             runtime.pop("waiting_for", None)

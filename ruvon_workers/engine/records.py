@@ -84,23 +84,6 @@ class WorkflowRecord:
     updated_at: dt.datetime | None = None
     completed_at: dt.datetime | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "workflow_type": self.workflow_type,
-            "workflow_version": self.workflow_version,
-            "status": str(self.status),
-            "current_step": self.current_step,
-            "state": self.state,
-            "version": self.version,
-            "idempotency_key": self.idempotency_key,
-            "parent_id": self.parent_id,
-            "error": self.error,
-            "created_at": self.created_at.isoformat() if self.created_at else None,
-            "updated_at": self.updated_at.isoformat() if self.updated_at else None,
-            "completed_at": self.completed_at.isoformat() if self.completed_at else None,
-        }
-
 
 @dataclass
 class RecordUpdate:

@@ -177,3 +177,43 @@ def test_hard_time_limit_counts_as_a_failed_attempt(client: Client, start_worker
     rows = [(h.step, h.status, h.attempt) for h in client.history(workflow_id)]
     assert ("Stuck", "RETRYING", 1) in rows and ("Stuck", "FAILED", 2) in rows
     assert len(markers(fleet_env, workflow_id, "Stuck", "start")) == 2
+
+
+async def test_in_process_api_on_the_fleet(start_worker, fleet_env) -> None:  # type: ignore[no-untyped-def]
+    """Ruvon's API with CeleryExecutionProvider: create, wait for input, next_step."""
+    import asyncio
+
+    from ruvon_workers import WorkflowBuilder
+    from ruvon_workers.execution import CeleryExecutionProvider
+    from ruvon_workers.fleet.app import create_app
+    from ruvon_workers.persistence import PostgresPersistenceProvider
+
+    from .conftest import FLEET_REGISTRY
+
+    start_worker("--concurrency", "2")
+    builder = WorkflowBuilder.from_registry(FLEET_REGISTRY)
+    app = create_app(builder.registry, fleet_env["CELERY_BROKER_URL"])
+    persistence = PostgresPersistenceProvider(fleet_env["DATABASE_URL"])
+    await persistence.initialize()
+    execution = CeleryExecutionProvider(app)
+
+    async def settled(wf):  # type: ignore[no-untyped-def]
+        for _ in range(300):
+            await wf.reload()
+            if wf.status not in ("ACTIVE",):
+                return wf
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"still {wf.status}")
+
+    try:
+        wf = await builder.create_workflow("OrderProcessing", small_order(7, amount=5000),
+                                           persistence_provider=persistence,
+                                           execution_provider=execution)
+        await settled(wf)
+        assert wf.status == "WAITING_HUMAN_INPUT" and wf.current_step_name == "Manager_Approval"
+        await wf.next_step({"approved": True, "approver": "lee"})  # resumes on the fleet
+        await settled(wf)
+        assert wf.status == "COMPLETED" and wf.state.approved_by == "lee"
+    finally:
+        await persistence.close()
+        app.close()
