@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import statistics
 import tempfile
@@ -205,8 +206,6 @@ def _baseline_batch(app_module: Any, r: redis.Redis, count: int, in_flight: int,
                                 strict=True):
             if raw is None:
                 continue
-            import json
-
             meta = json.loads(raw)
             if meta.get("status") != "SUCCESS":
                 raise RuntimeError(f"baseline chain failed: {meta}")
