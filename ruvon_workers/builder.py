@@ -71,6 +71,19 @@ class WorkflowBuilder:
             parent_id=parent_id,
         )
 
+    def related_record(self, origin: WorkflowRecord, step: str, workflow_type: str | None,
+                       initial_data: dict[str, Any] | None, *, child: bool) -> WorkflowRecord:
+        """The record of a workflow that step ``step`` of ``origin`` starts: a sub-workflow
+        (``child``, linked to its parent) or an independent FIRE_AND_FORGET one. Its
+        idempotency key is fixed by the step execution, so a re-run of the step finds the
+        workflow it already started instead of starting another."""
+        record = self.new_record(str(workflow_type), initial_data,
+                                 idempotency_key=f"{origin.id}:{step}:{origin.version}",
+                                 parent_id=origin.id if child else None)
+        link = {"id": origin.id, "workflow_type": origin.workflow_type, "step": step}
+        record.runtime["parent" if child else "spawned_by"] = link
+        return record
+
     async def create_workflow(self, workflow_type: str, initial_data: dict[str, Any] | None = None,
                               *, persistence_provider: PersistenceProvider,
                               execution_provider: ExecutionProvider,
@@ -87,7 +100,7 @@ class WorkflowBuilder:
         if created:
             await execution_provider.on_created(stored)
         return Workflow(self.definition(stored.workflow_type), stored, persistence_provider,
-                        execution_provider)
+                        execution_provider, builder=self)
 
     async def load_workflow(self, workflow_id: str, *, persistence_provider: PersistenceProvider,
                             execution_provider: ExecutionProvider) -> Workflow:
@@ -95,4 +108,4 @@ class WorkflowBuilder:
         if record is None:
             raise WorkflowNotFound(workflow_id)
         return Workflow(self.definition(record.workflow_type), record, persistence_provider,
-                        execution_provider)
+                        execution_provider, builder=self)

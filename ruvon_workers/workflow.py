@@ -11,6 +11,7 @@ from .engine.records import HistoryEntry, RecordUpdate, Status, StepOutcome, Wor
 from .errors import InvalidTransition
 
 if TYPE_CHECKING:
+    from .builder import WorkflowBuilder
     from .execution.base import ExecutionProvider
     from .persistence.base import PersistenceProvider
 
@@ -19,8 +20,10 @@ class Workflow:
     """One run of a workflow type; its state is loaded from and saved to a store."""
 
     def __init__(self, definition: WorkflowDefinition, record: WorkflowRecord,
-                 persistence: PersistenceProvider, execution: ExecutionProvider):
+                 persistence: PersistenceProvider, execution: ExecutionProvider, *,
+                 builder: WorkflowBuilder | None = None):
         self.definition = definition
+        self.builder = builder
         self.record = record
         self.persistence = persistence
         self.execution = execution
@@ -74,9 +77,6 @@ class Workflow:
         status = Status(self.record.status)
         if status.is_terminal:
             raise InvalidTransition(self.id, status, "run the next step of")
-        if status == Status.PENDING_SUB_WORKFLOW:
-            raise InvalidTransition(self.id, status, "run the next step of",
-                                    "It resumes when its sub-workflow ends.")
         return await self.execution.run_next(self, user_input or {})
 
     async def history(self) -> list[HistoryEntry]:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from ..errors import DefinitionError, DefinitionIssue, UnknownWorkflowType
 from ..utils.imports import import_from_string
 from .conditions import ConditionError, Expression, compile_expression
-from .models import StepDefinition, StepType, WorkflowDefinition
+from .models import InjectionRule, StepDefinition, StepType, WorkflowDefinition
 
 _LINE = "__line__"
 
@@ -29,6 +29,8 @@ _REQUIRED_FIELDS: dict[StepType, tuple[str, ...]] = {
     StepType.CRON_SCHEDULE: ("target_workflow_type", "cron_expression"),
     StepType.HTTP: ("http_config",),
 }
+_MERGE_STRATEGIES = ("SHALLOW", "DEEP")
+_CONFLICT_BEHAVIORS = ("PREFER_NEW", "PREFER_EXISTING", "RAISE_ERROR")
 _CALLABLE_FIELDS = ("function", "compensate_function", "merge_function_path", "task_function")
 
 
@@ -106,9 +108,23 @@ def load_registry(path: str | Path) -> Registry:
         entries = []
     for entry in entries or []:
         _load_entry(registry_path, entry, workflows, issues)
+    _check_targets(workflows, issues)
     if issues:
         raise DefinitionError(issues)
     return Registry(registry_path, workflows)
+
+
+def _check_targets(workflows: dict[str, WorkflowDefinition],
+                   issues: list[DefinitionIssue]) -> None:
+    """FIRE_AND_FORGET and CRON_SCHEDULE steps must name a workflow type of the registry."""
+    for defn in workflows.values():
+        for step in defn.all_steps:
+            target = step.target_workflow_type
+            if target and target not in workflows:
+                issues.append(DefinitionIssue(
+                    defn.source_file, f"target_workflow_type '{target}' is not in the registry "
+                                      f"(known: {', '.join(sorted(workflows))})",
+                    step=step.name, field="target_workflow_type"))
 
 
 def _load_entry(registry_path: Path, entry: Any, workflows: dict[str, WorkflowDefinition],
@@ -189,6 +205,9 @@ class _WorkflowLoader:
             raw_steps = []
         steps = self._steps(raw_steps)
         self._check_references(steps, raw_steps)
+        injected, rules = self._injections(steps, raw_steps)
+        if state_model is not None:
+            self._check_output_keys([*steps, *injected], state_model)
         if state_model is None or not wf_type or len(steps) != len(raw_steps):
             return None
         return WorkflowDefinition(
@@ -203,6 +222,8 @@ class _WorkflowLoader:
             functions=self.functions,
             input_models=self.input_models,
             routes=self.routes,
+            injected_steps=injected,
+            injection_rules=rules,
         )
 
     def _state_model(self, model_path: str | None) -> type[BaseModel] | None:
@@ -267,9 +288,7 @@ class _WorkflowLoader:
         if step.type is StepType.DECISION and not (step.function or step.routes):
             self.issue("a DECISION step needs 'function' or 'routes'", step=step.name,
                        field="function", line=line)
-        if step.type is StepType.PARALLEL and not (step.tasks or step.iterate_over):
-            self.issue("a PARALLEL step needs 'tasks' or 'iterate_over'", step=step.name,
-                       field="tasks", line=line)
+        self._check_type_fields(step, line)
         for field in _CALLABLE_FIELDS:
             path = getattr(step, field)
             if path:
@@ -292,6 +311,150 @@ class _WorkflowLoader:
                 self.input_models[step.name] = model
         self._compile_routes(step, line)
         return len(self.issues) == before
+
+    def _check_type_fields(self, step: StepDefinition, line: int | None) -> None:
+        """What each step type needs beyond a function: one message per problem."""
+        if step.type is StepType.PARALLEL:
+            self._check_parallel(step, line)
+        if step.type is StepType.LOOP:
+            self._check_loop(step, line)
+        if step.type is StepType.HTTP and step.http_config:
+            from ..engine.http import check_http_config
+
+            for field, message in check_http_config(step):
+                self.issue(message, step=step.name, field=field, line=line)
+        if step.type is StepType.CRON_SCHEDULE and step.cron_expression:
+            from ..scheduling import cron_problem
+
+            problem = cron_problem(step.cron_expression)
+            if problem:
+                self.issue(problem, step=step.name, field="cron_expression", line=line)
+        if step.initial_data_template is not None:
+            from ..engine.templates import template_problems
+
+            if not isinstance(step.initial_data_template, dict):
+                self.issue("initial_data_template must be a mapping", step=step.name,
+                           field="initial_data_template", line=line)
+            for field, message in template_problems(step.initial_data_template):
+                self.issue(message, step=step.name, field=field, line=line)
+
+    def _check_parallel(self, step: StepDefinition, line: int | None) -> None:
+        def bad(field: str, message: str) -> None:
+            self.issue(message, step=step.name, field=field, line=line)
+
+        if not (step.tasks or step.iterate_over):
+            bad("tasks", "a PARALLEL step needs 'tasks' or 'iterate_over'")
+        if step.iterate_over and not step.task_function:
+            bad("task_function", "a PARALLEL step with 'iterate_over' needs 'task_function'")
+        if step.merge_strategy.upper() not in _MERGE_STRATEGIES:
+            bad("merge_strategy", f"merge_strategy '{step.merge_strategy}' is not one of "
+                                  f"{', '.join(_MERGE_STRATEGIES)}")
+        if step.merge_conflict_behavior.upper() not in _CONFLICT_BEHAVIORS:
+            bad("merge_conflict_behavior",
+                f"merge_conflict_behavior '{step.merge_conflict_behavior}' is not one of "
+                f"{', '.join(_CONFLICT_BEHAVIORS)}")
+        if step.batch_size is not None and step.batch_size < 1:
+            bad("batch_size", "batch_size must be 1 or more")
+        if step.timeout_seconds is not None and step.timeout_seconds <= 0:
+            bad("timeout_seconds", "timeout_seconds must be more than 0")
+
+    def _check_loop(self, step: StepDefinition, line: int | None) -> None:
+        def bad(field: str, message: str) -> None:
+            self.issue(message, step=step.name, field=field, line=line)
+
+        mode = (step.mode or ("WHILE" if step.while_condition else "ITERATE")).upper()
+        if mode not in ("ITERATE", "WHILE"):
+            bad("mode", f"mode '{step.mode}' is not ITERATE or WHILE")
+        if mode == "ITERATE" and not step.iterate_over:
+            bad("iterate_over", "an ITERATE loop needs 'iterate_over'")
+        if mode == "WHILE" and not step.while_condition:
+            bad("while_condition", "a WHILE loop needs 'while_condition'")
+        if not (step.function or step.loop_body):
+            bad("loop_body", "a LOOP step needs 'loop_body' (or 'function')")
+        if step.max_iterations is not None and step.max_iterations < 1:
+            bad("max_iterations", "max_iterations must be 1 or more")
+        for i, entry in enumerate(step.loop_body):
+            path = entry.get("function") if isinstance(entry, dict) else None
+            if not path:
+                bad(f"loop_body[{i}].function", "each loop_body entry needs 'function'")
+                continue
+            obj = self._import(path, field=f"loop_body[{i}].function", step=step.name,
+                               line=line)
+            if obj is not None:
+                self.functions[path] = obj
+
+    def _injections(self, steps: list[StepDefinition], raw_steps: list[Any]
+                    ) -> tuple[list[StepDefinition], dict[str, list[InjectionRule]]]:
+        """``dynamic_injection`` rules and the steps they insert (loaded like any step)."""
+        names = {s.get("name") for s in raw_steps if isinstance(s, dict)}
+        injected: list[StepDefinition] = []
+        rules: dict[str, list[InjectionRule]] = {}
+        lines = {s.get("name"): s.get(_LINE) for s in raw_steps if isinstance(s, dict)}
+        for step in steps:
+            spec = step.dynamic_injection
+            if not spec:
+                continue
+            raw_rules = spec.get("rules") if isinstance(spec, dict) else spec
+            line = lines.get(step.name)
+            if not isinstance(raw_rules, list):
+                self.issue("dynamic_injection needs a 'rules' list", step=step.name,
+                           field="dynamic_injection", line=line)
+                continue
+            for i, raw in enumerate(raw_rules):
+                field = f"dynamic_injection.rules[{i}]"
+                rule = self._rule(step.name, field, raw, line)
+                if rule is None:
+                    continue
+                loaded = self._steps(raw.get("steps_to_insert") or [])
+                for new in loaded:
+                    if new.name in names:
+                        self.issue(f"inserted step '{new.name}' has the name of another step",
+                                   step=step.name, field=f"{field}.steps_to_insert", line=line)
+                        continue
+                    names.add(new.name)
+                    injected.append(new)
+                rule.steps_to_insert = [new.name for new in loaded]
+                rules.setdefault(step.name, []).append(rule)
+        return injected, rules
+
+    def _rule(self, step: str, field: str, raw: Any, line: int | None) -> InjectionRule | None:
+        if not isinstance(raw, dict):
+            self.issue("each rule must be a mapping", step=step, field=field, line=line)
+            return None
+        data = {k: v for k, v in _strip_lines(raw).items() if k != "steps_to_insert"}
+        try:
+            rule = InjectionRule.model_validate(data)
+        except ValidationError as exc:
+            for err in exc.errors():
+                self.issue(err["msg"], step=step, line=line,
+                           field=f"{field}.{'.'.join(str(p) for p in err['loc'])}")
+            return None
+        if rule.action.upper() != "INSERT_AFTER_CURRENT":
+            self.issue(f"action '{rule.action}' is not supported (use INSERT_AFTER_CURRENT)",
+                       step=step, field=f"{field}.action", line=line)
+            return None
+        if not ({"value_match", "value_is_not"} & rule.model_fields_set):
+            self.issue("a rule needs 'value_match' or 'value_is_not'", step=step,
+                       field=field, line=line)
+            return None
+        if not raw.get("steps_to_insert"):
+            self.issue("a rule needs 'steps_to_insert'", step=step,
+                       field=f"{field}.steps_to_insert", line=line)
+            return None
+        return rule
+
+    def _check_output_keys(self, steps: list[StepDefinition], model: type[BaseModel]) -> None:
+        """HTTP and FIRE_AND_FORGET results land in ``output_key``: the state must take it."""
+        if model.model_config.get("extra") == "allow":
+            return
+        for step in steps:
+            if step.type not in (StepType.HTTP, StepType.FIRE_AND_FORGET):
+                continue
+            key = step.output_key or ("http_response" if step.type is StepType.HTTP else None)
+            if key and key not in model.model_fields:
+                self.issue(f"output_key '{key}' is not a field of {model.__name__}: add it to "
+                           "the state model (or allow extra fields)", step=step.name,
+                           field="output_key")
 
     def _compile_routes(self, step: StepDefinition, line: int | None) -> None:
         compiled: list[tuple[Expression | None, str]] = []

@@ -56,6 +56,25 @@ class ParallelTask(_Model):
     function_path: str
 
 
+class InjectionRule(_Model):
+    """``dynamic_injection`` rule: when the state's ``condition_key`` matches, insert
+    ``steps_to_insert`` after the current step."""
+
+    condition_key: str
+    value_match: Any = None
+    value_is_not: Any = None
+    action: str = "INSERT_AFTER_CURRENT"
+    steps_to_insert: list[str] = Field(default_factory=list)  # names, once loaded
+
+    def matches(self, state: dict[str, Any]) -> bool:
+        value: Any = state
+        for part in self.condition_key.removeprefix("state.").split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if "value_match" in self.model_fields_set:
+            return bool(value == self.value_match)
+        return bool(value != self.value_is_not)
+
+
 class StepDefinition(_Model):
     name: str
     type: StepType = StepType.STANDARD
@@ -128,6 +147,8 @@ class WorkflowDefinition:
         functions: dict[str, Any],
         input_models: dict[str, type[BaseModel]],
         routes: dict[str, list[tuple[Expression | None, str]]],
+        injected_steps: list[StepDefinition] | None = None,
+        injection_rules: dict[str, list[InjectionRule]] | None = None,
     ):
         self.workflow_type = workflow_type
         self.workflow_version = workflow_version
@@ -141,6 +162,9 @@ class WorkflowDefinition:
         self.input_models = input_models
         self.routes = routes
         self._index = {step.name: i for i, step in enumerate(steps)}
+        #: Steps that run only when a ``dynamic_injection`` rule inserts them.
+        self.injected_steps = {step.name: step for step in injected_steps or []}
+        self.injection_rules = injection_rules or {}
 
     def __repr__(self) -> str:
         return f"<WorkflowDefinition {self.workflow_type} v{self.workflow_version}>"
@@ -150,19 +174,33 @@ class WorkflowDefinition:
         return self.steps[0].name if self.steps else None
 
     def step(self, name: str) -> StepDefinition:
-        return self.steps[self._index[name]]
+        if name in self._index:
+            return self.steps[self._index[name]]
+        return self.injected_steps[name]
 
     def has_step(self, name: str) -> bool:
-        return name in self._index
+        return name in self._index or name in self.injected_steps
+
+    @property
+    def all_steps(self) -> list[StepDefinition]:
+        """The steps in order, then those only a dynamic injection runs."""
+        return [*self.steps, *self.injected_steps.values()]
 
     def step_after(self, name: str) -> str | None:
+        if name not in self._index:
+            return None  # an injected step: the workflow's runtime knows what follows
         i = self._index[name] + 1
         return self.steps[i].name if i < len(self.steps) else None
 
     def function(self, path: str | None) -> Any:
         return self.functions.get(path) if path else None
 
+    def loop_body(self, step: StepDefinition) -> list[Any]:
+        """A LOOP step's functions, in order: its ``loop_body`` entries, or its ``function``."""
+        paths = [entry.get("function") for entry in step.loop_body] or [step.function]
+        return [self.functions[path] for path in paths if path]
+
     @property
     def longest_time_limit(self) -> float | None:
-        limits = [s.time_limit_seconds for s in self.steps if s.time_limit_seconds]
+        limits = [s.time_limit_seconds for s in self.all_steps if s.time_limit_seconds]
         return max(limits) if limits else None

@@ -7,6 +7,8 @@ commits with a compare-and-set, so a step whose commit loses changes nothing.
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import inspect
 import time
 import traceback
@@ -15,7 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..definitions.models import StepDefinition, StepType, WorkflowDefinition
+from ..definitions.conditions import ConditionError, compile_expression
+from ..definitions.models import RetryPolicy, StepDefinition, StepType, WorkflowDefinition
 from ..directives import StartSubWorkflowDirective, WorkflowJumpDirective, WorkflowPauseDirective
 from ..errors import (
     InvalidStateError,
@@ -23,8 +26,10 @@ from ..errors import (
     StepFailed,
     WorkflowFailedException,
 )
+from . import parallel
 from .context import StepContext
 from .records import HistoryEntry, RecordUpdate, Status, StepOutcome, WorkflowRecord
+from .templates import render_data
 
 
 @dataclass
@@ -38,7 +43,11 @@ class Transition:
     jumped_to: str | None = None
     retry_delay: float | None = None
     auto_continue: bool = False
-    child: StartSubWorkflowDirective | None = None
+    #: Side effects the caller performs (idempotently) before committing the transition:
+    child: StartSubWorkflowDirective | None = None  # start a sub-workflow and wait for it
+    spawn: dict[str, Any] | None = None  # FIRE_AND_FORGET: start an independent workflow
+    schedule: dict[str, Any] | None = None  # CRON_SCHEDULE: store a schedule
+    fanout: list[dict[str, Any]] | None = None  # PARALLEL on the fleet: the branches
 
     @property
     def status(self) -> str:
@@ -91,6 +100,11 @@ def merge_result(defn: WorkflowDefinition, state: BaseModel, result: Any,
     elif result is not None:
         raise StepFailed(step_name, f"returned {type(result).__name__}; a step returns a dict "
                                     "of state fields to merge, or None")
+    return validated_state(defn, data, step_name)
+
+
+def validated_state(defn: WorkflowDefinition, data: dict[str, Any], step_name: str
+                    ) -> dict[str, Any]:
     try:
         validated = defn.state_model.model_validate(data)
     except ValidationError as exc:
@@ -104,9 +118,36 @@ def load_state(defn: WorkflowDefinition, record: WorkflowRecord) -> BaseModel:
     return defn.state_model.model_validate(record.state)
 
 
-def next_after(defn: WorkflowDefinition, step: StepDefinition,
-               state: dict[str, Any]) -> tuple[str | None, bool]:
-    """The step that follows ``step`` and whether a route chose it."""
+def next_after(defn: WorkflowDefinition, step: StepDefinition, state: dict[str, Any],
+               runtime: dict[str, Any] | None = None) -> tuple[str | None, bool]:
+    """The step that follows ``step`` and whether a route chose it.
+
+    With ``runtime``, ``dynamic_injection`` applies: steps a rule inserted after the
+    current one run first (recorded in ``runtime["inserted"]``), then the workflow goes
+    on where it would have gone.
+    """
+    target, routed = _route(defn, step, state)
+    if runtime is None:
+        return target, routed
+    inserted = runtime.get("inserted") or {}
+    queue = list(inserted.get("steps", []))
+    if queue and queue[0] == step.name:  # an inserted step finished
+        queue.pop(0)
+        target, routed = inserted.get("then"), True
+    new = [name for rule in defn.injection_rules.get(step.name, ()) if rule.matches(state)
+           for name in rule.steps_to_insert]
+    if new and not queue:
+        inserted = {"then": target}
+    queue = new + queue
+    if queue:
+        runtime["inserted"] = {"steps": queue, "then": inserted.get("then", target)}
+        return queue[0], True
+    runtime.pop("inserted", None)
+    return target, routed
+
+
+def _route(defn: WorkflowDefinition, step: StepDefinition,
+           state: dict[str, Any]) -> tuple[str | None, bool]:
     for condition, target in defn.routes.get(step.name, ()):
         if condition is None or condition.evaluate(state):
             return target, True
@@ -138,6 +179,11 @@ class StepRunner:
         self.previous_result = previous_result
         attempts = record.runtime.get("attempts", {})
         self.attempt = int(attempts.get(self.step.name, 0)) + 1
+        self.policy: RetryPolicy | None = self.step.retry_policy
+        if self.step.type is StepType.HTTP:
+            from .http import effective_retry_policy
+
+            self.policy = effective_retry_policy(self.step)
 
     def context(self, validated: BaseModel | None) -> StepContext:
         return StepContext(
@@ -157,7 +203,10 @@ class StepRunner:
         state = load_state(self.defn, self.record)
         started = time.perf_counter()
         fn = self.defn.function(step.function)
+        special = _BY_TYPE.get(step.type)
         try:
+            if special is not None:
+                return await special(self, state, started)
             if fn is None:
                 # HUMAN_IN_LOOP without a function (and a routes-only DECISION): the
                 # input, if any, is the step's result.
@@ -184,22 +233,26 @@ class StepRunner:
         attempts = dict(runtime.get("attempts", {}))
         attempts.pop(self.step.name, None)
         runtime["attempts"] = attempts
-        runtime.pop("pending_input", None)
-        runtime.pop("waiting_reason", None)
+        for key in ("pending_input", "waiting_reason", "child"):
+            runtime.pop(key, None)
+        if completed:
+            runtime.pop("loop", None)
+            runtime.pop("parallel", None)
         if completed:
             runtime["completed"] = [*runtime.get("completed", []), self.step.name]
         return runtime
 
     def _complete(self, new_state: dict[str, Any], result: Any, started: float) -> Transition:
-        step = self.step
-        target, routed = next_after(self.defn, step, new_state)
-        return self._advance(new_state, result, target, routed, started)
+        runtime = self._runtime(completed=True)
+        target, routed = next_after(self.defn, self.step, new_state, runtime)
+        return self._advance(new_state, result, target, routed, started, runtime)
 
     def _advance(self, new_state: dict[str, Any], result: Any, target: str | None,
-                 jumped: bool, started: float) -> Transition:
+                 jumped: bool, started: float,
+                 runtime: dict[str, Any] | None = None) -> Transition:
         step = self.step
         status, current = arrive(self.defn, target)
-        runtime = self._runtime(completed=True)
+        runtime = self._runtime(completed=True) if runtime is None else runtime
         if status == Status.ACTIVE and self.fleet and step.automate_next is False:
             # On the fleet every step continues on its own unless the step says not to.
             status = Status.WAITING_HUMAN_INPUT
@@ -268,8 +321,9 @@ class StepRunner:
 
     async def fail(self, exc: BaseException, started: float) -> Transition:
         """Retry the step if its policy allows, otherwise fail (or roll back) the workflow."""
-        policy = self.step.retry_policy
-        retryable = not isinstance(exc, WorkflowFailedException | StepFailed)
+        policy = self.policy
+        retryable = (not isinstance(exc, WorkflowFailedException | StepFailed)
+                     and getattr(exc, "retryable", True))
         if policy and retryable and self.attempt < policy.max_attempts:
             delay = policy.delay_for(self.attempt)
             runtime = dict(self.record.runtime)
@@ -301,6 +355,220 @@ class StepRunner:
         if self.defn.saga_enabled or isinstance(exc, SagaWorkflowException):
             await compensate(self.defn, self.record, transition)
         return transition
+
+
+    # -- step types beyond a plain function ---------------------------------------------
+
+    async def _http(self, state: BaseModel, started: float) -> Transition:
+        from .http import run_http_step
+
+        result = await run_http_step(self.step, self.record.state, workflow_id=self.record.id,
+                                     idempotency_key=self.context(None).idempotency_key)
+        return self._complete(merge_result(self.defn, state, result, self.step.name), result,
+                              started)
+
+    async def _parallel(self, state: BaseModel, started: float) -> Transition:
+        step = self.step
+        branches = parallel.plan_branches(step, self.record.state)
+        if self.fleet and branches:
+            # The fleet runs each branch as its own task; the join runs when the last one
+            # counts the fan-out down to zero (or its timeout passes).
+            runtime = self._runtime(completed=False)
+            runtime["parallel"] = {"step": step.name, "total": len(branches),
+                                   "deadline": parallel.deadline_for(step)}
+            return Transition(
+                update=RecordUpdate(Status.PENDING_ASYNC, step.name, self.record.state, runtime),
+                history=[HistoryEntry(step.name, StepOutcome.WAITING, self.attempt,
+                                      self._ms(started), detail={"branches": len(branches)})],
+                step=step.name,
+                fanout=branches,
+            )
+        done = await asyncio.gather(*(self._run_branch_inline(b) for b in branches))
+        return await self.join(list(done), started)
+
+    async def _run_branch_inline(self, branch: dict[str, Any]) -> dict[str, Any]:
+        """In-process: run a branch with its retries here; return its outcome row."""
+        attempt = 0
+        while True:
+            attempt += 1
+            began = time.perf_counter()
+            try:
+                result = await parallel.run_branch(self.defn, self.step, self.record, branch,
+                                                   attempt)
+            except Exception as exc:
+                policy = self.policy
+                if policy and attempt < policy.max_attempts and not isinstance(exc, StepFailed):
+                    await asyncio.sleep(policy.delay_for(attempt))
+                    continue
+                return {**branch, "status": "FAILED", "result": None, "attempt": attempt,
+                        "error": error_info(self.step.name, exc), "duration_ms": _ms(began)}
+            return {**branch, "status": "COMPLETED", "result": result, "attempt": attempt,
+                    "error": None, "duration_ms": _ms(began)}
+
+    async def join(self, branches: list[dict[str, Any]], started: float | None = None
+                   ) -> Transition:
+        """Merge finished branches in declared order and move on; branches still pending
+        (past ``timeout_seconds``) count as failed."""
+        step = self.step
+        started = time.perf_counter() if started is None else started
+        failed = [b for b in branches if b["status"] != "COMPLETED"]
+        for branch in failed:
+            if branch["status"] == "PENDING":
+                branch["error"] = {"message": f"did not report within timeout_seconds "
+                                              f"({step.timeout_seconds:g} s)"}
+        failures = [{"branch": b["name"], "error": (b.get("error") or {}).get("message")}
+                    for b in failed]
+        if failed and not step.allow_partial_success:
+            first = failures[0]
+            return await self._fail(StepFailed(
+                step.name, f"{len(failed)} of {len(branches)} branches failed; first, "
+                           f"'{first['branch']}': {first['error']}"), started)
+        results = [(b["name"], b["result"] or {}) for b in branches
+                   if b["status"] == "COMPLETED"]
+        try:
+            merged = parallel.merge_branches(self.defn, step, self.record.state, results)
+            new_state = validated_state(self.defn, merged, step.name)
+        except Exception as exc:
+            return await self._fail(exc, started)
+        transition = self._complete(new_state, dict(results), started)
+        transition.history[0].detail = {**(transition.history[0].detail or {}),
+                                        "branches": len(branches),
+                                        **({"failed_branches": failures} if failures else {})}
+        return transition
+
+    def _loop_position(self, state: dict[str, Any], index: int) -> tuple[Any, bool]:
+        """``(item, done)`` for iteration ``index``."""
+        step = self.step
+        limit = step.max_iterations
+        if (step.mode or "").upper() == "WHILE" or (not step.mode and step.while_condition):
+            if not compile_expression(step.while_condition or "false").evaluate(state):
+                return None, True
+            if limit is not None and index >= limit:
+                raise StepFailed(step.name, f"while_condition '{step.while_condition}' is still "
+                                            f"true after max_iterations ({limit})")
+            return None, False
+        items = parallel.items_of(step, state)
+        if limit is not None and len(items) > limit:
+            raise StepFailed(step.name, f"iterate_over '{step.iterate_over}' has {len(items)} "
+                                        f"items, more than max_iterations ({limit})")
+        return (items[index], False) if index < len(items) else (None, True)
+
+    async def _loop(self, state: BaseModel, started: float) -> Transition:
+        """One iteration per transition, so each is committed (and a crash resumes at the
+        iteration it interrupted); the last one moves on."""
+        step = self.step
+        progress = self.record.runtime.get("loop") or {}
+        index = int(progress.get("index", 0)) if progress.get("step") == step.name else 0
+        data = self.record.state
+        item, done = self._loop_position(data, index)
+        if done:
+            return self._complete(data, None, started)
+        item_var = step.item_var_name or "item"
+        for fn in self.defn.loop_body(step):
+            context = self.context(None)
+            context.loop_item, context.loop_index = item, index
+            kwargs = {item_var: item} if parallel.accepts(fn, item_var) else {}
+            result = await parallel.call(fn, state, context, kwargs)
+            data = merge_result(self.defn, state, result, step.name)
+            state = self.defn.state_model.model_validate(data)
+        try:
+            item, done = self._loop_position(data, index + 1)
+        except StepFailed:
+            done = False  # commit this iteration; the next transition fails the step
+        if done:
+            transition = self._complete(data, None, started)
+            transition.history[0].detail = {**(transition.history[0].detail or {}),
+                                            "iterations": index + 1}
+            return transition
+        runtime = self._runtime(completed=False)
+        runtime["loop"] = {"step": step.name, "index": index + 1}
+        return Transition(
+            update=RecordUpdate(Status.ACTIVE, step.name, data, runtime),
+            history=[HistoryEntry(step.name, StepOutcome.ITERATED, self.attempt,
+                                  self._ms(started), detail={"iteration": index})],
+            step=step.name,
+            auto_continue=True,
+        )
+
+    def _rendered_data(self) -> dict[str, Any]:
+        try:
+            data = render_data(self.step.initial_data_template or {}, self.record.state)
+        except ConditionError as exc:
+            raise StepFailed(self.step.name, f"initial_data_template: {exc}") from None
+        return dict(data) if isinstance(data, dict) else {}
+
+    async def _fire_and_forget(self, state: BaseModel, started: float) -> Transition:
+        spawn = {"workflow_type": self.step.target_workflow_type,
+                 "initial_data": self._rendered_data()}
+        transition = self._complete(self.record.state, None, started)
+        transition.spawn = spawn
+        return transition
+
+    async def _cron_schedule(self, state: BaseModel, started: float) -> Transition:
+        from ..scheduling import next_tick
+
+        step = self.step
+        now = dt.datetime.now(dt.UTC)
+        next_run = next_tick(step.cron_expression or "", now)
+        schedule: dict[str, Any] = {
+            "name": step.schedule_name or f"{self.record.workflow_type}.{step.name}",
+            "workflow_type": step.target_workflow_type,
+            "cron_expression": step.cron_expression,
+            "initial_data": self._rendered_data(),
+            "next_run_at": next_run,
+            "created_by": self.record.id,
+        }
+        transition = self._complete(self.record.state, None, started)
+        transition.schedule = schedule
+        transition.history[0].detail = {**(transition.history[0].detail or {}),
+                                        "schedule": schedule["name"],
+                                        "next_run_at": next_run.isoformat()}
+        return transition
+
+    async def after_child(self, child: WorkflowRecord) -> Transition:
+        """The sub-workflow this step started has ended: go on with its result, or fail
+        (FAILED_CHILD_WORKFLOW, or the saga)."""
+        started = time.perf_counter()
+        if child.status == Status.COMPLETED:
+            data = dict(self.record.state)
+            if _accepts_field(self.defn, "sub_workflow_results"):
+                results = dict(data.get("sub_workflow_results") or {})
+                results[child.workflow_type] = child.state
+                data["sub_workflow_results"] = results
+            try:
+                new_state = validated_state(self.defn, data, self.step.name)
+            except StepFailed as exc:
+                return await self._fail(exc, started)
+            transition = self._complete(new_state, child.state, started)
+            transition.history[0].detail = {**(transition.history[0].detail or {}),
+                                            "sub_workflow": child.id}
+            return transition
+        reason = (child.error or {}).get("message")
+        failure = StepFailed(self.step.name, f"sub-workflow {child.workflow_type} {child.id} "
+                                             f"ended {child.status}"
+                                             + (f": {reason}" if reason else ""))
+        transition = self._fail_now(failure, started)
+        transition.update.status = Status.FAILED_CHILD_WORKFLOW
+        assert transition.update.error is not None
+        transition.update.error.update(type="SubWorkflowFailed", child_id=child.id,
+                                       child_status=child.status)
+        if self.defn.saga_enabled:
+            await compensate(self.defn, self.record, transition)
+        return transition
+
+
+_BY_TYPE = {
+    StepType.HTTP: StepRunner._http,
+    StepType.PARALLEL: StepRunner._parallel,
+    StepType.LOOP: StepRunner._loop,
+    StepType.FIRE_AND_FORGET: StepRunner._fire_and_forget,
+    StepType.CRON_SCHEDULE: StepRunner._cron_schedule,
+}
+
+
+def _accepts_field(defn: WorkflowDefinition, name: str) -> bool:
+    model = defn.state_model
+    return name in model.model_fields or model.model_config.get("extra") == "allow"
 
 
 async def compensate(defn: WorkflowDefinition, record: WorkflowRecord,

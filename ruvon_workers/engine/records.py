@@ -43,6 +43,7 @@ class StepOutcome(enum.StrEnum):
     COMPENSATION_FAILED = "COMPENSATION_FAILED"
     CANCELLED = "CANCELLED"
     RETRIED = "RETRIED"
+    ITERATED = "ITERATED"
 
 
 @dataclass

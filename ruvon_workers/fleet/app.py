@@ -35,7 +35,8 @@ def create_app(registry: Registry | None = None, broker: str | None = None,
     settings = settings or FleetSettings.from_env()
     url = broker_url(broker)
     app = Celery("ruvon_workers", broker=url, set_as_current=False)
-    queues = {settings.default_queue} | {settings.queue_for(s) for d in registry for s in d.steps}
+    queues = {settings.default_queue} | {settings.queue_for(s) for d in registry
+                                         for s in d.all_steps}
     app.conf.update(
         # Celery lets CELERY_BROKER_URL in the environment win over the broker argument;
         # the read/write URLs make the argument stick.
@@ -78,7 +79,7 @@ def create_app(registry: Registry | None = None, broker: str | None = None,
     app.ruvon_settings = settings
     _register_wire_tasks(app)
     for defn in registry:
-        for step in defn.steps:
+        for step in defn.all_steps:
             _register_step_task(app, defn.workflow_type, step)
     return app
 
@@ -96,9 +97,10 @@ class StepTask(Task):
             return
         try:
             runtime = runtime_for(self.app)
+            branch = kwargs.get("branch")
             runtime.run(runtime.coordinator.fail_step(
                 str(kwargs["workflow_id"]), str(kwargs["step"]), int(kwargs["version"]),
-                exc))
+                exc, branch=None if branch is None else int(branch)))
         except Exception:
             log.exception("could not record the time limit of %s; the recovery sweep will "
                           "re-send the step", task_id)
@@ -118,7 +120,8 @@ def _register_step_task(app: Celery, workflow_type: str, step: StepDefinition) -
               autoretry_for=(DatabaseError,), retry_backoff=1, retry_backoff_max=30,
               max_retries=5, **options)
     def run_step(self: Task, workflow_id: str | None = None, step: str | None = None,
-                 version: int | None = None, **extra: Any) -> dict[str, Any]:
+                 version: int | None = None, branch: int | None = None,
+                 **extra: Any) -> dict[str, Any]:
         if not workflow_id or not step or version is None:
             _dead_letter(self.name, workflow_id, "step message needs workflow_id, step and "
                          "version", {"workflow_id": workflow_id, "step": step,
@@ -126,8 +129,9 @@ def _register_step_task(app: Celery, workflow_type: str, step: StepDefinition) -
             return {"applied": False, "reason": "malformed step message"}
         runtime = runtime_for(app)
         try:
-            report = runtime.run(runtime.coordinator.handle_step(str(workflow_id), str(step),
-                                                                 int(version)))
+            report = runtime.run(runtime.coordinator.handle_step(
+                str(workflow_id), str(step), int(version),
+                None if branch is None else int(branch)))
         except RuvonError as exc:
             if isinstance(exc, DatabaseError):
                 raise

@@ -1,5 +1,5 @@
-"""Threads a worker's main process runs beside Celery: the recovery sweep and the
-liveness heartbeat (neither depends on the broker being up)."""
+"""Threads a worker's main process runs beside Celery: the recovery sweep, the CRON
+scheduler and the liveness heartbeat (none depends on the broker being up)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import os
 import random
 import threading
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from celery import Celery
 
@@ -55,17 +57,22 @@ class Sweeper(threading.Thread):
     each expired step is re-sent by one sweeper, and a duplicate send would be a no-op.
     """
 
+    what = "recovery sweep"
+
     def __init__(self, app: Celery, interval: float):
-        super().__init__(name="ruvon-sweeper", daemon=True)
+        super().__init__(name=f"ruvon-{self.what.split()[-1]}", daemon=True)
         self.app = app
         self.interval = interval
         self.stopped = threading.Event()
         self.runs = 0
 
+    def action(self, coordinator: Coordinator) -> Coroutine[Any, Any, int]:
+        return coordinator.sweep()
+
     def run(self) -> None:
         registry = self.app.ruvon_registry
         settings = self.app.ruvon_settings
-        loop = LoopThread(name="ruvon-sweeper-loop")
+        loop = LoopThread(name=f"{self.name}-loop")
         persistence = PostgresPersistenceProvider(database_url() or "", pool_min_size=1,
                                                   pool_max_size=2)
         coordinator = Coordinator(registry, persistence, Dispatcher(self.app, registry, settings),
@@ -74,12 +81,22 @@ class Sweeper(threading.Thread):
             while not self.stopped.wait(self.interval * random.uniform(0.8, 1.2)):
                 try:
                     loop.run(persistence.initialize())
-                    loop.run(coordinator.sweep())
+                    loop.run(self.action(coordinator))
                     self.runs += 1
                 except Exception as exc:
-                    log.warning("recovery sweep failed (will try again): %s", exc)
+                    log.warning("%s failed (will try again): %s", self.what, exc)
         finally:
             try:
                 loop.run(persistence.close(), timeout=5)
             finally:
                 loop.stop()
+
+
+class Scheduler(Sweeper):
+    """Fires due CRON schedules (``ruvon_workers.scheduling``). Every worker runs one;
+    each tick still starts its workflow once (idempotency key per schedule and tick)."""
+
+    what = "cron scheduler"
+
+    def action(self, coordinator: Coordinator) -> Coroutine[Any, Any, int]:
+        return coordinator.fire_schedules()

@@ -20,7 +20,8 @@ from typing import Any
 
 from ..builder import WorkflowBuilder
 from ..definitions import Registry
-from ..engine.executor import StepRunner, Transition, arrive, validate_input
+from ..engine.executor import StepRunner, Transition, arrive, error_info, validate_input
+from ..engine.parallel import run_branch
 from ..engine.records import HistoryEntry, RecordUpdate, Status, StepOutcome, WorkflowRecord
 from ..errors import (
     InvalidTransition,
@@ -28,7 +29,9 @@ from ..errors import (
     StaleStateError,
     WorkflowNotFound,
 )
+from ..execution.effects import prepare
 from ..persistence.base import PersistenceProvider
+from ..scheduling import fire_due
 from .dispatch import Dispatcher
 from .settings import FleetSettings
 
@@ -75,25 +78,54 @@ class Coordinator:
     # -- helpers ---------------------------------------------------------------------
 
     def _due_in(self, record_type: str, status: str, step: str | None,
-                retry_delay: float | None = None) -> float | None:
-        if status != Status.ACTIVE or step is None:
+                retry_delay: float | None = None,
+                runtime: dict[str, Any] | None = None) -> float | None:
+        """Seconds until the sweep (re)sends this workflow's step, or ``None``."""
+        if step is None:
+            return None
+        if status == Status.PENDING_SUB_WORKFLOW:
+            return self.settings.lease_seconds  # wakes the parent if a child's word is lost
+        if status == Status.PENDING_ASYNC:
+            deadline = ((runtime or {}).get("parallel") or {}).get("deadline")
+            if deadline is not None:
+                return max(min(deadline - time.time() + 0.5, self.settings.lease_seconds), 0)
+            return self.settings.lease_seconds
+        if status != Status.ACTIVE:
             return None
         if retry_delay is not None:
             return retry_delay
         return self.settings.lease_for(self.registry.get(record_type).step(step))
+
+    def _record_due_in(self, record: WorkflowRecord) -> float | None:
+        return self._due_in(record.workflow_type, record.status, record.current_step,
+                            runtime=record.runtime)
+
+    def _send(self, workflow_type: str, step: str, workflow_id: str, version: int,
+              countdown: float | None = None, branch: int | None = None) -> None:
+        try:
+            self.dispatcher.step(workflow_type, step, workflow_id, version, countdown=countdown,
+                                 branch=branch)
+        except Exception:
+            # Committed but not published: the sweep re-sends it when its lease expires.
+            log.exception("publishing %s/%s%s failed; the recovery sweep will re-send it",
+                          workflow_id, step, "" if branch is None else f"[{branch}]")
 
     def _dispatch(self, record: WorkflowRecord, countdown: float | None = None) -> None:
         if record.status != Status.ACTIVE or record.current_step is None:
             return
         if countdown is not None and countdown > self.settings.max_countdown:
             return  # the sweep sends it when due_at passes
-        try:
-            self.dispatcher.step(record.workflow_type, record.current_step, record.id,
-                                 record.version, countdown=countdown)
-        except Exception:
-            # Committed but not published: the sweep re-sends it when its lease expires.
-            log.exception("publishing %s/%s failed; the recovery sweep will re-send it",
-                          record.id, record.current_step)
+        self._send(record.workflow_type, record.current_step, record.id, record.version,
+                   countdown=countdown)
+
+    def _wake_parent(self, record: WorkflowRecord) -> None:
+        """Tell a sub-workflow's parent that it ended or waits for input."""
+        parent = record.runtime.get("parent")
+        if not parent or not (Status(record.status).is_terminal
+                              or record.status == Status.WAITING_HUMAN_INPUT):
+            return
+        if parent.get("workflow_type") in self.registry:
+            self._send(parent["workflow_type"], parent["step"], parent["id"], -1)
 
     async def load(self, workflow_id: str) -> WorkflowRecord:
         record = await self.persistence.load_workflow(workflow_id)
@@ -157,6 +189,7 @@ class Coordinator:
                 continue
             ended = update.applied_to(record, version)
             _notify("ended", record=ended)
+            self._wake_parent(ended)
             return ended
         raise StaleStateError(workflow_id, -1)
 
@@ -198,43 +231,166 @@ class Coordinator:
 
     # -- the fleet's side -------------------------------------------------------------
 
-    async def handle_step(self, workflow_id: str, step: str, version: int) -> StepOutcomeReport:
+    async def handle_step(self, workflow_id: str, step: str, version: int,
+                          branch: int | None = None) -> StepOutcomeReport:
         """Run one step message. Safe to call any number of times for the same message."""
         pinned = getattr(self.persistence, "pinned", None)
         if pinned is None:
-            return await self._handle_step(workflow_id, step, version)
+            return await self._handle_step(workflow_id, step, version, branch)
         with pinned():
-            return await self._handle_step(workflow_id, step, version)
+            return await self._handle_step(workflow_id, step, version, branch)
 
-    async def _handle_step(self, workflow_id: str, step: str,
-                           version: int) -> StepOutcomeReport:
+    async def _handle_step(self, workflow_id: str, step: str, version: int,
+                           branch: int | None) -> StepOutcomeReport:
         record = await self.persistence.load_workflow(workflow_id)
         if record is None:
             return StepOutcomeReport(False, "unknown workflow")
-        if (record.version != version or record.current_step != step
-                or record.status != Status.ACTIVE):
-            return StepOutcomeReport(False, f"stale: workflow is {record.status} at "
-                                            f"{record.current_step!r} v{record.version}")
+        if record.current_step != step:
+            return self._stale(record)
+        if record.status == Status.PENDING_SUB_WORKFLOW:
+            # A wake-up from the child (or the sweep): any version will do, the child's
+            # row says what happened.
+            return await self._after_child(record)
+        if record.version != version:
+            return self._stale(record)
+        if branch is not None:
+            return await self._run_branch(record, branch)
+        if record.status == Status.PENDING_ASYNC:
+            return await self._join(record)
+        if record.status != Status.ACTIVE:
+            return self._stale(record)
         defn = self.registry.get(record.workflow_type)
         user_input = record.runtime.get("pending_input") or {}
-        transition = await StepRunner(defn, record, user_input=user_input, fleet=True).run()
-        return await self._commit(record, transition)
+        runner = StepRunner(defn, record, user_input=user_input, fleet=True)
+        return await self._commit(record, await runner.run(), runner)
+
+    @staticmethod
+    def _stale(record: WorkflowRecord) -> StepOutcomeReport:
+        return StepOutcomeReport(False, f"stale: workflow is {record.status} at "
+                                        f"{record.current_step!r} v{record.version}")
 
     async def fail_step(self, workflow_id: str, step: str, version: int,
-                        exc: BaseException) -> StepOutcomeReport:
+                        exc: BaseException, branch: int | None = None) -> StepOutcomeReport:
         """Record a failed attempt of a step that could not report it itself (its process
         was killed at the hard time limit): retry per its policy, or fail the workflow."""
         record = await self.persistence.load_workflow(workflow_id)
-        if (record is None or record.version != version or record.current_step != step
-                or record.status != Status.ACTIVE):
+        if record is None or record.version != version or record.current_step != step:
             return StepOutcomeReport(False, "stale: the step already moved on")
         runner = StepRunner(self.registry.get(record.workflow_type), record, fleet=True)
-        return await self._commit(record, await runner.fail(exc, time.perf_counter()))
+        if branch is not None and record.status == Status.PENDING_ASYNC:
+            return await self._branch_failed(record, runner, branch, exc, time.perf_counter())
+        if record.status != Status.ACTIVE:
+            return StepOutcomeReport(False, "stale: the step already moved on")
+        return await self._commit(record, await runner.fail(exc, time.perf_counter()), runner)
 
-    async def _commit(self, record: WorkflowRecord, transition: Transition) -> StepOutcomeReport:
+    # -- PARALLEL ---------------------------------------------------------------------
+
+    async def _run_branch(self, record: WorkflowRecord, idx: int) -> StepOutcomeReport:
+        if record.status != Status.PENDING_ASYNC:
+            return self._stale(record)
+        branch = await self.persistence.get_branch(record.id, record.version, idx)
+        if branch is None or branch["status"] != "PENDING":
+            return StepOutcomeReport(False, f"branch {idx} already finished")
+        defn = self.registry.get(record.workflow_type)
+        runner = StepRunner(defn, record, fleet=True)
+        started = time.perf_counter()
+        attempt = int(branch["attempt"]) + 1
+        try:
+            result = await run_branch(defn, runner.step, record, {"idx": idx, **branch}, attempt)
+        except Exception as exc:
+            return await self._branch_failed(record, runner, idx, exc, started, attempt)
+        return await self._branch_done(record, idx, "COMPLETED", result, None, attempt, started)
+
+    async def _branch_failed(self, record: WorkflowRecord, runner: StepRunner, idx: int,
+                             exc: BaseException, started: float,
+                             attempt: int | None = None) -> StepOutcomeReport:
+        if attempt is None:
+            branch = await self.persistence.get_branch(record.id, record.version, idx)
+            if branch is None or branch["status"] != "PENDING":
+                return StepOutcomeReport(False, f"branch {idx} already finished")
+            attempt = int(branch["attempt"]) + 1
+        error = error_info(runner.step.name, exc)
+        policy = runner.policy
+        if policy and attempt < policy.max_attempts and getattr(exc, "retryable", True):
+            delay = policy.delay_for(attempt)
+            send_now = delay <= self.settings.max_countdown
+            wait = delay + (self.settings.lease_seconds if send_now else 0)
+            if await self.persistence.retry_branch(record.id, record.version, idx,
+                                                   attempt=attempt, error=error, delay=wait):
+                if send_now:
+                    self._send(record.workflow_type, runner.step.name, record.id,
+                               record.version, countdown=delay, branch=idx)
+                return StepOutcomeReport(True, status="RETRYING", step=runner.step.name,
+                                         retry=True)
+            return StepOutcomeReport(False, f"branch {idx} already finished")
+        return await self._branch_done(record, idx, "FAILED", None, error, attempt, started)
+
+    async def _branch_done(self, record: WorkflowRecord, idx: int, status: str, result: Any,
+                           error: dict[str, Any] | None, attempt: int,
+                           started: float) -> StepOutcomeReport:
+        duration = round((time.perf_counter() - started) * 1000, 3)
+        remaining = await self.persistence.finish_branch(
+            record.id, record.version, idx, status=status, result=result, error=error,
+            attempt=attempt, duration_ms=duration)
+        if remaining is None:
+            return StepOutcomeReport(False, f"branch {idx} already finished")
+        if remaining == 0:
+            # The last branch in: the join runs as the step's own message.
+            self._send(record.workflow_type, record.current_step or "", record.id,
+                       record.version)
+        return StepOutcomeReport(True, status=status, step=record.current_step,
+                                 duration_ms=duration)
+
+    async def _join(self, record: WorkflowRecord) -> StepOutcomeReport:
+        branches = await self.persistence.list_branches(record.id, record.version)
+        remaining = branches[0]["remaining"] if branches else 0
+        deadline = (record.runtime.get("parallel") or {}).get("deadline")
+        if remaining > 0 and (deadline is None or time.time() < deadline):
+            return StepOutcomeReport(False, f"waiting for {remaining} branch(es)")
+        runner = StepRunner(self.registry.get(record.workflow_type), record, fleet=True)
+        version = record.version
+        report = await self._commit(record, await runner.join(branches), runner)
+        if report.applied:
+            await self.persistence.close_fanout(record.id, version)
+        return report
+
+    # -- sub-workflows ----------------------------------------------------------------
+
+    async def _after_child(self, record: WorkflowRecord) -> StepOutcomeReport:
+        known = record.runtime.get("child") or {}
+        child = await self.persistence.load_workflow(known["id"]) if known.get("id") else None
+        if child is None:
+            return StepOutcomeReport(False, "sub-workflow not found")
+        runner = StepRunner(self.registry.get(record.workflow_type), record, fleet=True)
+        if Status(child.status).is_terminal:
+            return await self._commit(record, await runner.after_child(child), runner)
+        seen = {"status": child.status, "current_step": child.current_step}
+        if {k: known.get(k) for k in seen} == seen:
+            return StepOutcomeReport(False, f"sub-workflow is {child.status}")
+        # Show the child's progress (e.g. waiting for input) on the parent.
+        update = RecordUpdate.keep(record, runtime={**record.runtime,
+                                                    "child": {**known, **seen}},
+                                   due_in=self._record_due_in(record))
+        try:
+            await self.persistence.apply(record.id, record.version, update, [])
+        except StaleStateError:
+            return StepOutcomeReport(False, "parent moved on meanwhile")
+        return StepOutcomeReport(True, status=record.status, step=record.current_step)
+
+    # -- commit -------------------------------------------------------------------------
+
+    async def _commit(self, record: WorkflowRecord, transition: Transition,
+                      runner: StepRunner | None = None) -> StepOutcomeReport:
+        started: list[WorkflowRecord] = []
+        if runner is not None:
+            transition, started = await prepare(self.builder, self.persistence, runner,
+                                                transition, self._record_due_in)
         update = transition.update
         update.due_in = self._due_in(record.workflow_type, update.status, update.current_step,
-                                     transition.retry_delay)
+                                     transition.retry_delay, update.runtime)
+        if transition.fanout:
+            await self.persistence.create_fanout(record.id, record.version + 1, transition.step,
+                                                 transition.fanout, self.settings.lease_seconds)
         try:
             version = await self.persistence.apply(record.id, record.version, update,
                                                    transition.history)
@@ -245,10 +401,24 @@ class Coordinator:
         update.applied_to(record, version)
         if update.terminal:
             _notify("ended", record=record)
+        for other in started:
+            self._dispatch(other)
+        for branch in transition.fanout or ():
+            self._send(record.workflow_type, transition.step, record.id, version,
+                       branch=branch["idx"])
+        self._wake_parent(record)
         self._dispatch(record, countdown=transition.retry_delay)
         duration = transition.history[0].duration_ms if transition.history else None
         return StepOutcomeReport(True, status=str(update.status), step=transition.step,
                                  duration_ms=duration, retry=transition.retry_delay is not None)
+
+    async def fire_schedules(self) -> int:
+        """Start the workflows of schedules whose tick has come (see ``scheduling``)."""
+        async def start(workflow_type: str, data: dict[str, Any], key: str) -> str:
+            record, _ = await self.start(workflow_type, data, idempotency_key=key)
+            return record.id
+
+        return await fire_due(self.persistence, start)
 
     async def sweep(self, limit: int = 500) -> int:
         """Re-send every step whose lease (or retry delay) expired; return how many."""
@@ -262,7 +432,7 @@ class Coordinator:
                 continue
             try:
                 self.dispatcher.step(item.workflow_type, item.step, item.workflow_id,
-                                     item.version)
+                                     item.version, branch=item.branch)
                 sent += 1
             except Exception:
                 log.exception("sweep: re-sending %s/%s failed", item.workflow_id, item.step)

@@ -24,8 +24,9 @@ class Dispatcher:
         self.settings = settings
 
     def step(self, workflow_type: str, step_name: str, workflow_id: str, version: int,
-             countdown: float | None = None) -> None:
-        """Send ``step`` of workflow ``workflow_id`` as dispatched for ``version``."""
+             countdown: float | None = None, branch: int | None = None) -> None:
+        """Send ``step`` of workflow ``workflow_id`` as dispatched for ``version`` (or one
+        ``branch`` of a PARALLEL step)."""
         step = self.registry.get(workflow_type).step(step_name)
         options: dict[str, Any] = {"queue": self.settings.queue_for(step)}
         if step.priority is not None:
@@ -33,9 +34,16 @@ class Dispatcher:
         if countdown and countdown > 0:
             options["countdown"] = countdown
         options["headers"] = {SENT_AT_HEADER: time.time()}
+        kwargs: dict[str, Any] = {"workflow_id": workflow_id, "step": step_name,
+                                  "version": version}
+        kwargsrepr = (f"{{'workflow_id': '{workflow_id}', 'step': '{step_name}', "
+                      f"'version': {version}")
+        if branch is not None:
+            kwargs["branch"] = branch
+            kwargsrepr += f", 'branch': {branch}"
         self.app.send_task(
             step_task_name(workflow_type, step_name),
-            kwargs={"workflow_id": workflow_id, "step": step_name, "version": version},
+            kwargs=kwargs,
             ignore_result=True,
             # Celery would saferepr() the arguments on every send; these are what Flower
             # shows and searches, built for a fraction of the cost.
@@ -43,7 +51,6 @@ class Dispatcher:
             # Queues hang off the default exchange and workers declare the queues they
             # consume: re-declaring on every send only costs time.
             declare=[],
-            kwargsrepr=f"{{'workflow_id': '{workflow_id}', 'step': '{step_name}', "
-                       f"'version': {version}}}",
+            kwargsrepr=kwargsrepr + "}",
             **options,
         )

@@ -22,6 +22,8 @@ class FleetSettings:
     #: Retries due sooner than this are sent with a countdown; later ones wait in
     #: PostgreSQL (``due_at``) for the sweep, so no countdown outlives the visibility timeout.
     max_countdown: float
+    #: How often each worker fires due CRON schedules (0: this worker does not).
+    scheduler_interval: float = 1.0
 
     @classmethod
     def from_env(cls) -> FleetSettings:
@@ -30,6 +32,7 @@ class FleetSettings:
             lease_seconds=float_env("RUVON_LEASE_SECONDS", 300.0),
             sweep_interval=float_env("RUVON_SWEEP_INTERVAL", 10.0),
             max_countdown=float_env("RUVON_MAX_COUNTDOWN", 60.0),
+            scheduler_interval=float_env("RUVON_SCHEDULER_INTERVAL", 1.0),
         )
 
     def lease_for(self, step: StepDefinition) -> float:

@@ -7,7 +7,7 @@ from typing import Any
 
 from celery import Celery, signals
 
-from .background import Heartbeat, Sweeper
+from .background import Heartbeat, Scheduler, Sweeper
 
 log = logging.getLogger("ruvon.worker")
 
@@ -19,7 +19,7 @@ def worker_argv(app: Celery, *, concurrency: int | None, pool: str | None,
     registry = app.ruvon_registry
     if not queues:
         names = {settings.default_queue} | {settings.queue_for(s) for d in registry
-                                            for s in d.steps}
+                                            for s in d.all_steps}
         queues = ",".join(sorted(names))
     argv = ["worker", f"--loglevel={loglevel}", f"--queues={queues}"]
     if concurrency:
@@ -54,8 +54,10 @@ def resend_reserved(app: Celery) -> int:
         kwargs = request.kwargs or {}
         workflow_type = request.name.split(".")[2]
         try:
+            branch = kwargs.get("branch")
             dispatcher.step(workflow_type, kwargs["step"], kwargs["workflow_id"],
-                            int(kwargs["version"]))
+                            int(kwargs["version"]),
+                            branch=None if branch is None else int(branch))
             sent += 1
         except Exception as exc:  # the sweep re-sends it when its lease expires
             log.warning("could not re-send %s on shutdown: %s", request.id, exc)
@@ -72,6 +74,8 @@ def run_worker(app: Celery, argv: list[str], *, sweep: bool = True) -> None:
         threads.append(Heartbeat())
         if sweep:
             threads.append(Sweeper(app, app.ruvon_settings.sweep_interval))
+        if sweep and app.ruvon_settings.scheduler_interval > 0:
+            threads.append(Scheduler(app, app.ruvon_settings.scheduler_interval))
         for thread in threads:
             thread.start()
         log.info("ruvon worker ready: %d workflow type(s), sweep every %.0fs",

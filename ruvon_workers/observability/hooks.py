@@ -55,7 +55,7 @@ def step_tasks(registry: Registry) -> dict[str, StepTask]:
     tasks: dict[str, StepTask] = {}
     for defn in registry:
         status, first = arrive(defn, defn.first_step)
-        for step in defn.steps:
+        for step in defn.all_steps:
             first_version = -1
             if step.name == first:
                 first_version = 0 if status == Status.ACTIVE else 1

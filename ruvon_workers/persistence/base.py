@@ -16,6 +16,7 @@ class DueStep:
     workflow_type: str
     step: str
     version: int
+    branch: int | None = None  # a PARALLEL branch of the step, when set
 
 
 class PersistenceProvider(Protocol):
@@ -52,3 +53,36 @@ class PersistenceProvider(Protocol):
     async def dead_letters(self, limit: int = 50) -> list[dict[str, Any]]: ...
 
     async def step_durations(self, workflow_type: str) -> list[dict[str, Any]]: ...
+
+    # PARALLEL fan-outs: a counter per fan-out and one row per branch.
+    async def create_fanout(self, workflow_id: str, version: int, step: str,
+                            branches: list[dict[str, Any]], lease_seconds: float) -> None: ...
+
+    async def get_branch(self, workflow_id: str, version: int,
+                         idx: int) -> dict[str, Any] | None: ...
+
+    async def finish_branch(self, workflow_id: str, version: int, idx: int, *, status: str,
+                            result: Any, error: dict[str, Any] | None, attempt: int,
+                            duration_ms: float | None) -> int | None:
+        """Record a branch's outcome; return the branches still running, or ``None`` when
+        this branch had already finished (nothing changed)."""
+        ...
+
+    async def retry_branch(self, workflow_id: str, version: int, idx: int, *, attempt: int,
+                           error: dict[str, Any], delay: float) -> bool: ...
+
+    async def list_branches(self, workflow_id: str, version: int) -> list[dict[str, Any]]: ...
+
+    async def close_fanout(self, workflow_id: str, version: int) -> None: ...
+
+    # CRON_SCHEDULE schedules.
+    async def upsert_schedule(self, schedule: dict[str, Any]) -> None: ...
+
+    async def list_schedules(self) -> list[dict[str, Any]]: ...
+
+    async def delete_schedule(self, name: str) -> bool: ...
+
+    async def due_schedules(self, limit: int = 50) -> list[dict[str, Any]]: ...
+
+    async def advance_schedule(self, name: str, tick: Any, next_run_at: Any,
+                               workflow_id: str | None) -> bool: ...

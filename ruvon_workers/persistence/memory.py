@@ -14,6 +14,8 @@ from ..engine.records import HistoryEntry, RecordUpdate, Status, StepOutcome, Wo
 from ..errors import StaleStateError
 from .base import DueStep
 
+_DUE_STATUSES = frozenset({Status.ACTIVE, Status.PENDING_ASYNC, Status.PENDING_SUB_WORKFLOW})
+
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
@@ -26,6 +28,8 @@ class MemoryPersistenceProvider:
         self._history: dict[str, list[HistoryEntry]] = {}
         self._keys: dict[str, str] = {}
         self._dead: list[dict[str, Any]] = []
+        self._fanouts: dict[tuple[str, int], dict[str, Any]] = {}
+        self._schedules: dict[str, dict[str, Any]] = {}
 
     async def initialize(self) -> None:
         return None
@@ -92,7 +96,7 @@ class MemoryPersistenceProvider:
         due = []
         for wid, when in self._due.items():
             row = self._rows[wid]
-            if row.status == Status.ACTIVE and when is not None and when <= now:
+            if row.status in _DUE_STATUSES and when is not None and when <= now:
                 self._due[wid] = self._due_at(lease_seconds)
                 due.append(DueStep(wid, row.workflow_type, row.current_step or "", row.version))
                 if len(due) >= limit:
@@ -127,3 +131,90 @@ class MemoryPersistenceProvider:
              "max_ms": max(v)}
             for step, v in by_step.items()
         ]
+
+    # -- PARALLEL fan-outs ----------------------------------------------------------------
+
+    async def create_fanout(self, workflow_id: str, version: int, step: str,
+                            branches: list[dict[str, Any]], lease_seconds: float) -> None:
+        key = (str(workflow_id), version)
+        if key in self._fanouts:
+            return
+        self._fanouts[key] = {"step": step, "remaining": len(branches), "branches": [
+            {"idx": b["idx"], "name": b["name"], "item": copy.deepcopy(b.get("item")),
+             "status": "PENDING", "attempt": 0, "result": None, "error": None,
+             "duration_ms": None} for b in branches]}
+
+    def _branch(self, workflow_id: str, version: int, idx: int) -> dict[str, Any] | None:
+        fanout = self._fanouts.get((str(workflow_id), version))
+        if fanout is None or not 0 <= idx < len(fanout["branches"]):
+            return None
+        branch: dict[str, Any] = fanout["branches"][idx]
+        return branch
+
+    async def get_branch(self, workflow_id: str, version: int,
+                         idx: int) -> dict[str, Any] | None:
+        branch = self._branch(workflow_id, version, idx)
+        return copy.deepcopy(branch) if branch else None
+
+    async def finish_branch(self, workflow_id: str, version: int, idx: int, *, status: str,
+                            result: Any, error: dict[str, Any] | None, attempt: int,
+                            duration_ms: float | None) -> int | None:
+        branch = self._branch(workflow_id, version, idx)
+        if branch is None or branch["status"] != "PENDING":
+            return None
+        branch.update(status=status, result=copy.deepcopy(result), error=error,
+                      attempt=attempt, duration_ms=duration_ms)
+        fanout = self._fanouts[(str(workflow_id), version)]
+        fanout["remaining"] -= 1
+        return int(fanout["remaining"])
+
+    async def retry_branch(self, workflow_id: str, version: int, idx: int, *, attempt: int,
+                           error: dict[str, Any], delay: float) -> bool:
+        branch = self._branch(workflow_id, version, idx)
+        if branch is None or branch["status"] != "PENDING" or branch["attempt"] >= attempt:
+            return False
+        branch.update(attempt=attempt, error=error)
+        return True
+
+    async def list_branches(self, workflow_id: str, version: int) -> list[dict[str, Any]]:
+        fanout = self._fanouts.get((str(workflow_id), version))
+        if fanout is None:
+            return []
+        return [{**copy.deepcopy(b), "remaining": fanout["remaining"]}
+                for b in fanout["branches"]]
+
+    async def close_fanout(self, workflow_id: str, version: int) -> None:
+        for branch in self._fanouts.get((str(workflow_id), version), {}).get("branches", []):
+            if branch["status"] == "PENDING":
+                branch["status"] = "ABANDONED"
+
+    # -- CRON_SCHEDULE schedules ----------------------------------------------------------
+
+    async def upsert_schedule(self, schedule: dict[str, Any]) -> None:
+        existing = self._schedules.get(schedule["name"])
+        row = {"last_run_at": None, "last_workflow_id": None, "runs": 0, "created_at": _now(),
+               **(existing or {}), **copy.deepcopy(schedule)}
+        if existing and existing["cron_expression"] == schedule["cron_expression"]:
+            row["next_run_at"] = existing["next_run_at"]
+        self._schedules[schedule["name"]] = row
+
+    async def list_schedules(self) -> list[dict[str, Any]]:
+        return copy.deepcopy([self._schedules[k] for k in sorted(self._schedules)])
+
+    async def delete_schedule(self, name: str) -> bool:
+        return self._schedules.pop(name, None) is not None
+
+    async def due_schedules(self, limit: int = 50) -> list[dict[str, Any]]:
+        now = _now()
+        due = sorted((s for s in self._schedules.values() if s["next_run_at"] <= now),
+                     key=lambda s: s["next_run_at"])
+        return copy.deepcopy(due[:limit])
+
+    async def advance_schedule(self, name: str, tick: Any, next_run_at: Any,
+                               workflow_id: str | None) -> bool:
+        row = self._schedules.get(name)
+        if row is None or row["next_run_at"] != tick:
+            return False
+        row.update(next_run_at=next_run_at, last_run_at=tick, last_workflow_id=workflow_id,
+                   runs=row["runs"] + 1)
+        return True

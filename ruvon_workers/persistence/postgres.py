@@ -237,9 +237,81 @@ class PostgresPersistenceProvider:
         return [row_to_record(r) for r in rows]
 
     async def claim_due(self, *, lease_seconds: float, limit: int = 100) -> list[DueStep]:
-        rows = await self._fetch("claim_due", "claim_due",
-                                 {"lease": lease_seconds, "limit": limit}, many=True)
-        return [DueStep(str(r[0]), r[1], r[2], r[3]) for r in rows]
+        params = {"lease": lease_seconds, "limit": limit}
+        rows = await self._fetch("claim_due", "claim_due", params, many=True)
+        due = [DueStep(str(r[0]), r[1], r[2], r[3]) for r in rows]
+        rows = await self._fetch("claim_due", "claim_due_branches", params, many=True)
+        return due + [DueStep(str(r[0]), r[1], r[2], r[3], branch=r[4]) for r in rows]
+
+    # -- PARALLEL fan-outs ----------------------------------------------------------------
+
+    async def create_fanout(self, workflow_id: str, version: int, step: str,
+                            branches: list[dict[str, Any]], lease_seconds: float) -> None:
+        await self._fetch("create_fanout", "insert_fanout", {
+            "id": workflow_id, "version": version, "step": step, "total": len(branches),
+            "branches": Jsonb(branches), "lease": lease_seconds}, many=None)
+
+    async def get_branch(self, workflow_id: str, version: int,
+                         idx: int) -> dict[str, Any] | None:
+        row = await self._fetch("load_branch", "get_branch",
+                                {"id": workflow_id, "version": version, "idx": idx})
+        return dict(zip(("name", "item", "status", "attempt"), row, strict=True)) if row else None
+
+    async def finish_branch(self, workflow_id: str, version: int, idx: int, *, status: str,
+                            result: Any, error: dict[str, Any] | None, attempt: int,
+                            duration_ms: float | None) -> int | None:
+        row = await self._fetch("finish_branch", "finish_branch", {
+            "id": workflow_id, "version": version, "idx": idx, "status": status,
+            "result": Jsonb(result) if result is not None else None,
+            "error": Jsonb(error) if error is not None else None,
+            "attempt": attempt, "duration_ms": duration_ms})
+        return int(row[0]) if row else None
+
+    async def retry_branch(self, workflow_id: str, version: int, idx: int, *, attempt: int,
+                           error: dict[str, Any], delay: float) -> bool:
+        row = await self._fetch("retry_branch", "retry_branch", {
+            "id": workflow_id, "version": version, "idx": idx, "attempt": attempt,
+            "error": Jsonb(error), "delay": delay})
+        return row is not None
+
+    async def list_branches(self, workflow_id: str, version: int) -> list[dict[str, Any]]:
+        rows = await self._fetch("load_branches", "list_branches",
+                                 {"id": workflow_id, "version": version}, many=True)
+        keys = ("idx", "name", "status", "attempt", "result", "error", "duration_ms",
+                "remaining")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    async def close_fanout(self, workflow_id: str, version: int) -> None:
+        await self._fetch("close_fanout", "close_fanout",
+                          {"id": workflow_id, "version": version}, many=None)
+
+    # -- CRON_SCHEDULE schedules ----------------------------------------------------------
+
+    async def upsert_schedule(self, schedule: dict[str, Any]) -> None:
+        await self._fetch("save_schedule", "upsert_schedule",
+                          {**schedule, "initial_data": Jsonb(schedule["initial_data"])},
+                          many=None)
+
+    async def list_schedules(self) -> list[dict[str, Any]]:
+        rows = await self._fetch("list_schedules", "list_schedules", {}, many=True)
+        keys = ("name", "workflow_type", "cron_expression", "initial_data", "next_run_at",
+                "last_run_at", "last_workflow_id", "runs", "created_by", "created_at")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    async def delete_schedule(self, name: str) -> bool:
+        return await self._fetch("delete_schedule", "delete_schedule", {"name": name}) is not None
+
+    async def due_schedules(self, limit: int = 50) -> list[dict[str, Any]]:
+        rows = await self._fetch("due_schedules", "due_schedules", {"limit": limit}, many=True)
+        keys = ("name", "workflow_type", "cron_expression", "initial_data", "next_run_at")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    async def advance_schedule(self, name: str, tick: Any, next_run_at: Any,
+                               workflow_id: str | None) -> bool:
+        row = await self._fetch("advance_schedule", "advance_schedule", {
+            "name": name, "tick": tick, "next_run_at": next_run_at,
+            "workflow_id": workflow_id})
+        return row is not None
 
     async def record_dead_letter(self, task: str | None, workflow_id: str | None, reason: str,
                                  payload: Any) -> None:

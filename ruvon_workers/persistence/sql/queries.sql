@@ -80,12 +80,14 @@ SELECT step, status, attempt, version, duration_ms, error, detail, created_at
  ORDER BY id
 
 -- name: claim_due
--- The recovery sweep: take ACTIVE workflows whose lease or retry delay is due and push
+-- The recovery sweep: take workflows whose lease or retry delay is due (ACTIVE ones, and
+-- those waiting on branches or a child, whose wake-up message may be lost) and push
 -- their lease forward, so concurrent sweeps (one per worker) never claim the same row.
 UPDATE workflow_executions w
    SET due_at = now() + make_interval(secs => %(lease)s::float8)
   FROM (SELECT id FROM workflow_executions
-         WHERE status = 'ACTIVE' AND due_at <= now()
+         WHERE due_at <= now()
+           AND status IN ('ACTIVE', 'PENDING_ASYNC', 'PENDING_SUB_WORKFLOW')
          ORDER BY due_at
          LIMIT %(limit)s
          FOR UPDATE SKIP LOCKED) due
@@ -115,3 +117,119 @@ SELECT id, task, workflow_id, reason, payload, created_at
   FROM ruvon_dead_letters
  ORDER BY id DESC
  LIMIT %(limit)s
+
+-- name: insert_fanout
+-- A PARALLEL step's fan-out, written before the compare-and-set that makes the workflow
+-- PENDING_ASYNC at %(version)s. Idempotent: a second delivery of the same step inserts
+-- nothing (and cannot reset a counter that branches already decremented).
+WITH fanout AS (
+    INSERT INTO workflow_fanouts (workflow_id, version, step, total, remaining)
+    VALUES (%(id)s, %(version)s, %(step)s, %(total)s, %(total)s)
+    ON CONFLICT DO NOTHING
+    RETURNING workflow_id, version
+)
+INSERT INTO workflow_branches (workflow_id, version, idx, name, item, due_at)
+SELECT f.workflow_id, f.version, b.idx, b.name, b.item,
+       now() + make_interval(secs => %(lease)s::float8)
+  FROM fanout f, jsonb_to_recordset(%(branches)s::jsonb) AS b(idx int, name text, item jsonb)
+
+-- name: get_branch
+SELECT name, item, status, attempt
+  FROM workflow_branches
+ WHERE workflow_id = %(id)s AND version = %(version)s AND idx = %(idx)s
+
+-- name: finish_branch
+-- Record a branch's outcome and count it down in one statement. The row lock on the
+-- fan-out serialises concurrent branches: exactly one of them sees remaining reach 0.
+-- A branch already finished (a duplicate delivery) returns no row and changes nothing.
+WITH done AS (
+    UPDATE workflow_branches
+       SET status = %(status)s, result = %(result)s, error = %(error)s,
+           attempt = %(attempt)s, duration_ms = %(duration_ms)s, due_at = NULL,
+           updated_at = now()
+     WHERE workflow_id = %(id)s AND version = %(version)s AND idx = %(idx)s
+       AND status = 'PENDING'
+    RETURNING workflow_id, version
+)
+UPDATE workflow_fanouts f
+   SET remaining = f.remaining - 1
+  FROM done
+ WHERE f.workflow_id = done.workflow_id AND f.version = done.version
+RETURNING f.remaining
+
+-- name: retry_branch
+-- A failed attempt of a branch with retries left: due again after the delay.
+UPDATE workflow_branches
+   SET attempt = %(attempt)s, error = %(error)s, updated_at = now(),
+       due_at = now() + make_interval(secs => %(delay)s::float8)
+ WHERE workflow_id = %(id)s AND version = %(version)s AND idx = %(idx)s
+   AND status = 'PENDING' AND attempt < %(attempt)s
+RETURNING idx
+
+-- name: list_branches
+SELECT b.idx, b.name, b.status, b.attempt, b.result, b.error, b.duration_ms, f.remaining
+  FROM workflow_fanouts f
+  JOIN workflow_branches b ON b.workflow_id = f.workflow_id AND b.version = f.version
+ WHERE f.workflow_id = %(id)s AND f.version = %(version)s
+ ORDER BY b.idx
+
+-- name: close_fanout
+-- After the join: branches that never reported are given up, so no sweep re-sends them.
+UPDATE workflow_branches
+   SET status = 'ABANDONED', due_at = NULL, updated_at = now()
+ WHERE workflow_id = %(id)s AND version = %(version)s AND status = 'PENDING'
+
+-- name: claim_due_branches
+-- The recovery sweep for branches: a pending branch whose lease passed (its worker died,
+-- its message was lost) is re-sent, while its workflow still waits on that fan-out.
+UPDATE workflow_branches b
+   SET due_at = now() + make_interval(secs => %(lease)s::float8)
+  FROM (SELECT b2.workflow_id, b2.version, b2.idx, w.workflow_type, f.step
+          FROM workflow_branches b2
+          JOIN workflow_fanouts f ON f.workflow_id = b2.workflow_id AND f.version = b2.version
+          JOIN workflow_executions w ON w.id = b2.workflow_id AND w.version = b2.version
+         WHERE b2.status = 'PENDING' AND b2.due_at <= now() AND w.status = 'PENDING_ASYNC'
+         ORDER BY b2.due_at
+         LIMIT %(limit)s
+         FOR UPDATE OF b2 SKIP LOCKED) due
+ WHERE b.workflow_id = due.workflow_id AND b.version = due.version AND b.idx = due.idx
+RETURNING b.workflow_id, due.workflow_type, due.step, b.version, b.idx
+
+-- name: upsert_schedule
+INSERT INTO ruvon_schedules
+    (name, workflow_type, cron_expression, initial_data, next_run_at, created_by)
+VALUES (%(name)s, %(workflow_type)s, %(cron_expression)s, %(initial_data)s,
+        %(next_run_at)s, %(created_by)s)
+ON CONFLICT (name) DO UPDATE
+   SET workflow_type = EXCLUDED.workflow_type,
+       cron_expression = EXCLUDED.cron_expression,
+       initial_data = EXCLUDED.initial_data,
+       next_run_at = CASE
+           WHEN ruvon_schedules.cron_expression = EXCLUDED.cron_expression
+           THEN ruvon_schedules.next_run_at ELSE EXCLUDED.next_run_at END,
+       updated_at = now()
+
+-- name: list_schedules
+SELECT name, workflow_type, cron_expression, initial_data, next_run_at, last_run_at,
+       last_workflow_id, runs, created_by, created_at
+  FROM ruvon_schedules
+ ORDER BY name
+
+-- name: delete_schedule
+DELETE FROM ruvon_schedules WHERE name = %(name)s RETURNING name
+
+-- name: due_schedules
+SELECT name, workflow_type, cron_expression, initial_data, next_run_at
+  FROM ruvon_schedules
+ WHERE next_run_at <= now()
+ ORDER BY next_run_at
+ LIMIT %(limit)s
+
+-- name: advance_schedule
+-- Compare-and-set on the tick: of several schedulers that fired the same tick (each
+-- start is idempotent on the tick's key), one moves the schedule on.
+UPDATE ruvon_schedules
+   SET next_run_at = %(next_run_at)s, last_run_at = %(tick)s,
+       last_workflow_id = %(workflow_id)s, runs = runs + 1, updated_at = now()
+ WHERE name = %(name)s AND next_run_at = %(tick)s
+RETURNING name

@@ -1,0 +1,376 @@
+"""The HTTP step type: render the request from templates, send it, shape the response.
+
+Templates are Jinja2 in an immutable sandbox with ``state``, ``secrets`` and
+``workflow_id`` in scope. Secret values never leave this module in an error message:
+every value read while rendering is replaced by ``***``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
+
+import httpx
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined, nodes
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from pydantic import ValidationError
+
+from ..definitions.models import RetryPolicy, StepDefinition
+from ..errors import RuvonError
+
+# httpx logs every request URL at INFO (httpcore at DEBUG); URLs may carry secrets.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+DEFAULT_INCLUDES = ("status_code", "body")
+DEFAULT_OUTPUT_KEY = "http_response"
+DEFAULT_TIMEOUT = 30.0
+SECRET_ENV_PREFIX = "RUVON_SECRET_"
+RETRYABLE_STATUS = frozenset({408, 425, 429})
+EXCERPT_CHARS = 500
+
+_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False,
+                                     keep_trailing_newline=True)
+
+
+class HttpRequestFailed(RuvonError):
+    """The request got a non-2xx answer, timed out, or could not be sent."""
+
+    def __init__(self, method: str, url: str, *, status_code: int | None = None,
+                 body_excerpt: str | None = None, reason: str = "", retryable: bool = False):
+        self.method = method
+        self.url = url
+        self.status_code = status_code
+        self.body_excerpt = body_excerpt
+        self.reason = reason
+        self.retryable = retryable
+        if status_code is not None:
+            message = f"{method} {url} returned {status_code}: {body_excerpt or ''}"
+        else:
+            message = f"{method} {url} failed: {reason}"
+        super().__init__(message)
+
+    def __reduce__(self) -> Any:
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+class TemplateRefused(RuvonError):
+    """A template of the step was refused by the sandbox or could not be rendered."""
+
+    retryable = False
+
+    def __init__(self, step: str, field: str, reason: str, *, refused: bool = False):
+        self.step = step
+        self.field = field
+        self.reason = reason
+        verdict = "is refused" if refused else "cannot be rendered"
+        super().__init__(f"step '{step}': {field} template {verdict}: {reason}")
+
+    def __reduce__(self) -> Any:
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[RuvonError], args: tuple[Any, ...], fields: dict[str, Any]) -> RuvonError:
+    # The constructors take fields, not the message, so pickle's default cls(*args) fails.
+    exc = cls.__new__(cls)
+    exc.args = args
+    exc.__dict__.update(fields)
+    return exc
+
+
+# --- load-time checks ----------------------------------------------------------------------
+
+def check_http_config(step: StepDefinition) -> list[tuple[str, str]]:
+    """Problems in an HTTP step's definition, as ``(field, message)`` pairs."""
+    config = step.http_config
+    if not isinstance(config, dict):
+        return [("http_config", "an HTTP step needs http_config with at least a url")]
+    issues: list[tuple[str, str]] = []
+    if not isinstance(config.get("url"), str) or not config["url"].strip():
+        issues.append(("http_config.url", "url is required (for example https://host/path)"))
+    method = config.get("method", "GET")
+    if not isinstance(method, str) or method.upper() not in METHODS:
+        issues.append(("http_config.method",
+                       f"method {method!r} is not one of {', '.join(sorted(METHODS))}"))
+    timeout = config.get("timeout", DEFAULT_TIMEOUT)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        issues.append(("http_config.timeout",
+                       f"timeout must be a positive number of seconds, not {timeout!r}"))
+    if config.get("retry_policy") is not None:
+        try:
+            RetryPolicy.model_validate(config["retry_policy"])
+        except ValidationError as exc:
+            issues.append(("http_config.retry_policy", _validation_summary(exc)))
+    unknown = [name for name in step.includes if name not in _RESPONSE_FIELDS]
+    if unknown:
+        issues.append(("includes", f"unknown entries {unknown}; allowed: "
+                                   f"{', '.join(_RESPONSE_FIELDS)}"))
+    for field, source in _templates(config):
+        try:
+            _ENV.parse(source)
+        except TemplateSyntaxError as exc:
+            issues.append((field, f"template does not parse: {exc.message} (line {exc.lineno})"))
+    for key in ("headers", "query_params"):
+        if config.get(key) is not None and not isinstance(config[key], dict):
+            issues.append((f"http_config.{key}", f"{key} must be a mapping of name: value"))
+    return issues
+
+
+def effective_retry_policy(step: StepDefinition) -> RetryPolicy | None:
+    """The step's own retry policy, else the one in ``http_config``, else None."""
+    if step.retry_policy is not None:
+        return step.retry_policy
+    raw = (step.http_config or {}).get("retry_policy")
+    return None if raw is None else RetryPolicy.model_validate(raw)
+
+
+def _validation_summary(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
+                     for e in exc.errors())
+
+
+def _templates(config: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """Every template string of a config, with the field it sits in."""
+    if isinstance(config.get("url"), str):
+        yield "http_config.url", config["url"]
+    for key in ("headers", "query_params"):
+        mapping = config.get(key)
+        if isinstance(mapping, dict):
+            for name, value in mapping.items():
+                if isinstance(value, str):
+                    yield f"http_config.{key}.{name}", value
+    yield from _leaves("http_config.body", config.get("body"))
+
+
+def _leaves(field: str, value: Any) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield field, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _leaves(f"{field}.{key}", item)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _leaves(f"{field}[{i}]", item)
+
+
+# --- rendering -----------------------------------------------------------------------------
+
+class _MissingSecret(Exception):
+    pass
+
+
+class _Secrets:
+    """``secrets.NAME`` / ``secrets['NAME']`` read ``RUVON_SECRET_NAME``; values read are kept
+    so they can be redacted. Not iterable: a template can only read secrets it names."""
+
+    def __init__(self) -> None:
+        self._used: set[str] = set()
+
+    def __getitem__(self, name: str) -> str:
+        if not isinstance(name, str):
+            raise TypeError("secrets are read by name: secrets.NAME or secrets['NAME']")
+        env_var = f"{SECRET_ENV_PREFIX}{name}"
+        value = os.environ.get(env_var)
+        if value is None:
+            raise _MissingSecret(f"secret '{name}' is not set: set the environment variable "
+                                 f"{env_var}")
+        self._used.add(value)
+        return value
+
+    def __getattr__(self, name: str) -> str:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self[name]
+
+    def __repr__(self) -> str:
+        return "<secrets>"
+
+    def redact(self, text: str) -> str:
+        """``text`` with every secret read so far (raw, URL- or JSON-encoded) as ``***``."""
+        forms = {form for value in self._used if value
+                 for form in (value, quote(value, safe=""), quote(value), quote_plus(value),
+                              json.dumps(value)[1:-1])}
+        for form in sorted(forms, key=len, reverse=True):
+            text = text.replace(form, "***")
+        return text
+
+
+class _Renderer:
+    """Renders one step's templates against one state."""
+
+    def __init__(self, step: str, state: dict[str, Any], workflow_id: str):
+        self.step = step
+        self.secrets = _Secrets()
+        self.context = {"state": state, "secrets": self.secrets, "workflow_id": workflow_id}
+
+    @contextmanager
+    def _guard(self, field: str) -> Iterator[None]:
+        try:
+            yield
+        except SecurityError as exc:
+            reason = self.secrets.redact(str(exc))
+            raise TemplateRefused(self.step, field, reason, refused=True) from None
+        except (_MissingSecret, TemplateError) as exc:
+            raise TemplateRefused(self.step, field, self.secrets.redact(str(exc))) from None
+        except Exception as exc:  # anything a template expression can raise
+            reason = self.secrets.redact(f"{type(exc).__name__}: {exc}")
+            raise TemplateRefused(self.step, field, reason) from None
+
+    def text(self, field: str, source: Any) -> str:
+        if not isinstance(source, str):
+            return str(source)
+        with self._guard(field):
+            return _template(source).render(self.context)
+
+    def body(self, field: str, value: Any) -> Any:
+        """Render leaf by leaf; a leaf that is one ``{{ expr }}`` keeps the value's type."""
+        if isinstance(value, dict):
+            return {key: self.body(f"{field}.{key}", item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.body(f"{field}[{i}]", item) for i, item in enumerate(value)]
+        if not isinstance(value, str):
+            return value
+        with self._guard(field):
+            expression = _single_expression(value)
+            if expression is None:
+                return _template(value).render(self.context)
+            value = _expression(expression)(**self.context)
+            if isinstance(value, Undefined):
+                str(value)  # a StrictUndefined raises the error it stands for
+            return value
+
+    def encode_json(self, body: Any) -> bytes:
+        """The rendered body as JSON; values JSON cannot carry are refused here."""
+        with self._guard("http_config.body"):
+            return json.dumps(body, default=_not_json, allow_nan=False, ensure_ascii=False,
+                              separators=(",", ":")).encode()
+
+
+@lru_cache(maxsize=1024)
+def _template(source: str) -> Any:
+    return _ENV.from_string(source)
+
+
+@lru_cache(maxsize=1024)
+def _expression(source: str) -> Callable[..., Any]:
+    return _ENV.compile_expression(source, undefined_to_none=False)
+
+
+@lru_cache(maxsize=1024)
+def _single_expression(source: str) -> str | None:
+    """The expression of a template that is exactly one ``{{ expr }}``, else None."""
+    text = source.strip()
+    if not (text.startswith("{{") and text.endswith("}}")):
+        return None
+    body = _ENV.parse(text).body
+    if not (len(body) == 1 and isinstance(body[0], nodes.Output) and len(body[0].nodes) == 1
+            and not isinstance(body[0].nodes[0], nodes.TemplateData)):
+        return None
+    inner = text[2:-2]
+    # "{{-" and "-}}" are whitespace control, not part of the expression.
+    inner = inner[1:] if inner[:1] in ("-", "+") else inner
+    return inner[:-1] if inner[-1:] in ("-", "+") else inner
+
+
+def _not_json(value: Any) -> Any:
+    if isinstance(value, Undefined):
+        str(value)  # a StrictUndefined raises the error it stands for
+    raise TypeError(f"a {type(value).__name__} value cannot be sent as JSON")
+
+
+# --- the request ---------------------------------------------------------------------------
+
+_RESPONSE_FIELDS: dict[str, Callable[[httpx.Response], Any]] = {
+    "status_code": lambda r: r.status_code,
+    "headers": lambda r: dict(r.headers),
+    "body": lambda r: _parse_body(r.text),
+    "elapsed_ms": lambda r: round(r.elapsed.total_seconds() * 1000, 3),
+}
+
+
+async def run_http_step(step: StepDefinition, state: dict[str, Any], *, workflow_id: str,
+                        idempotency_key: str | None = None) -> dict[str, Any]:
+    """Send the step's request; return ``{output_key: response_info}`` to merge into state.
+
+    Raises :class:`TemplateRefused` (never retryable) or :class:`HttpRequestFailed`.
+    """
+    config = step.http_config or {}
+    renderer = _Renderer(step.name, state, workflow_id)
+    method = str(config.get("method", "GET")).upper()
+    url = renderer.text("http_config.url", config.get("url", ""))
+    headers = httpx.Headers({name: renderer.text(f"http_config.headers.{name}", value)
+                             for name, value in (config.get("headers") or {}).items()})
+    params = {name: renderer.text(f"http_config.query_params.{name}", value)
+              if isinstance(value, str) else value
+              for name, value in (config.get("query_params") or {}).items()}
+    body = renderer.body("http_config.body", config.get("body"))
+    if idempotency_key and "idempotency-key" not in headers:
+        headers["Idempotency-Key"] = idempotency_key
+    content: bytes | None = None
+    if isinstance(body, str):
+        content = body.encode()
+    elif body is not None:
+        content = renderer.encode_json(body)
+        headers.setdefault("Content-Type", "application/json")
+
+    shown_url = renderer.secrets.redact(_display_url(url))
+    timeout = float(config.get("timeout", DEFAULT_TIMEOUT))
+    try:
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=True) as client:
+            response = await client.request(method, url, headers=headers, params=params,
+                                            content=content)
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        reason = renderer.secrets.redact(_kind(exc, timeout))
+        raise HttpRequestFailed(method, shown_url, reason=reason,
+                                retryable=_transient(exc)) from None
+    if not response.is_success:
+        code = response.status_code
+        raise HttpRequestFailed(
+            method, shown_url, status_code=code,
+            body_excerpt=renderer.secrets.redact(response.text)[:EXCERPT_CHARS],
+            retryable=code >= 500 or code in RETRYABLE_STATUS) from None
+    includes = step.includes or DEFAULT_INCLUDES
+    info = {name: _RESPONSE_FIELDS[name](response) for name in includes
+            if name in _RESPONSE_FIELDS}
+    return {step.output_key or DEFAULT_OUTPUT_KEY: info}
+
+
+def _display_url(url: str) -> str:
+    """The URL without credentials, query string or fragment, for messages."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url.split("?", 1)[0]
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+
+
+def _kind(exc: Exception, timeout: float) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out after {timeout:g}s ({type(exc).__name__})"
+    detail = str(exc)
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+
+
+def _transient(exc: Exception) -> bool:
+    return isinstance(exc, httpx.TimeoutException | httpx.NetworkError
+                      | httpx.RemoteProtocolError | httpx.ProxyError)
+
+
+def _parse_body(text: str) -> Any:
+    """JSON when the text is JSON (NaN/Infinity are not), else the text itself."""
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except ValueError:
+        return text
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")

@@ -1,0 +1,66 @@
+"""CRON_SCHEDULE: schedules stored in PostgreSQL, fired by the fleet.
+
+Every worker runs a scheduler. Firing is safe with any number of them: a tick starts its
+workflow with the idempotency key ``schedule:<name>:<tick>``, so a tick fired twice (two
+schedulers, or one that crashed before moving the schedule on) starts one workflow, and
+the schedule moves to its next tick by compare-and-set. Times are UTC. A scheduler that
+was down for several ticks fires the latest one once, not every one it missed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from croniter import croniter
+
+from .persistence.base import PersistenceProvider
+
+log = logging.getLogger("ruvon.scheduler")
+
+#: ``start(workflow_type, initial_data, idempotency_key) -> workflow_id``
+Starter = Callable[[str, dict[str, Any], str], Awaitable[str]]
+
+
+def cron_problem(expression: str) -> str | None:
+    """Why ``expression`` is not a cron expression, or ``None``."""
+    if not isinstance(expression, str) or not croniter.is_valid(expression):
+        return (f"'{expression}' is not a cron expression (5 fields: minute hour day month "
+                "weekday, and an optional 6th for seconds)")
+    return None
+
+
+def next_tick(expression: str, after: dt.datetime) -> dt.datetime:
+    """The first tick of ``expression`` strictly after ``after`` (UTC)."""
+    if after.tzinfo is None:
+        after = after.replace(tzinfo=dt.UTC)
+    tick: dt.datetime = croniter(expression, after.astimezone(dt.UTC)).get_next(dt.datetime)
+    return tick
+
+
+def tick_key(name: str, tick: dt.datetime) -> str:
+    return f"schedule:{name}:{tick.astimezone(dt.UTC).isoformat()}"
+
+
+async def fire_due(persistence: PersistenceProvider, start: Starter, *, limit: int = 50) -> int:
+    """Start the workflow of every schedule whose tick has come; return how many fired."""
+    fired = 0
+    for schedule in await persistence.due_schedules(limit):
+        name, tick = schedule["name"], schedule["next_run_at"]
+        workflow_id: str | None = None
+        try:
+            workflow_id = await start(schedule["workflow_type"],
+                                      dict(schedule["initial_data"] or {}), tick_key(name, tick))
+            fired += 1
+        except Exception as exc:
+            # A schedule that cannot start (unknown type, data its model rejects) must not
+            # fire in a loop: log it and move on to the next tick.
+            log.error("schedule %s: starting %s failed: %s", name, schedule["workflow_type"], exc)
+        now = dt.datetime.now(dt.UTC)
+        following = next_tick(schedule["cron_expression"], max(tick, now))
+        if await persistence.advance_schedule(name, tick, following, workflow_id):
+            log.info("schedule %s fired for %s (workflow %s); next at %s", name,
+                     tick.isoformat(), workflow_id, following.isoformat())
+    return fired

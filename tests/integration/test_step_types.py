@@ -1,0 +1,133 @@
+"""Every step type in-process (``SyncExecutionProvider``), on both stores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ruvon_workers import WorkflowBuilder
+from ruvon_workers.errors import InvalidTransition, WorkflowFailedException
+from ruvon_workers.execution import SyncExecutionProvider
+
+REGISTRY = Path(__file__).resolve().parents[1] / "fixtures" / "fleet" / "workflow_registry.yaml"
+
+
+@pytest.fixture
+def types_builder() -> WorkflowBuilder:
+    return WorkflowBuilder.from_registry(REGISTRY)
+
+
+async def _create(builder, persistence, workflow_type, data):  # type: ignore[no-untyped-def]
+    return await builder.create_workflow(workflow_type, data, persistence_provider=persistence,
+                                         execution_provider=SyncExecutionProvider())
+
+
+async def _run(wf):  # type: ignore[no-untyped-def]
+    while wf.status == "ACTIVE":
+        await wf.next_step()
+    return wf
+
+
+async def test_dynamic_parallel_merges_every_item(types_builder, persistence):
+    wf = await _run(await _create(types_builder, persistence, "FanOut", {"n": 12}))
+    assert wf.status == "COMPLETED"
+    assert wf.state.scores == {str(i): i * i for i in range(12)}
+    assert wf.state.done is True
+    completed = [h for h in await wf.history() if h.step == "Score"]
+    assert completed[-1].detail["branches"] == 12
+
+
+async def test_parallel_conflict_raise_error_names_the_key(types_builder, persistence):
+    wf = await _create(types_builder, persistence, "Conflicts", {})
+    with pytest.raises(WorkflowFailedException, match="merge conflict on 'winner'"):
+        await wf.next_step()
+    assert wf.status == "FAILED"
+    assert "'credit' and 'fraud'" in wf.error["message"]
+
+
+async def test_loop_iterates_then_while_loop_runs_to_its_condition(types_builder, persistence):
+    wf = await _run(await _create(types_builder, persistence, "LoopItems",
+                                  {"items": [1, 2, 3, 4], "countdown": 3}))
+    assert wf.status == "COMPLETED"
+    assert wf.state.processed == [10, 20, 30, 40]
+    assert wf.state.countdown == 0 and wf.state.ticks == 3
+    iterations = [h.detail["iteration"] for h in await wf.history() if h.status == "ITERATED"]
+    assert iterations == [0, 1, 2, 0, 1]
+
+
+async def test_loop_past_max_iterations_fails_with_the_reason(types_builder, persistence):
+    wf = await _create(types_builder, persistence, "LoopItems", {"items": [1, 2],
+                                                                 "countdown": 9})
+    with pytest.raises(WorkflowFailedException, match=r"max_iterations \(5\)"):
+        await _run(wf)
+    assert wf.current_step_name == "Count_Down"
+    assert wf.state.ticks == 5
+
+
+async def test_sub_workflow_completes_into_the_parent(types_builder, persistence):
+    wf = await _run(await _create(types_builder, persistence, "Parent", {"value": 21}))
+    assert wf.status == "COMPLETED"
+    assert wf.state.result == 42 and wf.state.after is True
+    child_id = wf.record.runtime.get("child", {}).get("id") or next(
+        h.detail["sub_workflow_id"] for h in await wf.history()
+        if h.detail and "sub_workflow_id" in h.detail)
+    child = await persistence.load_workflow(child_id)
+    assert child.status == "COMPLETED" and child.parent_id == wf.id
+
+
+async def test_failed_child_fails_the_parent(types_builder, persistence):
+    wf = await _create(types_builder, persistence, "Parent", {"value": 1, "child_mode": "fail"})
+    with pytest.raises(WorkflowFailedException, match="sub-workflow Child"):
+        await _run(wf)
+    assert wf.status == "FAILED_CHILD_WORKFLOW"
+    assert wf.error["child_status"] == "FAILED"
+
+
+async def test_child_waiting_for_input_is_visible_and_parent_resumes(types_builder,
+                                                                     persistence):
+    wf = await _run(await _create(types_builder, persistence, "Parent",
+                                  {"value": 5, "child_mode": "wait"}))
+    assert wf.status == "PENDING_SUB_WORKFLOW"
+    child_info = wf.record.runtime["child"]
+    with pytest.raises(InvalidTransition, match="WAITING_HUMAN_INPUT at step 'Wait_Note'"):
+        await wf.next_step()
+    child = await types_builder.load_workflow(child_info["id"], persistence_provider=persistence,
+                                              execution_provider=SyncExecutionProvider())
+    await child.next_step(user_input={"note": "fine"})
+    await _run(child)
+    assert child.status == "COMPLETED"
+    await wf.next_step()
+    await _run(wf)
+    assert wf.status == "COMPLETED" and wf.state.result == 10
+
+
+async def test_fire_and_forget_stores_the_id_and_moves_on(types_builder, persistence):
+    wf = await _run(await _create(types_builder, persistence, "Spawner", {"label": "x"}))
+    assert wf.status == "COMPLETED" and wf.state.done
+    spawned = await persistence.load_workflow(wf.state.spawned_id)
+    assert spawned.workflow_type == "Ticked" and spawned.state["label"] == "x"
+    assert spawned.parent_id is None and spawned.status == "COMPLETED"
+
+
+async def test_cron_schedule_step_stores_the_schedule(types_builder, persistence):
+    wf = await _run(await _create(types_builder, persistence, "Scheduler", {"label": "L"}))
+    assert wf.status == "COMPLETED"
+    (schedule,) = await persistence.list_schedules()
+    assert schedule["name"] == "test-every-2s"
+    assert schedule["workflow_type"] == "Ticked"
+    assert schedule["initial_data"] == {"label": "tick of L"}
+    # Running the step again keeps one schedule (stored by name).
+    await _run(await _create(types_builder, persistence, "Scheduler", {"label": "L"}))
+    assert len(await persistence.list_schedules()) == 1
+
+
+@pytest.mark.parametrize(("amount", "path"), [
+    (50, ["Assess", "Finish"]),
+    (5000, ["Assess", "Manual_Review", "Second_Review", "Finish"]),
+])
+async def test_dynamic_injection_inserts_after_the_current_step(types_builder, persistence,
+                                                                amount, path):
+    wf = await _run(await _create(types_builder, persistence, "Inject", {"amount": amount}))
+    assert wf.status == "COMPLETED"
+    assert wf.state.path == path
