@@ -42,12 +42,16 @@ class WorkflowInfo:
     idempotency_key: str | None
     created_at: dt.datetime | None
     updated_at: dt.datetime | None
+    #: While PENDING_SUB_WORKFLOW: the sub-workflow's ``id``, ``workflow_type``,
+    #: ``status`` and ``current_step`` (a child waiting for input shows here).
+    child: dict[str, Any] | None = None
 
     @classmethod
     def from_record(cls, record: WorkflowRecord) -> WorkflowInfo:
         return cls(record.id, record.workflow_type, str(record.status), record.current_step,
                    record.state, record.error, record.version, record.parent_id,
-                   record.idempotency_key, record.created_at, record.updated_at)
+                   record.idempotency_key, record.created_at, record.updated_at,
+                   record.runtime.get("child"))
 
     @property
     def finished(self) -> bool:
@@ -152,6 +156,17 @@ class AsyncClient:
         rows: builtins.list[dict[str, Any]] = await coordinator.persistence.dead_letters(limit)
         return rows
 
+    async def schedules(self) -> builtins.list[dict[str, Any]]:
+        """The CRON schedules CRON_SCHEDULE steps stored, by name."""
+        coordinator = await self._ready()
+        rows: builtins.list[dict[str, Any]] = await coordinator.persistence.list_schedules()
+        return rows
+
+    async def remove_schedule(self, name: str) -> bool:
+        coordinator = await self._ready()
+        removed: bool = await coordinator.persistence.delete_schedule(name)
+        return removed
+
     async def step_durations(self, workflow_type: str) -> builtins.list[dict[str, Any]]:
         coordinator = await self._ready()
         self.registry.get(workflow_type)
@@ -230,6 +245,14 @@ class Client:
     def step_durations(self, workflow_type: str) -> builtins.list[dict[str, Any]]:
         rows: builtins.list[dict[str, Any]] = self._run(self._async.step_durations(workflow_type))
         return rows
+
+    def schedules(self) -> builtins.list[dict[str, Any]]:
+        rows: builtins.list[dict[str, Any]] = self._run(self._async.schedules())
+        return rows
+
+    def remove_schedule(self, name: str) -> bool:
+        removed: bool = self._run(self._async.remove_schedule(name))
+        return removed
 
 
 __all__ = ["AsyncClient", "Client", "InvalidTransition", "WorkflowInfo"]

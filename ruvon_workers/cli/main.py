@@ -11,7 +11,17 @@ from .definitions import validate
 from .demo import demo
 from .fleet import health, worker
 from .monitoring import flower, metrics
-from .workflows import cancel, dead_letters, list_, logs, resume, retry, show, start
+from .workflows import (
+    cancel,
+    dead_letters,
+    list_,
+    logs,
+    resume,
+    retry,
+    schedules,
+    show,
+    start,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,7 +31,7 @@ def cli() -> None:
 
 
 for command in (validate, db, demo, bench, worker, health, start, show, list_, resume, retry,
-                cancel, logs, dead_letters, flower, metrics):
+                cancel, logs, dead_letters, schedules, flower, metrics):
     cli.add_command(command)
 
 

@@ -13,6 +13,7 @@ from ..utils.serialization import deserialize, serialize
 from .output import (
     EXIT_FAILED,
     EXIT_INVALID,
+    EXIT_NOT_FOUND,
     EXIT_TIMEOUT,
     console,
     emit_json,
@@ -60,7 +61,7 @@ def _json_arg(value: str | None, what: str) -> dict[str, Any]:
 def _info_dict(info: WorkflowInfo) -> dict[str, Any]:
     return {"id": info.id, "workflow_type": info.workflow_type, "status": info.status,
             "current_step": info.current_step, "state": info.state, "error": info.error,
-            "version": info.version, "parent_id": info.parent_id,
+            "version": info.version, "parent_id": info.parent_id, "child": info.child,
             "created_at": info.created_at, "updated_at": info.updated_at}
 
 
@@ -69,6 +70,12 @@ def _print_info(info: WorkflowInfo) -> None:
     console.print(f"  status:  {info.status}")
     console.print(f"  step:    {info.current_step or '-'}")
     console.print(f"  version: {info.version}   updated: {info.updated_at}")
+    if info.parent_id:
+        console.print(f"  parent:  {info.parent_id}")
+    if info.child:
+        child = info.child
+        console.print(f"  child:   {child.get('workflow_type')} {child.get('id')} "
+                      f"{child.get('status')} at {child.get('current_step') or '-'}")
     if info.error:
         console.print(f"  error:   [red]{info.error.get('type')}: {info.error.get('message')}[/]"
                       f" (step {info.error.get('step')})", soft_wrap=True)
@@ -220,3 +227,42 @@ def dead_letters(client: Client, limit: int, as_json: bool) -> None:
     table("Refused messages", ["at", "task", "workflow", "reason"],
           [(r["created_at"].strftime("%Y-%m-%d %H:%M:%S"), r["task"], r["workflow_id"] or "-",
             r["reason"]) for r in rows])
+
+
+@click.group()
+def schedules() -> None:
+    """CRON schedules stored by CRON_SCHEDULE steps (fired by every worker)."""
+
+
+@schedules.command("list")
+@_client_options
+@handle_errors
+def list_schedules(client: Client, as_json: bool) -> None:
+    """List the schedules with their next and last run."""
+    rows = client.schedules()
+    if as_json:
+        emit_json(rows)
+        return
+
+    def when(value: Any) -> str:
+        return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "-"
+
+    table("Schedules", ["name", "workflow", "cron", "next run", "last run", "runs"],
+          [(r["name"], r["workflow_type"], r["cron_expression"], when(r["next_run_at"]),
+            when(r["last_run_at"]), str(r["runs"])) for r in rows])
+
+
+@schedules.command("remove")
+@click.argument("name")
+@_client_options
+@handle_errors
+def remove_schedule(client: Client, name: str, as_json: bool) -> None:
+    """Remove schedule NAME: it fires no more (a CRON_SCHEDULE step that runs again
+    stores it again)."""
+    if not client.remove_schedule(name):
+        fail(f"no schedule named '{name}' (see `ruvon-workers schedules list`)",
+             EXIT_NOT_FOUND)
+    if as_json:
+        emit_json({"removed": name})
+    else:
+        click.echo(f"removed schedule {name}")
