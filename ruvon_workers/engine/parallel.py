@@ -134,7 +134,9 @@ def merge_into(target: dict[str, Any], incoming: dict[str, Any], step: StepDefin
             merge_into(target[key], value, step, owners, branch, path)
             continue
         if existing is not _MISSING and existing != value:
-            owner = owners.get(path)
+            # Set by an earlier branch: this key, or a dict holding it, came from one.
+            owner = next((owners[path[:n]] for n in range(len(path), 0, -1)
+                          if path[:n] in owners), None)
             if owner is not None and owner != branch:
                 if behavior == RAISE_ERROR:
                     raise MergeConflict(step.name, ".".join(path), owner, branch)

@@ -190,8 +190,19 @@ class Coordinator:
             ended = update.applied_to(record, version)
             _notify("ended", record=ended)
             self._wake_parent(ended)
+            await self._cancel_child(ended, reason)
             return ended
         raise StaleStateError(workflow_id, -1)
+
+    async def _cancel_child(self, record: WorkflowRecord, reason: str) -> None:
+        """A cancelled parent cancels the sub-workflow it waits for."""
+        child = record.runtime.get("child") or {}
+        if record.current_step is None or not child.get("id"):
+            return
+        try:
+            await self.cancel(child["id"], f"parent {record.id} cancelled: {reason}")
+        except (InvalidTransition, WorkflowNotFound):
+            pass  # it had ended already
 
     async def retry(self, workflow_id: str, from_step: str | None = None) -> WorkflowRecord:
         """Run a failed (or cancelled) workflow again from ``from_step`` or the failed step."""
@@ -210,8 +221,11 @@ class Coordinator:
             raise RuvonError(f"Workflow '{record.workflow_type}' has no step '{step}'. "
                              f"Steps: {', '.join(s.name for s in defn.steps)}")
         new_status, current = arrive(defn, step)
-        runtime = {k: v for k, v in record.runtime.items()
-                   if k not in ("attempts", "pending_input", "waiting_reason", "compensated")}
+        dropped = {"attempts", "pending_input", "waiting_reason", "compensated", "child",
+                   "parallel"}
+        if from_step:
+            dropped.add("loop")  # from an explicit step, a LOOP starts over
+        runtime = {k: v for k, v in record.runtime.items() if k not in dropped}
         # Steps from the retried one on will run again: they are no longer "completed"
         # (a later saga must compensate each execution once, not the old ones twice).
         completed = list(runtime.get("completed", []))
@@ -389,8 +403,10 @@ class Coordinator:
         update.due_in = self._due_in(record.workflow_type, update.status, update.current_step,
                                      transition.retry_delay, update.runtime)
         if transition.fanout:
+            lease = self.settings.lease_for(self.registry.get(record.workflow_type)
+                                            .step(transition.step))
             await self.persistence.create_fanout(record.id, record.version + 1, transition.step,
-                                                 transition.fanout, self.settings.lease_seconds)
+                                                 transition.fanout, lease)
         try:
             version = await self.persistence.apply(record.id, record.version, update,
                                                    transition.history)

@@ -87,6 +87,21 @@ def test_parallel_conflict_raise_error_fails_naming_the_key(client: Client,  # t
     assert "'credit' and 'fraud'" in info.error["message"]
 
 
+def test_parallel_branch_past_timeout_does_not_hang_the_workflow(client: Client,  # type: ignore[no-untyped-def]
+                                                                 start_worker) -> None:
+    worker = start_worker("--concurrency", "2", env={"RUVON_SWEEP_INTERVAL": "1"})
+    started = time.monotonic()
+    info = client.wait(client.start("Partial", {}), 30)
+    assert time.monotonic() - started < 7  # the slow branch would take 8 s
+    assert info.status == "COMPLETED", info.error
+    assert info.state["winner"] == "credit" and info.state["checked"] == ["credit"]
+    (joined,) = [h for h in client.history(info.id)
+                 if h.step == "Checks" and h.status == "COMPLETED"]
+    assert joined.detail["failed_branches"] == [
+        {"branch": "slow", "error": "did not report within timeout_seconds (2 s)"}]
+    worker.kill9()  # the slow branch is still sleeping; its late result is ignored
+
+
 def test_loop_over_20_items_resumes_at_the_killed_item(client: Client, start_worker,  # type: ignore[no-untyped-def]
                                                        fleet_env, monkeypatch) -> None:
     monkeypatch.setenv("RUVON_LEASE_SECONDS", "4")
@@ -216,6 +231,22 @@ def test_child_waiting_for_input_shows_on_the_parent(client: Client,  # type: ig
     client.resume(parent.child["id"], {"note": "looks fine"})
     info = client.wait(parent_id, 60)
     assert info.status == "COMPLETED" and info.state["result"] == 10
+
+
+def test_cancelling_a_waiting_parent_cancels_its_child(client: Client,  # type: ignore[no-untyped-def]
+                                                       start_worker) -> None:
+    start_worker("--concurrency", "2")
+    parent_id = client.start("Parent", {"value": 5, "child_mode": "wait"})
+    deadline = time.monotonic() + 60
+    while (client.get(parent_id).child or {}).get("status") != "WAITING_HUMAN_INPUT":
+        assert time.monotonic() < deadline, client.get(parent_id)
+        time.sleep(0.1)
+    child_id = client.get(parent_id).child["id"]
+    client.cancel(parent_id, "order withdrawn")
+    child = client.get(child_id)
+    assert child.status == "CANCELLED" and "order withdrawn" in child.error["message"]
+    time.sleep(1)  # the child's end wakes the parent: it stays cancelled
+    assert client.get(parent_id).status == "CANCELLED"
 
 
 def test_fire_and_forget_starts_an_independent_workflow(client: Client,  # type: ignore[no-untyped-def]

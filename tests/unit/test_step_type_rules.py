@@ -1,0 +1,175 @@
+"""The rules behind the step types: merging branches, templates, injection rules, cron
+ticks, and the messages a bad PARALLEL/LOOP/CRON/injection definition gets."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ruvon_workers.definitions import load_registry
+from ruvon_workers.definitions.models import InjectionRule, StepDefinition
+from ruvon_workers.engine.parallel import MergeConflict, merge_into
+from ruvon_workers.engine.templates import render_data, template_problems
+from ruvon_workers.errors import DefinitionError
+from ruvon_workers.persistence import MemoryPersistenceProvider
+from ruvon_workers.scheduling import cron_problem, fire_due, next_tick, tick_key
+
+from ..helpers import S, workflow_yaml, write_registry
+
+
+def _step(**fields: Any) -> StepDefinition:
+    return StepDefinition.model_validate({"name": "P", "type": "PARALLEL",
+                                          "tasks": [{"name": "a", "function_path": "x"}],
+                                          **fields})
+
+
+def _merge(step: StepDefinition, state: dict[str, Any],
+           *results: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+    target, owners = dict(state), {}
+    for name, changes in results:
+        merge_into(target, changes, step, owners, name)
+    return target
+
+
+def test_shallow_prefer_new_takes_the_later_branch_in_declared_order() -> None:
+    merged = _merge(_step(), {"a": 1, "nested": {"x": 1}},
+                    ("first", {"a": 2, "nested": {"y": 2}}), ("second", {"a": 3}))
+    assert merged == {"a": 3, "nested": {"y": 2}}
+
+
+def test_deep_merges_nested_dicts_key_by_key() -> None:
+    merged = _merge(_step(merge_strategy="DEEP"), {"scores": {"old": 0}},
+                    ("b1", {"scores": {"1": 1}}), ("b2", {"scores": {"2": 4}}))
+    assert merged == {"scores": {"old": 0, "1": 1, "2": 4}}
+
+
+def test_prefer_existing_keeps_the_state_and_the_earlier_branch() -> None:
+    step = _step(merge_conflict_behavior="PREFER_EXISTING")
+    merged = _merge(step, {"kept": "state", "empty": None},
+                    ("first", {"kept": "first", "empty": "first", "new": "first"}),
+                    ("second", {"empty": "second", "new": "second"}))
+    assert merged == {"kept": "state", "empty": "first", "new": "first"}
+
+
+def test_raise_error_names_the_key_and_both_branches_but_allows_agreement() -> None:
+    step = _step(merge_conflict_behavior="RAISE_ERROR", merge_strategy="DEEP")
+    same = _merge(step, {"v": 0}, ("a", {"v": 1}), ("b", {"v": 1}))
+    assert same == {"v": 1}  # a state value being replaced is no conflict
+    with pytest.raises(MergeConflict, match=r"'r\.x': branches 'a' and 'b'"):
+        _merge(step, {}, ("a", {"r": {"x": 1}}), ("b", {"r": {"x": 2}}))
+
+
+def test_templates_keep_types_and_format_text() -> None:
+    state = {"customer": {"id": 7, "name": "Ada"}, "items": [1, 2]}
+    rendered = render_data({"id": "{{ state.customer.id }}", "greeting": "Hi {{ customer.name }}!",
+                            "first": ["{{ items[0] }}"], "fixed": 3}, state)
+    assert rendered == {"id": 7, "greeting": "Hi Ada!", "first": [1], "fixed": 3}
+    (problem,) = template_problems({"x": "{{ __import__('os') }}"})
+    assert problem[0] == "initial_data_template.x" and "refused" in problem[1]
+
+
+@pytest.mark.parametrize(("rule", "state", "expected"), [
+    ({"condition_key": "risk", "value_match": "high"}, {"risk": "high"}, True),
+    ({"condition_key": "risk", "value_match": "high"}, {"risk": "low"}, False),
+    ({"condition_key": "state.check.result", "value_is_not": "ok"},
+     {"check": {"result": "bad"}}, True),
+    ({"condition_key": "check.result", "value_is_not": "ok"}, {"check": {"result": "ok"}},
+     False),
+])
+def test_injection_rules_match(rule: dict[str, Any], state: dict[str, Any],
+                               expected: bool) -> None:
+    assert InjectionRule.model_validate(rule).matches(state) is expected
+
+
+def test_cron_ticks_are_utc_and_bad_expressions_are_named() -> None:
+    after = dt.datetime(2026, 11, 28, 5, 59, 59, tzinfo=dt.UTC)
+    assert next_tick("0 6 * * *", after) == dt.datetime(2026, 11, 28, 6, 0, tzinfo=dt.UTC)
+    assert next_tick("* * * * * */10", after).second == 0
+    assert "not a cron expression" in (cron_problem("every day at six") or "")
+    assert cron_problem("*/5 * * * *") is None
+
+
+async def test_schedulers_racing_start_each_tick_once() -> None:
+    store = MemoryPersistenceProvider()
+    due = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    await store.upsert_schedule({"name": "nightly", "workflow_type": "T",
+                                 "cron_expression": "0 3 * * *", "initial_data": {"a": 1},
+                                 "next_run_at": due, "created_by": None})
+    started: dict[str, dict[str, Any]] = {}
+
+    async def start(workflow_type: str, data: dict[str, Any], key: str) -> str:
+        await asyncio.sleep(0)  # let the other scheduler interleave
+        started.setdefault(key, data)  # the store's idempotency key: one workflow per key
+        return key
+
+    fired = await asyncio.gather(*(fire_due(store, start) for _ in range(3)))
+    assert sum(fired) == 3 and list(started) == [tick_key("nightly", due)]
+    (schedule,) = await store.list_schedules()
+    assert schedule["runs"] == 1 and schedule["next_run_at"].hour == 3
+    assert await fire_due(store, start) == 0  # nothing due any more
+
+
+def _problems(tmp_path: Path, steps: str) -> list[str]:
+    path = write_registry(tmp_path, {"Test": workflow_yaml(steps)})
+    with pytest.raises(DefinitionError) as info:
+        load_registry(path)
+    return [str(issue) for issue in info.value.issues]
+
+
+def test_bad_parallel_and_loop_fields_are_named(tmp_path: Path) -> None:
+    msgs = _problems(tmp_path, f"""
+        - name: P
+          type: PARALLEL
+          iterate_over: state.path
+          merge_strategy: SIDEWAYS
+          merge_conflict_behavior: SULK
+        - name: L
+          type: LOOP
+          mode: ITERATE
+          loop_body: [{{name: x}}]
+        - name: W
+          type: LOOP
+          mode: WHILE
+          function: {S}.increment
+    """)
+    text = "\n".join(msgs)
+    assert "step 'P'" in text and "field 'task_function'" in text
+    assert "merge_strategy 'SIDEWAYS'" in text and "merge_conflict_behavior 'SULK'" in text
+    assert "field 'iterate_over'" in text and "an ITERATE loop needs 'iterate_over'" in text
+    assert "field 'loop_body[0].function'" in text
+    assert "step 'W'" in text and "a WHILE loop needs 'while_condition'" in text
+
+
+def test_bad_cron_target_template_and_injection_are_named(tmp_path: Path) -> None:
+    msgs = _problems(tmp_path, f"""
+        - name: C
+          type: CRON_SCHEDULE
+          target_workflow_type: Nowhere
+          cron_expression: "at noon"
+          initial_data_template: {{x: "{{{{ os.system('id') or __x }}}}"}}
+        - name: I
+          function: {S}.increment
+          dynamic_injection:
+            rules:
+              - condition_key: count
+                action: INSERT_BEFORE
+                steps_to_insert: [{{name: X, function: {S}.increment}}]
+    """)
+    text = "\n".join(msgs)
+    assert "step 'C'" in text and "'at noon' is not a cron expression" in text
+    assert "field 'initial_data_template.x'" in text
+    assert "step 'I'" in text and "action 'INSERT_BEFORE' is not supported" in text
+
+
+def test_target_workflow_type_must_be_in_the_registry(tmp_path: Path) -> None:
+    (msg,) = _problems(tmp_path, """
+        - name: Spawn
+          type: FIRE_AND_FORGET
+          target_workflow_type: Nowhere
+    """)
+    assert "step 'Spawn'" in msg and "field 'target_workflow_type'" in msg
+    assert "'Nowhere' is not in the registry (known: Test)" in msg
