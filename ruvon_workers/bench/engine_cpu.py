@@ -21,7 +21,7 @@ class _CollectingDispatcher:
         self.sent: list[tuple[str, str, int]] = []
 
     def step(self, workflow_type: str, step_name: str, workflow_id: str, version: int,
-             countdown: float | None = None) -> None:
+             countdown: float | None = None, branch: int | None = None) -> None:
         self.sent.append((workflow_id, step_name, version))
 
 

@@ -279,7 +279,10 @@ class StepRunner:
         if not self.defn.has_step(target):
             return self._fail_now(StepFailed(self.step.name,
                                              f"jumped to '{target}', which names no step"), started)
-        return self._advance(state.model_dump(mode="json"), None, target, True, started)
+        runtime = self._runtime(completed=True)
+        runtime.pop("inserted", None)  # a jump leaves any injected steps behind
+        return self._advance(state.model_dump(mode="json"), None, target, True, started,
+                             runtime)
 
     def _pause(self, state: BaseModel, pause: WorkflowPauseDirective,
                started: float) -> Transition:
