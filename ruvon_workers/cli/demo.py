@@ -2,7 +2,9 @@
 
 Without DATABASE_URL / CELERY_BROKER_URL it starts an embedded PostgreSQL and Redis;
 it then migrates, starts a worker process, runs the example workflows (one pauses for a
-manager's approval and is resumed), shows progress, prints the outcome, and cleans up.
+manager's approval and is resumed), then the order fulfillment example (every step type;
+its carrier API is served by this process), shows progress, prints the outcome, and
+cleans up.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .. import settings
 from ..client import Client
+from ..examples.fulfillment.carrier import carrier_api
 from ..persistence import migrate as migrations
+from .demo_fulfillment import DEMO_CARRIER_TOKEN, WORKFLOW, print_fulfillment, run_fulfillment
 from .output import EXIT_FAILED, console, fail, handle_errors, table
 
 SMALL_ORDERS = 20
@@ -94,7 +98,10 @@ def demo(registry: str | None) -> None:
     Uses DATABASE_URL / CELERY_BROKER_URL when set, otherwise embedded servers.
     """
     registry_file = settings.registry_path(registry).resolve()
+    token = os.getenv("RUVON_SECRET_CARRIER_TOKEN") or DEMO_CARRIER_TOKEN
+    fulfilled = None
     with tempfile.TemporaryDirectory(prefix="ruvon-demo-") as tmp, \
+            carrier_api(token=token) as carrier, \
             _services(settings.database_url(required=False),
                       settings.broker_url(required=False)) as (db_url, broker):
         console.print("Applying the schema ...")
@@ -102,11 +109,13 @@ def demo(registry: str | None) -> None:
         heartbeat = Path(tmp, "heartbeat")
         env = {**os.environ, "DATABASE_URL": db_url, "CELERY_BROKER_URL": broker,
                "RUVON_REGISTRY": str(registry_file), "RUVON_HEARTBEAT_FILE": str(heartbeat),
-               "POSTGRES_POOL_MIN_SIZE": "1"}
+               "POSTGRES_POOL_MIN_SIZE": "1", "RUVON_SECRET_CARRIER_TOKEN": token}
         console.print("Starting a worker (2 processes) ...")
         with _worker(env, heartbeat, Path(tmp, "worker.log")), \
                 Client(db_url, broker, registry_file) as client:
             rows, elapsed = _run(client)
+            if WORKFLOW in client.registry:
+                fulfilled = run_fulfillment(client, carrier.url)
     # Every small order ends the same way: show two of them and the two special ones.
     shown = rows[:2] + rows[SMALL_ORDERS:]
     table(f"Demo results ({len(shown)} of {len(rows)})",
@@ -114,12 +123,17 @@ def demo(registry: str | None) -> None:
     statuses = Counter(r[1] for r in rows)
     console.print(f"\n{len(rows)} workflows in {elapsed:.1f}s: "
                   + ", ".join(f"{n} {s}" for s, n in statuses.items()))
+    if fulfilled is not None:
+        console.print()
+        print_fulfillment(*fulfilled)
     metrics_port = os.getenv("RUVON_METRICS_PORT", "9808")
     console.print(
         "\nNext:\n"
         "  - run your own fleet: `ruvon-workers worker` with DATABASE_URL, CELERY_BROKER_URL "
         "and RUVON_REGISTRY set\n"
         "  - start and inspect workflows: `ruvon-workers start|list|show|logs`\n"
+        "  - CRON schedules: `ruvon-workers schedules list|remove NAME` (the fulfillment "
+        "example keeps a daily-stock-report)\n"
         f"  - metrics: a running worker serves http://127.0.0.1:{metrics_port}/metrics\n"
         "  - Flower: `FLOWER_BASIC_AUTH=admin:secret ruvon-workers flower` "
         "(http://127.0.0.1:5555)\n"

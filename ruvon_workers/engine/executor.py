@@ -179,6 +179,10 @@ class StepRunner:
         self.previous_result = previous_result
         attempts = record.runtime.get("attempts", {})
         self.attempt = int(attempts.get(self.step.name, 0)) + 1
+        # The version the step's first attempt ran at: retries keep the idempotency key.
+        execution = record.runtime.get("execution") or {}
+        self.execution_version = (execution.get("version", record.version)
+                                  if execution.get("step") == self.step.name else record.version)
         self.policy: RetryPolicy | None = self.step.retry_policy
         if self.step.type is StepType.HTTP:
             from .http import effective_retry_policy
@@ -192,7 +196,7 @@ class StepRunner:
             validated_input=validated,
             previous_step_result=self.previous_result,
             attempt=self.attempt,
-            idempotency_key=f"{self.record.id}:{self.step.name}:{self.record.version}",
+            idempotency_key=f"{self.record.id}:{self.step.name}:{self.execution_version}",
             workflow_type=self.record.workflow_type,
             user_input=self.user_input,
         )
@@ -233,7 +237,7 @@ class StepRunner:
         attempts = dict(runtime.get("attempts", {}))
         attempts.pop(self.step.name, None)
         runtime["attempts"] = attempts
-        for key in ("pending_input", "waiting_reason", "child"):
+        for key in ("pending_input", "waiting_reason", "child", "execution"):
             runtime.pop(key, None)
         if completed:
             runtime.pop("loop", None)
@@ -331,6 +335,7 @@ class StepRunner:
             delay = policy.delay_for(self.attempt)
             runtime = dict(self.record.runtime)
             runtime["attempts"] = {**runtime.get("attempts", {}), self.step.name: self.attempt}
+            runtime["execution"] = {"step": self.step.name, "version": self.execution_version}
             return Transition(
                 update=RecordUpdate(Status.ACTIVE, self.step.name, self.record.state, runtime,
                                     error=error_info(self.step.name, exc)),

@@ -98,3 +98,13 @@ def test_demo_runs_end_to_end(fleet_env) -> None:  # type: ignore[no-untyped-def
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "approving as 'dana'" in proc.stdout
     assert "21 COMPLETED, 1 FAILED_ROLLED_BACK" in proc.stdout
+    # The fulfillment example: every step type, on the fleet.
+    out = proc.stdout
+    assert "Order fulfillment: what each step type did" in out
+    assert ("3 OrderFulfillment workflows" in out and "3 COMPLETED; the workflows they started: "
+            "3 Shipment COMPLETED, 3 CustomerEmail COMPLETED" in out)
+    assert "3 checks: high risk (100)" in out and "inserted: reviewed, signature" in out
+    assert "3 lines reserved, 3 branches" in out and "3 lines picked" in out
+    assert "-> Gift_Wrap" in out and "-> Quote_Shipping" in out
+    assert "200: ParcelCo 12.10 EUR" in out and "2 parcels, PAR-F-3-2" in out
+    assert "daily-stock-report, next 06:00 UTC" in out

@@ -131,3 +131,18 @@ async def test_dynamic_injection_inserts_after_the_current_step(types_builder, p
     wf = await _run(await _create(types_builder, persistence, "Inject", {"amount": amount}))
     assert wf.status == "COMPLETED"
     assert wf.state.path == path
+
+
+async def test_merge_function_partial_success_and_a_failed_branch(types_builder, persistence):
+    wf = await _create(types_builder, persistence, "Merging", {})
+    await wf.next_step()
+    assert wf.state.winner == "credit+fraud" and wf.state.checked == ["credit", "fraud"]
+    await wf.next_step()  # one branch fails (after its retry); partial success is allowed
+    assert wf.current_step_name == "Strict"
+    partial = [h for h in await wf.history() if h.step == "Partial"][-1]
+    assert partial.detail["failed_branches"] == [
+        {"branch": "broken", "error": "the fraud service is down"}]
+    with pytest.raises(WorkflowFailedException, match="1 of 2 branches failed; first, "
+                                                      "'broken': the fraud service is down"):
+        await wf.next_step()
+    assert wf.status == "FAILED" and wf.error["step"] == "Strict"

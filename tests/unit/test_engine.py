@@ -189,11 +189,16 @@ async def test_retry_policy_retries_then_succeeds(tmp_path: Path) -> None:
           function: {S}.flaky
           retry_policy: {{max_attempts: 3, delay_seconds: 0.01, jitter: false}}
         """)
+    from tests.fixtures.steps import KEYS
+
+    KEYS.clear()
     wf = await start(b, {"failures_left": 2})
     await wf.next_step()
     assert wf.status == "COMPLETED" and wf.state.label == "ok on attempt 3"
     statuses = [h.status for h in await wf.history()]
     assert statuses == ["CREATED", "RETRYING", "RETRYING", "COMPLETED"]
+    # Every attempt of one step execution shares its idempotency key.
+    assert KEYS == [f"{wf.id}:F:0"] * 3
 
 
 async def test_exhausted_retries_fail_with_the_error(tmp_path: Path) -> None:
