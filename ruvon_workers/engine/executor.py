@@ -395,6 +395,18 @@ class StepRunner:
         return await self.join(list(done), started)
 
     async def _run_branch_inline(self, branch: dict[str, Any]) -> dict[str, Any]:
+        """In-process: one branch, its retries and ``timeout_seconds`` (which can cut off
+        an ``async def`` branch function; a blocking one runs to its end)."""
+        if not self.step.timeout_seconds:
+            return await self._attempt_branch(branch)
+        try:
+            return await asyncio.wait_for(self._attempt_branch(branch),
+                                          self.step.timeout_seconds)
+        except TimeoutError:
+            return {**branch, "status": "PENDING", "result": None, "attempt": 1,
+                    "error": None, "duration_ms": None}
+
+    async def _attempt_branch(self, branch: dict[str, Any]) -> dict[str, Any]:
         """In-process: run a branch with its retries here; return its outcome row."""
         attempt = 0
         while True:

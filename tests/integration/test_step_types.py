@@ -146,3 +146,12 @@ async def test_merge_function_partial_success_and_a_failed_branch(types_builder,
                                                       "'broken': the fraud service is down"):
         await wf.next_step()
     assert wf.status == "FAILED" and wf.error["step"] == "Strict"
+
+
+async def test_in_process_timeout_cuts_off_an_async_branch(types_builder, persistence):
+    wf = await _create(types_builder, persistence, "Stalling", {})
+    await wf.next_step()
+    assert wf.status == "COMPLETED" and wf.state.winner == "fraud"
+    (joined,) = [h for h in await wf.history() if h.status == "COMPLETED"]
+    assert joined.detail["failed_branches"] == [
+        {"branch": "stalled", "error": "did not report within timeout_seconds (0.3 s)"}]
