@@ -84,6 +84,15 @@ async def test_failed_child_fails_the_parent(types_builder, persistence):
     assert wf.error["child_status"] == "FAILED"
 
 
+async def test_failed_child_runs_the_parents_saga(types_builder, persistence):
+    wf = await _create(types_builder, persistence, "SagaParent",
+                       {"value": 1, "child_mode": "fail"})
+    with pytest.raises(WorkflowFailedException, match="sub-workflow Child"):
+        await _run(wf)
+    assert wf.status == "FAILED_ROLLED_BACK"
+    assert wf.state.undone == ["Reserve"] and wf.error["compensated"] == ["Reserve"]
+
+
 async def test_child_waiting_for_input_is_visible_and_parent_resumes(types_builder,
                                                                      persistence):
     wf = await _run(await _create(types_builder, persistence, "Parent",
