@@ -287,9 +287,10 @@ def test_schedule_with_two_schedulers_fires_once_per_tick(client: Client, start_
     assert len(ticks) == len(set(ticks)) >= 3  # one workflow per tick
     times = [dt.datetime.fromisoformat(t) for t in ticks]
     assert {(b - a).total_seconds() for a, b in itertools.pairwise(times)} == {2.0}
-    # Each tick moved the schedule on exactly once, by one of the two schedulers.
+    # Each tick moved the schedule on once, by one of the two schedulers (the tick that
+    # raced the removal may have started its workflow and found the schedule gone).
     fired = sum(w.log().count("schedule test-every-2s fired") for w in workers)
-    assert fired == len(ticks)
+    assert len(ticks) - 1 <= fired <= len(ticks)
     for key in keys:
         assert client.wait(_id_for(fleet_env, key), 30).state["label"] == "tick of L"
 
