@@ -16,9 +16,12 @@ from typing import Any
 
 from croniter import croniter
 
+from .errors import UnknownWorkflowType
 from .persistence.base import PersistenceProvider
 
 log = logging.getLogger("ruvon.scheduler")
+
+_unknown_warned: set[str] = set()
 
 #: ``start(workflow_type, initial_data, idempotency_key) -> workflow_id``
 Starter = Callable[[str, dict[str, Any], str], Awaitable[str]]
@@ -54,9 +57,17 @@ async def fire_due(persistence: PersistenceProvider, start: Starter, *, limit: i
             workflow_id = await start(schedule["workflow_type"],
                                       dict(schedule["initial_data"] or {}), tick_key(name, tick))
             fired += 1
+        except UnknownWorkflowType:
+            # Another worker's registry may have it (fleets split by team or queue): leave
+            # the tick to that one.
+            if name not in _unknown_warned:
+                _unknown_warned.add(name)
+                log.warning("schedule %s starts %s, which this worker's registry lacks; "
+                            "left to a worker that has it", name, schedule["workflow_type"])
+            continue
         except Exception as exc:
-            # A schedule that cannot start (unknown type, data its model rejects) must not
-            # fire in a loop: log it and move on to the next tick.
+            # A schedule that cannot start (data its model rejects) must not fire in a
+            # loop: log it and move on to the next tick.
             log.error("schedule %s: starting %s failed: %s", name, schedule["workflow_type"], exc)
         now = dt.datetime.now(dt.UTC)
         following = next_tick(schedule["cron_expression"], max(tick, now))

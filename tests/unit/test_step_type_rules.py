@@ -173,3 +173,26 @@ def test_target_workflow_type_must_be_in_the_registry(tmp_path: Path) -> None:
     """)
     assert "step 'Spawn'" in msg and "field 'target_workflow_type'" in msg
     assert "'Nowhere' is not in the registry (known: Test)" in msg
+
+
+async def test_a_tick_for_a_type_this_worker_lacks_is_left_to_another() -> None:
+    from ruvon_workers.errors import UnknownWorkflowType
+
+    store = MemoryPersistenceProvider()
+    due = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    await store.upsert_schedule({"name": "other-team", "workflow_type": "Elsewhere",
+                                 "cron_expression": "0 3 * * *", "initial_data": {},
+                                 "next_run_at": due, "created_by": None})
+
+    async def lacks(workflow_type: str, data: dict[str, Any], key: str) -> str:
+        raise UnknownWorkflowType(workflow_type, ["Mine"])
+
+    async def has(workflow_type: str, data: dict[str, Any], key: str) -> str:
+        return "started"
+
+    assert await fire_due(store, lacks) == 0
+    (schedule,) = await store.list_schedules()
+    assert schedule["next_run_at"] == due and schedule["runs"] == 0  # still due
+    assert await fire_due(store, has) == 1
+    (schedule,) = await store.list_schedules()
+    assert schedule["runs"] == 1 and schedule["last_workflow_id"] == "started"
