@@ -1,5 +1,6 @@
-"""The raw Celery baseline: a chain of the same five no-op steps passing the ~5 KB dict,
-Redis broker and Redis result backend (``celery -A ruvon_workers.bench.baseline worker``)."""
+"""The raw Celery baselines, Redis broker and Redis result backend (``celery -A
+ruvon_workers.bench.baseline worker``): a chain of the same five no-op steps passing the
+~5 KB dict, and, for the fan-out benchmark, a chord with a task per order line."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 import time
 from typing import Any
 
-from celery import Celery, chain
+from celery import Celery, chain, chord, group
 
 app = Celery("ruvon_bench_baseline", set_as_current=False)
 app.conf.update(
@@ -38,3 +39,21 @@ def last(payload: dict[str, Any]) -> dict[str, Any]:
 def start_chain(payload: dict[str, Any]) -> Any:
     """Start one 5-step chain; returns the AsyncResult of its last task."""
     return chain(step.s(payload), step.s(), step.s(), step.s(), last.s()).apply_async()
+
+
+@app.task(name="bench.price_line")
+def price_line(line: dict[str, Any]) -> dict[str, float]:
+    return {line["sku"]: round(line["quantity"] * line["unit_price"], 2)}
+
+
+@app.task(name="bench.total")
+def total(results: list[dict[str, float]]) -> dict[str, Any]:
+    merged: dict[str, float] = {}
+    for result in results:
+        merged.update(result)
+    return {"done_at": time.time(), "total": round(sum(merged.values()), 2)}
+
+
+def start_fan_out(payload: dict[str, Any]) -> Any:
+    """One chord: a task per order line, then the callback; returns the callback's result."""
+    return chord(group(price_line.s(line) for line in payload["lines"]))(total.s())

@@ -24,6 +24,7 @@ class BenchState(BaseModel):
     validated: bool = False
     priced: bool = False
     finalized: bool = False
+    line_totals: dict[str, float] = Field(default_factory=dict)
 
 
 def make_state(n: int, lines: int = 30) -> dict:

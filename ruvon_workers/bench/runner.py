@@ -42,6 +42,22 @@ class BenchConfig:
     warmup: int = 50
     idle_samples: int = 30
     env: dict[str, str] = field(default_factory=dict)
+    #: The fan-out benchmark: one PARALLEL step with a branch per order line, then a final
+    #: step; the baseline is a Celery chord. Otherwise the 5-step chain.
+    fan_out: bool = False
+
+    @property
+    def workflow_type(self) -> str:
+        return "BenchFanOut" if self.fan_out else "BenchOrder"
+
+    @property
+    def steps(self) -> int:
+        """Units of work per workflow: the steps, or the branches and the final step."""
+        return self.state_lines + 1 if self.fan_out else STEPS
+
+    @property
+    def baseline_name(self) -> str:
+        return "raw celery chord" if self.fan_out else "raw celery chain"
 
 
 @dataclass
@@ -96,7 +112,7 @@ def _result(name: str, cfg: BenchConfig, latencies: list[float], seconds: float,
             idle: list[float], sampler: _MemorySampler) -> RunResult:
     return RunResult(
         name=name, workflows=cfg.workflows, seconds=seconds,
-        workflows_per_s=cfg.workflows / seconds, steps_per_s=cfg.workflows * STEPS / seconds,
+        workflows_per_s=cfg.workflows / seconds, steps_per_s=cfg.workflows * cfg.steps / seconds,
         p50_ms=_quantile(latencies, 0.5), p95_ms=_quantile(latencies, 0.95),
         p99_ms=_quantile(latencies, 0.99),
         idle_p50_ms=statistics.median(idle) if idle else None,
@@ -127,7 +143,7 @@ class _FleetDriver:
         async with await psycopg.AsyncConnection.connect(self.db_url, autocommit=True) as conn:
             while len(latencies) < count:
                 while len(pending) < in_flight and launched < count:
-                    pending.add(await self.client.start("BenchOrder",
+                    pending.add(await self.client.start(self.cfg.workflow_type,
                                                         make_state(launched, self.cfg.state_lines)))
                     launched += 1
                 await asyncio.sleep(0.01)
@@ -196,7 +212,8 @@ def _baseline_batch(app_module: Any, r: redis.Redis, count: int, in_flight: int,
     while len(latencies) < count:
         while len(pending) < in_flight and launched < count:
             started = time.time()
-            result = app_module.start_chain(make_state(launched, cfg.state_lines))
+            start = app_module.start_fan_out if cfg.fan_out else app_module.start_chain
+            result = start(make_state(launched, cfg.state_lines))
             pending[result.id] = started
             first = min(first, started)
             launched += 1
@@ -241,7 +258,7 @@ def run_baseline(broker: str, cfg: BenchConfig, tmp: Path,
         sampler = _MemorySampler(workers)
         latencies, seconds = _baseline_batch(baseline, r, cfg.workflows, cfg.in_flight, cfg,
                                              progress, sampler)
-        return _result("raw celery chain", cfg, latencies, seconds, idle, sampler)
+        return _result(cfg.baseline_name, cfg, latencies, seconds, idle, sampler)
     finally:
         for worker in workers:
             worker.stop()

@@ -17,3 +17,12 @@ def price(state: BenchState, context: StepContext) -> dict:
 
 def finalize(state: BenchState, context: StepContext) -> dict:
     return {"finalized": True}
+
+
+def price_line(state: BenchState, context: StepContext, line: dict) -> dict:
+    """A PARALLEL branch of the fan-out benchmark: one order line."""
+    return {"line_totals": {line["sku"]: round(line["quantity"] * line["unit_price"], 2)}}
+
+
+def total_lines(state: BenchState, context: StepContext) -> dict:
+    return {"finalized": True, "total": round(sum(state.line_totals.values()), 2)}

@@ -44,6 +44,9 @@ def _fmt(value: float | None, digits: int = 1) -> str:
               show_default=True)
 @click.option("--state-kb", type=click.Choice(["5", "10"]), default="5", show_default=True)
 @click.option("--quick", is_flag=True, help="A small run for smoke tests (200 workflows).")
+@click.option("--fan-out", is_flag=True,
+              help="Each workflow is one PARALLEL step with a branch per order line (30), "
+                   "then a final step; the baseline is a Celery chord.")
 @click.option("--baseline/--no-baseline", default=True, show_default=True,
               help="Also run the raw Celery chain and print ratios.")
 @click.option("--ablations", is_flag=True,
@@ -51,7 +54,8 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
 def bench(workflows: int, in_flight: int, workers: int, concurrency: int, pool: str,
-          state_kb: str, quick: bool, baseline: bool, ablations: bool, as_json: bool) -> None:
+          state_kb: str, quick: bool, fan_out: bool, baseline: bool, ablations: bool,
+          as_json: bool) -> None:
     """Measure the fleet (5-step workflow, ~5 KB state) beside a raw Celery chain.
 
     Uses DATABASE_URL / CELERY_BROKER_URL when set, otherwise embedded servers.
@@ -61,7 +65,8 @@ def bench(workflows: int, in_flight: int, workers: int, concurrency: int, pool: 
     from ..bench.runner import BenchConfig, run_baseline, run_fleet, scratch, services
 
     cfg = BenchConfig(workflows=workflows, in_flight=min(in_flight, workflows), workers=workers,
-                      concurrency=concurrency, pool=pool, state_lines=30 if state_kb == "5" else 60)
+                      concurrency=concurrency, pool=pool, state_lines=30 if state_kb == "5" else 60,
+                      fan_out=fan_out)
     if quick:
         cfg = replace(cfg, workflows=200, in_flight=min(in_flight, 50), warmup=20,
                       idle_samples=10)
@@ -82,10 +87,11 @@ def bench(workflows: int, in_flight: int, workers: int, concurrency: int, pool: 
         if baseline:
             theirs = run_baseline(broker, cfg, tmp, report)
             results["baseline"] = theirs.as_dict()
-        progress.update(progress.add_task("engine CPU per step", total=1), completed=0)
-        cost = measure_engine_cost(db_url, workflows=50 if quick else 200,
-                                   state_lines=cfg.state_lines)
-        results["engine"] = cost.__dict__
+        if not fan_out:
+            progress.update(progress.add_task("engine CPU per step", total=1), completed=0)
+            cost = measure_engine_cost(db_url, workflows=50 if quick else 200,
+                                       state_lines=cfg.state_lines)
+            results["engine"] = cost.__dict__
         if ablations:
             results["ablations"] = {}
             for label, env, changes in ABLATIONS:
@@ -102,7 +108,8 @@ def bench(workflows: int, in_flight: int, workers: int, concurrency: int, pool: 
 def _print(results: dict[str, Any], cfg: Any) -> None:
     ours, theirs = results["ruvon"], results.get("baseline")
     rows = []
-    spec = [("workflows/s", "workflows_per_s", True, 1), ("steps/s", "steps_per_s", True, 1),
+    steps_label = "branches + steps/s" if cfg.fan_out else "steps/s"
+    spec = [("workflows/s", "workflows_per_s", True, 1), (steps_label, "steps_per_s", True, 1),
             ("p50 latency (ms)", "p50_ms", False, 1), ("p95 latency (ms)", "p95_ms", False, 1),
             ("p99 latency (ms)", "p99_ms", False, 1),
             ("idle fleet p50, 1 in flight (ms)", "idle_p50_ms", False, 1),
@@ -112,15 +119,19 @@ def _print(results: dict[str, Any], cfg: Any) -> None:
         a = ours.get(key)
         b = theirs.get(key) if theirs else None
         rows.append((label, _fmt(a, digits), _fmt(b, digits), _ratio(a, b, higher)))
-    table(f"{cfg.workflows} workflows, {cfg.in_flight} in flight, {cfg.workers} worker(s) x "
-          f"{cfg.concurrency} ({cfg.pool}), {'5' if cfg.state_lines == 30 else '10'} KB state",
-          ["metric", "ruvon", "raw celery chain", "ratio ruvon/raw"], rows)
-    engine = results["engine"]
-    console.print(f"engine per step (load + run + commit, no Celery), over {engine['steps']} "
-                  f"steps: {engine['cpu_ms_per_step']:.3f} ms CPU, "
-                  f"{engine['wall_ms_per_step']:.3f} ms wall, "
-                  f"{engine['db_round_trips_per_step']:.2f} database round trips "
-                  f"(+{engine['db_round_trips_per_start']:.0f} per workflow start)")
+    shape = (f"fan-out of {cfg.state_lines} branches + 1 step" if cfg.fan_out
+              else f"{cfg.steps} steps")
+    table(f"{cfg.workflows} workflows ({shape}), {cfg.in_flight} in flight, {cfg.workers} "
+          f"worker(s) x {cfg.concurrency} ({cfg.pool}), "
+          f"{'5' if cfg.state_lines == 30 else '10'} KB state",
+          ["metric", "ruvon", cfg.baseline_name, "ratio ruvon/raw"], rows)
+    engine = results.get("engine")
+    if engine:
+        console.print(f"engine per step (load + run + commit, no Celery), over "
+                      f"{engine['steps']} steps: {engine['cpu_ms_per_step']:.3f} ms CPU, "
+                      f"{engine['wall_ms_per_step']:.3f} ms wall, "
+                      f"{engine['db_round_trips_per_step']:.2f} database round trips "
+                      f"(+{engine['db_round_trips_per_start']:.0f} per workflow start)")
     if "ablations" in results:
         base = theirs["workflows_per_s"] if theirs else None
         table("Ablations (fleet only)", ["variant", "workflows/s", "p99 (ms)", "vs raw chain",
