@@ -256,6 +256,8 @@ class Coordinator:
 
     async def _handle_step(self, workflow_id: str, step: str, version: int,
                            branch: int | None) -> StepOutcomeReport:
+        if branch is not None:
+            return await self._run_branch(workflow_id, step, version, branch)
         record = await self.persistence.load_workflow(workflow_id)
         if record is None:
             return StepOutcomeReport(False, "unknown workflow")
@@ -267,8 +269,6 @@ class Coordinator:
             return await self._after_child(record)
         if record.version != version:
             return self._stale(record)
-        if branch is not None:
-            return await self._run_branch(record, branch)
         if record.status == Status.PENDING_ASYNC:
             return await self._join(record)
         if record.status != Status.ACTIVE:
@@ -299,10 +299,14 @@ class Coordinator:
 
     # -- PARALLEL ---------------------------------------------------------------------
 
-    async def _run_branch(self, record: WorkflowRecord, idx: int) -> StepOutcomeReport:
-        if record.status != Status.PENDING_ASYNC:
+    async def _run_branch(self, workflow_id: str, step: str, version: int,
+                          idx: int) -> StepOutcomeReport:
+        record, branch = await self.persistence.load_branch(workflow_id, version, idx)
+        if record is None:
+            return StepOutcomeReport(False, "unknown workflow")
+        if (record.status != Status.PENDING_ASYNC or record.version != version
+                or record.current_step != step):
             return self._stale(record)
-        branch = await self.persistence.get_branch(record.id, record.version, idx)
         if branch is None or branch["status"] != "PENDING":
             return StepOutcomeReport(False, f"branch {idx} already finished")
         defn = self.registry.get(record.workflow_type)

@@ -61,6 +61,11 @@ class PersistenceProvider(Protocol):
     async def get_branch(self, workflow_id: str, version: int,
                          idx: int) -> dict[str, Any] | None: ...
 
+    async def load_branch(self, workflow_id: str, version: int, idx: int
+                          ) -> tuple[WorkflowRecord | None, dict[str, Any] | None]:
+        """The workflow and its branch ``idx`` of the fan-out at ``version``, in one read."""
+        ...
+
     async def finish_branch(self, workflow_id: str, version: int, idx: int, *, status: str,
                             result: Any, error: dict[str, Any] | None, attempt: int,
                             duration_ms: float | None) -> int | None:

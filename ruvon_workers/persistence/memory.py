@@ -156,6 +156,11 @@ class MemoryPersistenceProvider:
         branch = self._branch(workflow_id, version, idx)
         return copy.deepcopy(branch) if branch else None
 
+    async def load_branch(self, workflow_id: str, version: int, idx: int
+                          ) -> tuple[WorkflowRecord | None, dict[str, Any] | None]:
+        return (await self.load_workflow(workflow_id),
+                await self.get_branch(workflow_id, version, idx))
+
     async def finish_branch(self, workflow_id: str, version: int, idx: int, *, status: str,
                             result: Any, error: dict[str, Any] | None, attempt: int,
                             duration_ms: float | None) -> int | None:

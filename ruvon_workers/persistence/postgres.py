@@ -257,6 +257,17 @@ class PostgresPersistenceProvider:
                                 {"id": workflow_id, "version": version, "idx": idx})
         return dict(zip(("name", "item", "status", "attempt"), row, strict=True)) if row else None
 
+    async def load_branch(self, workflow_id: str, version: int, idx: int
+                          ) -> tuple[WorkflowRecord | None, dict[str, Any] | None]:
+        row = await self._fetch("load_workflow", "get_workflow_with_branch",
+                                {"id": _uuid(workflow_id), "version": version, "idx": idx})
+        if row is None:
+            return None, None
+        branch = row[_RECORD_COLUMNS:]
+        return row_to_record(row), (
+            dict(zip(("name", "item", "status", "attempt"), branch, strict=True))
+            if branch[0] is not None else None)
+
     async def finish_branch(self, workflow_id: str, version: int, idx: int, *, status: str,
                             result: Any, error: dict[str, Any] | None, attempt: int,
                             duration_ms: float | None) -> int | None:

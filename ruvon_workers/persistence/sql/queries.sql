@@ -138,6 +138,16 @@ SELECT name, item, status, attempt
   FROM workflow_branches
  WHERE workflow_id = %(id)s AND version = %(version)s AND idx = %(idx)s
 
+-- name: get_workflow_with_branch
+-- A branch message's one read: the workflow and the branch it names.
+SELECT w.id, w.workflow_type, w.workflow_version, w.status, w.current_step, w.state,
+       w.version, w.runtime, w.idempotency_key, w.parent_id, w.error, w.created_at,
+       w.updated_at, w.completed_at, b.name, b.item, b.status, b.attempt
+  FROM workflow_executions w
+  LEFT JOIN workflow_branches b
+    ON b.workflow_id = w.id AND b.version = %(version)s AND b.idx = %(idx)s
+ WHERE w.id = %(id)s
+
 -- name: finish_branch
 -- Record a branch's outcome and count it down in one statement. The row lock on the
 -- fan-out serialises concurrent branches: exactly one of them sees remaining reach 0.
