@@ -353,9 +353,15 @@ class Coordinator:
         if remaining is None:
             return StepOutcomeReport(False, f"branch {idx} already finished")
         if remaining == 0:
-            # The last branch in: the join runs as the step's own message.
-            self._send(record.workflow_type, record.current_step or "", record.id,
-                       record.version)
+            # The last branch in joins right here (a compare-and-set like any commit); if
+            # that fails, the step's own message does it, and failing that, the sweep.
+            try:
+                await self._join(record)
+            except Exception:
+                log.exception("joining %s/%s failed; sending the join", record.id,
+                              record.current_step)
+                self._send(record.workflow_type, record.current_step or "", record.id,
+                           record.version)
         return StepOutcomeReport(True, status=status, step=record.current_step,
                                  duration_ms=duration)
 
