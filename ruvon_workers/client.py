@@ -111,6 +111,18 @@ class AsyncClient:
         coordinator = await self._ready()
         return WorkflowInfo.from_record(await coordinator.load(workflow_id))
 
+    async def branches(self, workflow_id: str) -> builtins.list[dict[str, Any]]:
+        """The branches of the PARALLEL step a PENDING_ASYNC workflow waits on (``idx``,
+        ``name``, ``status``, ``attempt``, ``error``, ``duration_ms``); else ``[]``."""
+        coordinator = await self._ready()
+        record = await coordinator.load(workflow_id)
+        if record.status != Status.PENDING_ASYNC:
+            return []
+        rows: builtins.list[dict[str, Any]] = await coordinator.persistence.list_branches(
+            record.id, record.version)
+        return [{k: v for k, v in row.items() if k not in ("result", "remaining")}
+                for row in rows]
+
     async def wait(self, workflow_id: str, timeout: float = 30.0) -> WorkflowInfo:
         """Wait until the workflow finishes or waits for input; ``TimeoutError`` after
         ``timeout`` seconds."""
@@ -214,6 +226,10 @@ class Client:
     def get(self, workflow_id: str) -> WorkflowInfo:
         info: WorkflowInfo = self._run(self._async.get(workflow_id))
         return info
+
+    def branches(self, workflow_id: str) -> builtins.list[dict[str, Any]]:
+        rows: builtins.list[dict[str, Any]] = self._run(self._async.branches(workflow_id))
+        return rows
 
     def wait(self, workflow_id: str, timeout: float = 30.0) -> WorkflowInfo:
         info: WorkflowInfo = self._run(self._async.wait(workflow_id, timeout))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -122,12 +123,22 @@ def _wait_and_print(client: Client, workflow_id: str, seconds: float, as_json: b
 @_client_options
 @handle_errors
 def show(client: Client, workflow_id: str, as_json: bool) -> None:
-    """Show a workflow: status, current step, state, error."""
+    """Show a workflow: status, current step, state, error (and the branches a PARALLEL
+    step waits on)."""
     info = client.get(workflow_id)
+    branches = client.branches(workflow_id) if info.status == "PENDING_ASYNC" else []
     if as_json:
-        emit_json(_info_dict(info))
-    else:
-        _print_info(info)
+        emit_json({**_info_dict(info), **({"branches": branches} if branches else {})})
+        return
+    _print_info(info)
+    if branches:
+        counts = Counter(b["status"] for b in branches)
+        console.print(f"  branches: {counts.get('COMPLETED', 0)} of {len(branches)} done, "
+                      f"{counts.get('FAILED', 0)} failed, {counts.get('PENDING', 0)} running")
+        for b in branches:
+            if b["status"] == "FAILED":
+                console.print(f"    [red]{b['name']}: {(b['error'] or {}).get('message')}[/]",
+                              soft_wrap=True)
 
 
 @click.command(name="list")

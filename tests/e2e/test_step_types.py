@@ -60,6 +60,12 @@ def test_parallel_50_branches_survive_a_kill_mid_fan_out(client: Client, start_w
     killed = _wait_for_in_flight(fleet_env, workflow_id, "Score", worker)
     assert client.get(workflow_id).status == "PENDING_ASYNC"
     worker.kill9()  # a branch is sleeping in a pool process
+    branches = client.branches(workflow_id)
+    assert len(branches) == 50 and branches[killed]["status"] == "PENDING"
+    shown = subprocess.run([sys.executable, "-m", "ruvon_workers.cli.main", "show",
+                            workflow_id], env=fleet_env, cwd=ROOT, capture_output=True,
+                           text=True, timeout=60)
+    assert "PENDING_ASYNC" in shown.stdout and " of 50 done" in shown.stdout, shown.stderr
     start_worker("--concurrency", "2", env=env)
     info = client.wait(workflow_id, 120)
     assert info.status == "COMPLETED", info.error
