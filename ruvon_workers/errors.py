@@ -131,3 +131,7 @@ class SagaWorkflowException(WorkflowFailedException):
         self.compensated = list(compensated)
         super().__init__(message, workflow_id=workflow_id, step=step)
 
+
+
+class WorkerLost(RuvonError):
+    """The pool process running a step died under it (e.g. killed for memory)."""

@@ -237,7 +237,7 @@ class StepRunner:
         attempts = dict(runtime.get("attempts", {}))
         attempts.pop(self.step.name, None)
         runtime["attempts"] = attempts
-        for key in ("pending_input", "waiting_reason", "child", "execution"):
+        for key in ("pending_input", "waiting_reason", "child", "execution", "lost"):
             runtime.pop(key, None)
         if completed:
             runtime.pop("loop", None)

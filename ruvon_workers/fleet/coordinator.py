@@ -27,6 +27,7 @@ from ..errors import (
     InvalidTransition,
     RuvonError,
     StaleStateError,
+    WorkerLost,
     WorkflowNotFound,
 )
 from ..execution.effects import prepare
@@ -296,6 +297,59 @@ class Coordinator:
         if record.status != Status.ACTIVE:
             return StepOutcomeReport(False, "stale: the step already moved on")
         return await self._commit(record, await runner.fail(exc, time.perf_counter()), runner)
+
+    async def worker_lost(self, workflow_id: str, step: str, version: int,
+                          branch: int | None = None) -> bool:
+        """The pool process running this step (or branch) died. Send it again, up to
+        ``max_worker_lost`` times; the next loss is a failed attempt (retry policy, then
+        FAILED), so a step that kills its process every time cannot loop forever.
+        Returns whether the loss is accounted for (the message is then replaced)."""
+        record = await self.persistence.load_workflow(workflow_id)
+        if record is None or record.version != version or record.current_step != step:
+            return True  # already moved on: the lost delivery was a duplicate
+        runner = StepRunner(self.registry.get(record.workflow_type), record, fleet=True)
+        if branch is not None and record.status == Status.PENDING_ASYNC:
+            await self._branch_lost(record, runner, branch)
+            return True
+        if record.status != Status.ACTIVE:
+            return True
+        lost = int((record.runtime.get("lost") or {}).get(step, 0)) + 1
+        exc = WorkerLost(f"the worker process running step '{step}' died ({lost} time(s); "
+                         "killed for memory? a crash in native code?)")
+        if lost > self.settings.max_worker_lost:
+            await self._commit(record, await runner.fail(exc, time.perf_counter()), runner)
+            return True
+        runtime = {**record.runtime, "lost": {**(record.runtime.get("lost") or {}), step: lost}}
+        update = RecordUpdate.keep(record, runtime=runtime,
+                                   due_in=self._due_in(record.workflow_type, Status.ACTIVE, step))
+        try:
+            new_version = await self.persistence.apply(
+                record.id, record.version, update,
+                [HistoryEntry(step, StepOutcome.RETRYING, runner.attempt,
+                              error=error_info(step, exc), detail={"worker_lost": lost})])
+        except StaleStateError:
+            return True
+        update.applied_to(record, new_version)
+        log.warning("step %s of %s lost its worker process (%d of %d allowed); sending it "
+                    "again", step, record.id, lost, self.settings.max_worker_lost)
+        self._dispatch(record)
+        return True
+
+    async def _branch_lost(self, record: WorkflowRecord, runner: StepRunner, idx: int) -> None:
+        branch = await self.persistence.get_branch(record.id, record.version, idx)
+        if branch is None or branch["status"] != "PENDING":
+            return
+        attempt = int(branch["attempt"]) + 1
+        exc = WorkerLost(f"the worker process running branch '{branch['name']}' of step "
+                         f"'{runner.step.name}' died")
+        if attempt > self.settings.max_worker_lost:
+            await self._branch_failed(record, runner, idx, exc, time.perf_counter(), attempt)
+            return
+        if await self.persistence.retry_branch(record.id, record.version, idx, attempt=attempt,
+                                               error=error_info(runner.step.name, exc),
+                                               delay=self.settings.lease_seconds):
+            self._send(record.workflow_type, runner.step.name, record.id, record.version,
+                       branch=idx)
 
     # -- PARALLEL ---------------------------------------------------------------------
 

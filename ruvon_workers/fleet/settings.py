@@ -24,6 +24,9 @@ class FleetSettings:
     max_countdown: float
     #: How often each worker fires due CRON schedules (0: this worker does not).
     scheduler_interval: float = 1.0
+    #: A step whose pool process dies under it (OOM killer, a crash in native code) is
+    #: sent again this many times; the next loss is a failed attempt of the step.
+    max_worker_lost: int = 2
 
     @classmethod
     def from_env(cls) -> FleetSettings:
@@ -33,6 +36,7 @@ class FleetSettings:
             sweep_interval=float_env("RUVON_SWEEP_INTERVAL", 10.0),
             max_countdown=float_env("RUVON_MAX_COUNTDOWN", 60.0),
             scheduler_interval=float_env("RUVON_SCHEDULER_INTERVAL", 1.0),
+            max_worker_lost=int(float_env("RUVON_MAX_WORKER_LOST", 2)),
         )
 
     def lease_for(self, step: StepDefinition) -> float:

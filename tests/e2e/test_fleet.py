@@ -90,6 +90,32 @@ def test_kill_9_mid_step_then_new_worker_completes_everything(client: Client, st
     assert restarted, "no step was interrupted by the kill"
 
 
+def test_a_pool_process_killed_mid_step_is_sent_again_at_once(client: Client,  # type: ignore[no-untyped-def]
+                                                                start_worker, fleet_env) -> None:
+    # The default 300 s lease: recovery here must not wait for the sweep.
+    worker = start_worker("--concurrency", "1")
+    started = time.monotonic()
+    info = client.wait(client.start("Crashy", {}), 60)
+    assert time.monotonic() - started < 30
+    assert info.status == "COMPLETED", info.error
+    assert info.state["path"] == ["First", "Die_Once", "Last"] and info.state["count"] == 3
+    assert len(markers(fleet_env, info.id, "Die_Once")) == 2  # ran twice, applied once
+    assert completed_steps(client, info.id)["Die_Once"] == 1
+    lost = [h for h in client.history(info.id) if h.detail and "worker_lost" in h.detail]
+    assert [h.detail["worker_lost"] for h in lost] == [1]
+    assert worker.proc.poll() is None  # the worker itself carries on
+
+
+def test_a_step_that_always_kills_its_process_fails_instead_of_looping(  # type: ignore[no-untyped-def]
+        client: Client, start_worker, fleet_env) -> None:
+    start_worker("--concurrency", "1", env={"RUVON_MAX_WORKER_LOST": "2"})
+    info = client.wait(client.start("Doomed", {}), 60)
+    assert info.status == "FAILED"
+    assert info.error["type"] == "WorkerLost" and "died (3 time(s)" in info.error["message"]
+    time.sleep(1)
+    assert len(markers(fleet_env, info.id, "Always_Die")) == 3  # 1 + 2 re-sends, no more
+
+
 def test_duplicate_step_message_is_a_no_op(client: Client, start_worker, fleet_env) -> None:  # type: ignore[no-untyped-def]
     # No worker yet: the first step's message waits in the queue; send it again.
     workflow_id = client.start("Sleepy", {})
