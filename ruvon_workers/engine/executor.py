@@ -7,8 +7,6 @@ commits with a compare-and-set, so a step whose commit loses changes nothing.
 
 from __future__ import annotations
 
-import asyncio
-import datetime as dt
 import inspect
 import time
 import traceback
@@ -17,7 +15,6 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..definitions.conditions import ConditionError, compile_expression
 from ..definitions.models import RetryPolicy, StepDefinition, StepType, WorkflowDefinition
 from ..directives import StartSubWorkflowDirective, WorkflowJumpDirective, WorkflowPauseDirective
 from ..errors import (
@@ -26,10 +23,8 @@ from ..errors import (
     StepFailed,
     WorkflowFailedException,
 )
-from . import parallel
 from .context import StepContext
 from .records import HistoryEntry, RecordUpdate, Status, StepOutcome, WorkflowRecord
-from .templates import render_data
 
 
 @dataclass
@@ -207,7 +202,9 @@ class StepRunner:
         state = load_state(self.defn, self.record)
         started = time.perf_counter()
         fn = self.defn.function(step.function)
-        special = _BY_TYPE.get(step.type)
+        from .step_types import BY_TYPE  # imports this module
+
+        special = BY_TYPE.get(step.type)
         try:
             if special is not None:
                 return await special(self, state, started)
@@ -365,230 +362,20 @@ class StepRunner:
         return transition
 
 
-    # -- step types beyond a plain function ---------------------------------------------
-
-    async def _http(self, state: BaseModel, started: float) -> Transition:
-        from .http import run_http_step
-
-        result = await run_http_step(self.step, self.record.state, workflow_id=self.record.id,
-                                     idempotency_key=self.context(None).idempotency_key)
-        return self._complete(merge_result(self.defn, state, result, self.step.name), result,
-                              started)
-
-    async def _parallel(self, state: BaseModel, started: float) -> Transition:
-        step = self.step
-        branches = parallel.plan_branches(step, self.record.state)
-        if self.fleet and branches:
-            # The fleet runs each branch as its own task; the join runs when the last one
-            # counts the fan-out down to zero (or its timeout passes).
-            runtime = self._runtime(completed=False)
-            runtime["parallel"] = {"step": step.name, "total": len(branches),
-                                   "deadline": parallel.deadline_for(step)}
-            return Transition(
-                update=RecordUpdate(Status.PENDING_ASYNC, step.name, self.record.state, runtime),
-                history=[HistoryEntry(step.name, StepOutcome.WAITING, self.attempt,
-                                      self._ms(started), detail={"branches": len(branches)})],
-                step=step.name,
-                fanout=branches,
-            )
-        done = await asyncio.gather(*(self._run_branch_inline(b) for b in branches))
-        return await self.join(list(done), started)
-
-    async def _run_branch_inline(self, branch: dict[str, Any]) -> dict[str, Any]:
-        """In-process: one branch, its retries and ``timeout_seconds`` (which can cut off
-        an ``async def`` branch function; a blocking one runs to its end)."""
-        if not self.step.timeout_seconds:
-            return await self._attempt_branch(branch)
-        try:
-            return await asyncio.wait_for(self._attempt_branch(branch),
-                                          self.step.timeout_seconds)
-        except TimeoutError:
-            return {**branch, "status": "PENDING", "result": None, "attempt": 1,
-                    "error": None, "duration_ms": None}
-
-    async def _attempt_branch(self, branch: dict[str, Any]) -> dict[str, Any]:
-        """In-process: run a branch with its retries here; return its outcome row."""
-        attempt = 0
-        while True:
-            attempt += 1
-            began = time.perf_counter()
-            try:
-                result = await parallel.run_branch(self.defn, self.step, self.record, branch,
-                                                   attempt)
-            except Exception as exc:
-                policy = self.policy
-                if policy and attempt < policy.max_attempts and not isinstance(exc, StepFailed):
-                    await asyncio.sleep(policy.delay_for(attempt))
-                    continue
-                return {**branch, "status": "FAILED", "result": None, "attempt": attempt,
-                        "error": error_info(self.step.name, exc), "duration_ms": _ms(began)}
-            return {**branch, "status": "COMPLETED", "result": result, "attempt": attempt,
-                    "error": None, "duration_ms": _ms(began)}
+    # -- going on after branches or a sub-workflow (see ``step_types``) -------------------
 
     async def join(self, branches: list[dict[str, Any]], started: float | None = None
                    ) -> Transition:
-        """Merge finished branches in declared order and move on; branches still pending
-        (past ``timeout_seconds``) count as failed."""
-        step = self.step
-        started = time.perf_counter() if started is None else started
-        failed = [b for b in branches if b["status"] != "COMPLETED"]
-        for branch in failed:
-            if branch["status"] == "PENDING":
-                branch["error"] = {"message": f"did not report within timeout_seconds "
-                                              f"({step.timeout_seconds:g} s)"}
-        failures = [{"branch": b["name"], "error": (b.get("error") or {}).get("message")}
-                    for b in failed]
-        if failed and not step.allow_partial_success:
-            first = failures[0]
-            return await self._fail(StepFailed(
-                step.name, f"{len(failed)} of {len(branches)} branches failed; first, "
-                           f"'{first['branch']}': {first['error']}"), started)
-        results = [(b["name"], b["result"] or {}) for b in branches
-                   if b["status"] == "COMPLETED"]
-        try:
-            merged = parallel.merge_branches(self.defn, step, self.record.state, results)
-            new_state = validated_state(self.defn, merged, step.name)
-        except Exception as exc:
-            return await self._fail(exc, started)
-        transition = self._complete(new_state, dict(results), started)
-        transition.history[0].detail = {**(transition.history[0].detail or {}),
-                                        "branches": len(branches),
-                                        **({"failed_branches": failures} if failures else {})}
-        return transition
+        """Merge finished PARALLEL branches in declared order and move on."""
+        from .step_types import join
 
-    def _loop_position(self, state: dict[str, Any], index: int) -> tuple[Any, bool]:
-        """``(item, done)`` for iteration ``index``."""
-        step = self.step
-        limit = step.max_iterations
-        if (step.mode or "").upper() == "WHILE" or (not step.mode and step.while_condition):
-            if not compile_expression(step.while_condition or "false").evaluate(state):
-                return None, True
-            if limit is not None and index >= limit:
-                raise StepFailed(step.name, f"while_condition '{step.while_condition}' is still "
-                                            f"true after max_iterations ({limit})")
-            return None, False
-        items = parallel.items_of(step, state)
-        if limit is not None and len(items) > limit:
-            raise StepFailed(step.name, f"iterate_over '{step.iterate_over}' has {len(items)} "
-                                        f"items, more than max_iterations ({limit})")
-        return (items[index], False) if index < len(items) else (None, True)
-
-    async def _loop(self, state: BaseModel, started: float) -> Transition:
-        """One iteration per transition, so each is committed (and a crash resumes at the
-        iteration it interrupted); the last one moves on."""
-        step = self.step
-        progress = self.record.runtime.get("loop") or {}
-        index = int(progress.get("index", 0)) if progress.get("step") == step.name else 0
-        data = self.record.state
-        item, done = self._loop_position(data, index)
-        if done:
-            return self._complete(data, None, started)
-        item_var = step.item_var_name or "item"
-        for fn in self.defn.loop_body(step):
-            context = self.context(None)
-            context.loop_item, context.loop_index = item, index
-            kwargs = {item_var: item} if parallel.accepts(fn, item_var) else {}
-            result = await parallel.call(fn, state, context, kwargs)
-            data = merge_result(self.defn, state, result, step.name)
-            state = self.defn.state_model.model_validate(data)
-        try:
-            item, done = self._loop_position(data, index + 1)
-        except StepFailed:
-            done = False  # commit this iteration; the next transition fails the step
-        if done:
-            transition = self._complete(data, None, started)
-            transition.history[0].detail = {**(transition.history[0].detail or {}),
-                                            "iterations": index + 1}
-            return transition
-        runtime = self._runtime(completed=False)
-        runtime["loop"] = {"step": step.name, "index": index + 1}
-        return Transition(
-            update=RecordUpdate(Status.ACTIVE, step.name, data, runtime),
-            history=[HistoryEntry(step.name, StepOutcome.ITERATED, self.attempt,
-                                  self._ms(started), detail={"iteration": index})],
-            step=step.name,
-            auto_continue=True,
-        )
-
-    def _rendered_data(self) -> dict[str, Any]:
-        try:
-            data = render_data(self.step.initial_data_template or {}, self.record.state)
-        except ConditionError as exc:
-            raise StepFailed(self.step.name, f"initial_data_template: {exc}") from None
-        return dict(data) if isinstance(data, dict) else {}
-
-    async def _fire_and_forget(self, state: BaseModel, started: float) -> Transition:
-        spawn = {"workflow_type": self.step.target_workflow_type,
-                 "initial_data": self._rendered_data()}
-        transition = self._complete(self.record.state, None, started)
-        transition.spawn = spawn
-        return transition
-
-    async def _cron_schedule(self, state: BaseModel, started: float) -> Transition:
-        from ..scheduling import next_tick
-
-        step = self.step
-        now = dt.datetime.now(dt.UTC)
-        next_run = next_tick(step.cron_expression or "", now)
-        schedule: dict[str, Any] = {
-            "name": step.schedule_name or f"{self.record.workflow_type}.{step.name}",
-            "workflow_type": step.target_workflow_type,
-            "cron_expression": step.cron_expression,
-            "initial_data": self._rendered_data(),
-            "next_run_at": next_run,
-            "created_by": self.record.id,
-        }
-        transition = self._complete(self.record.state, None, started)
-        transition.schedule = schedule
-        transition.history[0].detail = {**(transition.history[0].detail or {}),
-                                        "schedule": schedule["name"],
-                                        "next_run_at": next_run.isoformat()}
-        return transition
+        return await join(self, branches, started)
 
     async def after_child(self, child: WorkflowRecord) -> Transition:
-        """The sub-workflow this step started has ended: go on with its result, or fail
-        (FAILED_CHILD_WORKFLOW, or the saga)."""
-        started = time.perf_counter()
-        if child.status == Status.COMPLETED:
-            data = dict(self.record.state)
-            if _accepts_field(self.defn, "sub_workflow_results"):
-                results = dict(data.get("sub_workflow_results") or {})
-                results[child.workflow_type] = child.state
-                data["sub_workflow_results"] = results
-            try:
-                new_state = validated_state(self.defn, data, self.step.name)
-            except StepFailed as exc:
-                return await self._fail(exc, started)
-            transition = self._complete(new_state, child.state, started)
-            transition.history[0].detail = {**(transition.history[0].detail or {}),
-                                            "sub_workflow": child.id}
-            return transition
-        reason = (child.error or {}).get("message")
-        failure = StepFailed(self.step.name, f"sub-workflow {child.workflow_type} {child.id} "
-                                             f"ended {child.status}"
-                                             + (f": {reason}" if reason else ""))
-        transition = self._fail_now(failure, started)
-        transition.update.status = Status.FAILED_CHILD_WORKFLOW
-        assert transition.update.error is not None
-        transition.update.error.update(type="SubWorkflowFailed", child_id=child.id,
-                                       child_status=child.status)
-        if self.defn.saga_enabled:
-            await compensate(self.defn, self.record, transition)
-        return transition
+        """The sub-workflow this step started has ended: go on, or fail."""
+        from .step_types import after_child
 
-
-_BY_TYPE = {
-    StepType.HTTP: StepRunner._http,
-    StepType.PARALLEL: StepRunner._parallel,
-    StepType.LOOP: StepRunner._loop,
-    StepType.FIRE_AND_FORGET: StepRunner._fire_and_forget,
-    StepType.CRON_SCHEDULE: StepRunner._cron_schedule,
-}
-
-
-def _accepts_field(defn: WorkflowDefinition, name: str) -> bool:
-    model = defn.state_model
-    return name in model.model_fields or model.model_config.get("extra") == "allow"
+        return await after_child(self, child)
 
 
 async def compensate(defn: WorkflowDefinition, record: WorkflowRecord,
