@@ -15,13 +15,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from ..builder import WorkflowBuilder
 from ..definitions import Registry
 from ..engine.executor import StepRunner, Transition, arrive, error_info, validate_input
-from ..engine.parallel import run_branch
 from ..engine.records import HistoryEntry, RecordUpdate, Status, StepOutcome, WorkflowRecord
 from ..errors import (
     InvalidTransition,
@@ -34,6 +32,7 @@ from ..execution.effects import prepare
 from ..persistence.base import PersistenceProvider
 from ..scheduling import fire_due
 from .dispatch import Dispatcher
+from .fanout import FanOut, StepOutcomeReport
 from .settings import FleetSettings
 
 log = logging.getLogger("ruvon.coordinator")
@@ -55,18 +54,6 @@ def _notify(event: str, **data: Any) -> None:
             log.exception("%s observer failed", event)
 
 
-@dataclass
-class StepOutcomeReport:
-    """What handling one step message did (for logs, metrics and tests)."""
-
-    applied: bool
-    reason: str = ""
-    status: str | None = None
-    step: str | None = None
-    duration_ms: float | None = None
-    retry: bool = False
-
-
 class Coordinator:
     def __init__(self, registry: Registry, persistence: PersistenceProvider,
                  dispatcher: Dispatcher, settings: FleetSettings):
@@ -75,6 +62,7 @@ class Coordinator:
         self.persistence = persistence
         self.dispatcher = dispatcher
         self.settings = settings
+        self.fanout = FanOut(self)
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -258,7 +246,7 @@ class Coordinator:
     async def _handle_step(self, workflow_id: str, step: str, version: int,
                            branch: int | None) -> StepOutcomeReport:
         if branch is not None:
-            return await self._run_branch(workflow_id, step, version, branch)
+            return await self.fanout.run(workflow_id, step, version, branch)
         record = await self.persistence.load_workflow(workflow_id)
         if record is None:
             return StepOutcomeReport(False, "unknown workflow")
@@ -271,7 +259,7 @@ class Coordinator:
         if record.version != version:
             return self._stale(record)
         if record.status == Status.PENDING_ASYNC:
-            return await self._join(record)
+            return await self.fanout.join(record)
         if record.status != Status.ACTIVE:
             return self._stale(record)
         defn = self.registry.get(record.workflow_type)
@@ -293,7 +281,7 @@ class Coordinator:
             return StepOutcomeReport(False, "stale: the step already moved on")
         runner = StepRunner(self.registry.get(record.workflow_type), record, fleet=True)
         if branch is not None and record.status == Status.PENDING_ASYNC:
-            return await self._branch_failed(record, runner, branch, exc, time.perf_counter())
+            return await self.fanout.failed(record, runner, branch, exc, time.perf_counter())
         if record.status != Status.ACTIVE:
             return StepOutcomeReport(False, "stale: the step already moved on")
         return await self._commit(record, await runner.fail(exc, time.perf_counter()), runner)
@@ -309,7 +297,7 @@ class Coordinator:
             return True  # already moved on: the lost delivery was a duplicate
         runner = StepRunner(self.registry.get(record.workflow_type), record, fleet=True)
         if branch is not None and record.status == Status.PENDING_ASYNC:
-            await self._branch_lost(record, runner, branch)
+            await self.fanout.lost(record, runner, branch)
             return True
         if record.status != Status.ACTIVE:
             return True
@@ -334,103 +322,6 @@ class Coordinator:
                     "again", step, record.id, lost, self.settings.max_worker_lost)
         self._dispatch(record)
         return True
-
-    async def _branch_lost(self, record: WorkflowRecord, runner: StepRunner, idx: int) -> None:
-        branch = await self.persistence.get_branch(record.id, record.version, idx)
-        if branch is None or branch["status"] != "PENDING":
-            return
-        attempt = int(branch["attempt"]) + 1
-        exc = WorkerLost(f"the worker process running branch '{branch['name']}' of step "
-                         f"'{runner.step.name}' died")
-        if attempt > self.settings.max_worker_lost:
-            await self._branch_failed(record, runner, idx, exc, time.perf_counter(), attempt)
-            return
-        if await self.persistence.retry_branch(record.id, record.version, idx, attempt=attempt,
-                                               error=error_info(runner.step.name, exc),
-                                               delay=self.settings.lease_seconds):
-            self._send(record.workflow_type, runner.step.name, record.id, record.version,
-                       branch=idx)
-
-    # -- PARALLEL ---------------------------------------------------------------------
-
-    async def _run_branch(self, workflow_id: str, step: str, version: int,
-                          idx: int) -> StepOutcomeReport:
-        record, branch = await self.persistence.load_branch(workflow_id, version, idx)
-        if record is None:
-            return StepOutcomeReport(False, "unknown workflow")
-        if (record.status != Status.PENDING_ASYNC or record.version != version
-                or record.current_step != step):
-            return self._stale(record)
-        if branch is None or branch["status"] != "PENDING":
-            return StepOutcomeReport(False, f"branch {idx} already finished")
-        defn = self.registry.get(record.workflow_type)
-        runner = StepRunner(defn, record, fleet=True)
-        started = time.perf_counter()
-        attempt = int(branch["attempt"]) + 1
-        try:
-            result = await run_branch(defn, runner.step, record, {"idx": idx, **branch}, attempt)
-        except Exception as exc:
-            return await self._branch_failed(record, runner, idx, exc, started, attempt)
-        return await self._branch_done(record, idx, "COMPLETED", result, None, attempt, started)
-
-    async def _branch_failed(self, record: WorkflowRecord, runner: StepRunner, idx: int,
-                             exc: BaseException, started: float,
-                             attempt: int | None = None) -> StepOutcomeReport:
-        if attempt is None:
-            branch = await self.persistence.get_branch(record.id, record.version, idx)
-            if branch is None or branch["status"] != "PENDING":
-                return StepOutcomeReport(False, f"branch {idx} already finished")
-            attempt = int(branch["attempt"]) + 1
-        error = error_info(runner.step.name, exc)
-        policy = runner.policy
-        if policy and attempt < policy.max_attempts and getattr(exc, "retryable", True):
-            delay = policy.delay_for(attempt)
-            send_now = delay <= self.settings.max_countdown
-            wait = delay + (self.settings.lease_seconds if send_now else 0)
-            if await self.persistence.retry_branch(record.id, record.version, idx,
-                                                   attempt=attempt, error=error, delay=wait):
-                if send_now:
-                    self._send(record.workflow_type, runner.step.name, record.id,
-                               record.version, countdown=delay, branch=idx)
-                return StepOutcomeReport(True, status="RETRYING", step=runner.step.name,
-                                         retry=True)
-            return StepOutcomeReport(False, f"branch {idx} already finished")
-        return await self._branch_done(record, idx, "FAILED", None, error, attempt, started)
-
-    async def _branch_done(self, record: WorkflowRecord, idx: int, status: str, result: Any,
-                           error: dict[str, Any] | None, attempt: int,
-                           started: float) -> StepOutcomeReport:
-        duration = round((time.perf_counter() - started) * 1000, 3)
-        remaining = await self.persistence.finish_branch(
-            record.id, record.version, idx, status=status, result=result, error=error,
-            attempt=attempt, duration_ms=duration)
-        if remaining is None:
-            return StepOutcomeReport(False, f"branch {idx} already finished")
-        if remaining == 0:
-            # The last branch in joins right here (a compare-and-set like any commit); if
-            # that fails, the step's own message does it, and failing that, the sweep.
-            try:
-                await self._join(record)
-            except Exception:
-                log.exception("joining %s/%s failed; sending the join", record.id,
-                              record.current_step)
-                self._send(record.workflow_type, record.current_step or "", record.id,
-                           record.version)
-        return StepOutcomeReport(True, status=status, step=record.current_step,
-                                 duration_ms=duration)
-
-    async def _join(self, record: WorkflowRecord) -> StepOutcomeReport:
-        branches = await self.persistence.list_branches(record.id, record.version)
-        remaining = branches[0]["remaining"] if branches else 0
-        deadline = (record.runtime.get("parallel") or {}).get("deadline")
-        if remaining > 0 and (deadline is None or time.time() < deadline):
-            return StepOutcomeReport(False, f"waiting for {remaining} branch(es)")
-        runner = StepRunner(self.registry.get(record.workflow_type), record, fleet=True)
-        version = record.version
-        report = await self._commit(record, await runner.join(branches), runner)
-        if report.applied:
-            await self.persistence.close_fanout(record.id, version)
-        return report
 
     # -- sub-workflows ----------------------------------------------------------------
 

@@ -1,0 +1,147 @@
+"""PARALLEL on the fleet: run one branch per message, count the fan-out down, join.
+
+Each branch's outcome is stored with the fan-in counter decremented in the same statement
+(``finish_branch``), so exactly one branch sees the counter reach zero; that one runs the
+join, a compare-and-set like any commit. A branch message whose branch already finished,
+or whose workflow moved on, changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..engine.executor import StepRunner, error_info
+from ..engine.parallel import run_branch
+from ..engine.records import Status, WorkflowRecord
+from ..errors import WorkerLost
+
+if TYPE_CHECKING:
+    from .coordinator import Coordinator
+
+log = logging.getLogger("ruvon.coordinator")
+
+
+@dataclass
+class StepOutcomeReport:
+    """What handling one step message did (for logs, metrics and tests)."""
+
+    applied: bool
+    reason: str = ""
+    status: str | None = None
+    step: str | None = None
+    duration_ms: float | None = None
+    retry: bool = False
+
+
+class FanOut:
+    """The branch side of the coordinator."""
+
+    def __init__(self, coordinator: Coordinator):
+        self.coordinator = coordinator
+        self.store = coordinator.persistence
+        self.settings = coordinator.settings
+
+    async def run(self, workflow_id: str, step: str, version: int,
+                  idx: int) -> StepOutcomeReport:
+        """Run branch ``idx`` of the fan-out the workflow waits on at ``version``."""
+        record, branch = await self.store.load_branch(workflow_id, version, idx)
+        if record is None:
+            return StepOutcomeReport(False, "unknown workflow")
+        if (record.status != Status.PENDING_ASYNC or record.version != version
+                or record.current_step != step):
+            return self.coordinator._stale(record)
+        if branch is None or branch["status"] != "PENDING":
+            return StepOutcomeReport(False, f"branch {idx} already finished")
+        defn = self.coordinator.registry.get(record.workflow_type)
+        runner = StepRunner(defn, record, fleet=True)
+        started = time.perf_counter()
+        attempt = int(branch["attempt"]) + 1
+        try:
+            result = await run_branch(defn, runner.step, record, {"idx": idx, **branch}, attempt)
+        except Exception as exc:
+            return await self.failed(record, runner, idx, exc, started, attempt)
+        return await self._done(record, idx, "COMPLETED", result, None, attempt, started)
+
+    async def failed(self, record: WorkflowRecord, runner: StepRunner, idx: int,
+                     exc: BaseException, started: float,
+                     attempt: int | None = None) -> StepOutcomeReport:
+        """A failed attempt of a branch: again per the step's retry policy, or FAILED."""
+        if attempt is None:
+            branch = await self.store.get_branch(record.id, record.version, idx)
+            if branch is None or branch["status"] != "PENDING":
+                return StepOutcomeReport(False, f"branch {idx} already finished")
+            attempt = int(branch["attempt"]) + 1
+        error = error_info(runner.step.name, exc)
+        policy = runner.policy
+        if policy and attempt < policy.max_attempts and getattr(exc, "retryable", True):
+            delay = policy.delay_for(attempt)
+            send_now = delay <= self.settings.max_countdown
+            wait = delay + (self.settings.lease_seconds if send_now else 0)
+            if not await self.store.retry_branch(record.id, record.version, idx,
+                                                 attempt=attempt, error=error, delay=wait):
+                return StepOutcomeReport(False, f"branch {idx} already finished")
+            if send_now:
+                self.coordinator._send(record.workflow_type, runner.step.name, record.id,
+                                       record.version, countdown=delay, branch=idx)
+            return StepOutcomeReport(True, status="RETRYING", step=runner.step.name,
+                                     retry=True)
+        return await self._done(record, idx, "FAILED", None, error, attempt, started)
+
+    async def lost(self, record: WorkflowRecord, runner: StepRunner, idx: int) -> None:
+        """The pool process running the branch died: send it again, or, past
+        ``max_worker_lost`` attempts, count it as failed."""
+        branch = await self.store.get_branch(record.id, record.version, idx)
+        if branch is None or branch["status"] != "PENDING":
+            return
+        attempt = int(branch["attempt"]) + 1
+        exc = WorkerLost(f"the worker process running branch '{branch['name']}' of step "
+                         f"'{runner.step.name}' died")
+        if attempt > self.settings.max_worker_lost:
+            await self.failed(record, runner, idx, exc, time.perf_counter(), attempt)
+            return
+        if await self.store.retry_branch(record.id, record.version, idx, attempt=attempt,
+                                         error=error_info(runner.step.name, exc),
+                                         delay=self.settings.lease_seconds):
+            self.coordinator._send(record.workflow_type, runner.step.name, record.id,
+                                   record.version, branch=idx)
+
+    async def _done(self, record: WorkflowRecord, idx: int, status: str, result: Any,
+                    error: dict[str, Any] | None, attempt: int,
+                    started: float) -> StepOutcomeReport:
+        duration = round((time.perf_counter() - started) * 1000, 3)
+        remaining = await self.store.finish_branch(
+            record.id, record.version, idx, status=status, result=result, error=error,
+            attempt=attempt, duration_ms=duration)
+        if remaining is None:
+            return StepOutcomeReport(False, f"branch {idx} already finished")
+        if remaining == 0:
+            # The last branch in joins right here (a compare-and-set like any commit); if
+            # that fails, the step's own message does it, and failing that, the sweep.
+            try:
+                await self.join(record)
+            except Exception:
+                log.exception("joining %s/%s failed; sending the join", record.id,
+                              record.current_step)
+                self.coordinator._send(record.workflow_type, record.current_step or "",
+                                       record.id, record.version)
+        return StepOutcomeReport(True, status=status, step=record.current_step,
+                                 duration_ms=duration)
+
+    async def join(self, record: WorkflowRecord) -> StepOutcomeReport:
+        """Merge the branches and move on, once all have reported or the step's
+        ``timeout_seconds`` has passed; otherwise nothing."""
+        branches = await self.store.list_branches(record.id, record.version)
+        remaining = branches[0]["remaining"] if branches else 0
+        deadline = (record.runtime.get("parallel") or {}).get("deadline")
+        if remaining > 0 and (deadline is None or time.time() < deadline):
+            return StepOutcomeReport(False, f"waiting for {remaining} branch(es)")
+        defn = self.coordinator.registry.get(record.workflow_type)
+        runner = StepRunner(defn, record, fleet=True)
+        version = record.version
+        report = await self.coordinator._commit(record, await runner.join(branches), runner)
+        if report.applied:
+            await self.store.close_fanout(record.id, version)
+        return report
