@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -13,7 +16,7 @@ from ruvon_workers import Client
 from ruvon_workers.errors import InvalidStateError, InvalidTransition, UnknownWorkflowType
 from ruvon_workers.utils.redis_urls import redis_client
 
-from .conftest import markers, small_order
+from .conftest import ROOT, markers, small_order
 
 
 def wait_all(client: Client, ids: list[str], timeout: float) -> dict[str, str]:
@@ -152,6 +155,27 @@ def test_broker_flushed_mid_run_the_sweep_completes_everything(client: Client, s
     for workflow_id in ids:
         assert client.get(workflow_id).state["count"] == 3
         assert set(completed_steps(client, workflow_id).values()) == {1}
+
+
+def test_worker_still_answers_pings_after_the_broker_lost_its_data(  # type: ignore[no-untyped-def]
+        client: Client, start_worker, fleet_env) -> None:
+    # Control messages travel by Redis pub/sub, not by a stored binding: `health ready`
+    # (the readiness probe) keeps working after a FLUSHDB, and so do steps.
+    start_worker("--concurrency", "1", "--hostname", "probed@%h")
+
+    def ready() -> subprocess.CompletedProcess[str]:
+        node = f"probed@{socket.gethostname()}"
+        return subprocess.run([sys.executable, "-m", "ruvon_workers.cli.main", "health", "ready",
+                               "--hostname", node, "--timeout", "2"], env=fleet_env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+
+    assert ready().returncode == 0
+    broker = redis_client(fleet_env["CELERY_BROKER_URL"])
+    broker.flushdb()
+    broker.close()
+    answer = ready()
+    assert answer.returncode == 0, answer.stderr
+    assert client.wait(client.start("Sleepy", {}), 60).status == "COMPLETED"
 
 
 def test_idempotent_start_under_concurrency(client: Client) -> None:
