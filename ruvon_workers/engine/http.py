@@ -36,6 +36,8 @@ DEFAULT_TIMEOUT = 30.0
 SECRET_ENV_PREFIX = "RUVON_SECRET_"
 RETRYABLE_STATUS = frozenset({408, 425, 429})
 EXCERPT_CHARS = 500
+#: A bigger response fails the step instead of landing in the state (``max_response_bytes``).
+DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
 
 _ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False,
                                      keep_trailing_newline=True)
@@ -118,6 +120,10 @@ def check_http_config(step: StepDefinition) -> list[tuple[str, str]]:
             _ENV.parse(source)
         except TemplateSyntaxError as exc:
             issues.append((field, f"template does not parse: {exc.message} (line {exc.lineno})"))
+    limit = config.get("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
+        issues.append(("http_config.max_response_bytes",
+                       f"max_response_bytes must be a positive whole number, not {limit!r}"))
     for key in ("headers", "query_params"):
         if config.get(key) is not None and not isinstance(config[key], dict):
             issues.append((f"http_config.{key}", f"{key} must be a mapping of name: value"))
@@ -323,10 +329,16 @@ async def run_http_step(step: StepDefinition, state: dict[str, Any], *, workflow
 
     shown_url = renderer.secrets.redact(_display_url(url))
     timeout = float(config.get("timeout", DEFAULT_TIMEOUT))
+    limit = int(config.get("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES))
     try:
         async with httpx.AsyncClient(timeout=timeout, follow_redirects=True) as client:
-            response = await client.request(method, url, headers=headers, params=params,
-                                            content=content)
+            request = client.build_request(method, url, headers=headers, params=params,
+                                           content=content)
+            response = await client.send(request, stream=True)
+            try:
+                await _read_at_most(response, limit, method, shown_url)
+            finally:
+                await response.aclose()
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         reason = renderer.secrets.redact(_kind(exc, timeout))
         raise HttpRequestFailed(method, shown_url, reason=reason,
@@ -341,6 +353,21 @@ async def run_http_step(step: StepDefinition, state: dict[str, Any], *, workflow
     info = {name: _RESPONSE_FIELDS[name](response) for name in includes
             if name in _RESPONSE_FIELDS}
     return {step.output_key or DEFAULT_OUTPUT_KEY: info}
+
+
+async def _read_at_most(response: httpx.Response, limit: int, method: str, url: str) -> None:
+    """Read the body, refusing one over ``limit`` bytes before it is all in memory."""
+    size, chunks = 0, []
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise HttpRequestFailed(
+                method, url, retryable=False,
+                reason=f"the response ({response.status_code}) is larger than "
+                       f"max_response_bytes ({limit}); raise http_config.max_response_bytes "
+                       "or ask the service for less")
+        chunks.append(chunk)
+    response._content = b"".join(chunks)  # what httpx's own aread() stores
 
 
 def _display_url(url: str) -> str:

@@ -368,3 +368,17 @@ def test_effective_retry_policy() -> None:
         {"url": "http://h", "retry_policy": {"max_attempts": 4}},
         retry_policy={"max_attempts": 9}))
     assert own is not None and own.max_attempts == 9
+
+
+async def test_a_response_over_max_response_bytes_fails_without_being_stored(
+        server: FakeServer) -> None:
+    server.reply(200, b"x" * 5000, content_type="text/plain")
+    step = http_step({"url": server.url + "/export", "max_response_bytes": 4096})
+    with pytest.raises(HttpRequestFailed, match=r"larger than max_response_bytes \(4096\)") as err:
+        await run(step)
+    assert err.value.retryable is False
+    within = http_step({"url": server.url + "/export", "max_response_bytes": 5000})
+    assert (await run(within))["http_response"]["body"] == "x" * 5000
+    assert check_http_config(http_step({"url": "http://h", "max_response_bytes": "big"})) == [
+        ("http_config.max_response_bytes",
+         "max_response_bytes must be a positive whole number, not 'big'")]
