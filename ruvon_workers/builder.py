@@ -72,13 +72,16 @@ class WorkflowBuilder:
         )
 
     def related_record(self, origin: WorkflowRecord, step: str, workflow_type: str | None,
-                       initial_data: dict[str, Any] | None, *, child: bool) -> WorkflowRecord:
+                       initial_data: dict[str, Any] | None, *, child: bool,
+                       execution_version: int | None = None) -> WorkflowRecord:
         """The record of a workflow that step ``step`` of ``origin`` starts: a sub-workflow
         (``child``, linked to its parent) or an independent FIRE_AND_FORGET one. Its
         idempotency key is fixed by the step execution, so a re-run of the step finds the
-        workflow it already started instead of starting another."""
+        workflow it already started instead of starting another (``execution_version``:
+        the version the step's first attempt ran at, see ``StepRunner``)."""
+        version = origin.version if execution_version is None else execution_version
         record = self.new_record(str(workflow_type), initial_data,
-                                 idempotency_key=f"{origin.id}:{step}:{origin.version}",
+                                 idempotency_key=f"{origin.id}:{step}:{version}",
                                  parent_id=origin.id if child else None)
         link = {"id": origin.id, "workflow_type": origin.workflow_type, "step": step}
         record.runtime["parent" if child else "spawned_by"] = link

@@ -18,6 +18,7 @@ from croniter import croniter
 
 from .errors import UnknownWorkflowType
 from .persistence.base import PersistenceProvider
+from .persistence.postgres import DatabaseError
 
 log = logging.getLogger("ruvon.scheduler")
 
@@ -65,6 +66,8 @@ async def fire_due(persistence: PersistenceProvider, start: Starter, *, limit: i
                 log.warning("schedule %s starts %s, which this worker's registry lacks; "
                             "left to a worker that has it", name, schedule["workflow_type"])
             continue
+        except DatabaseError:
+            raise  # the tick stays due; the next round fires it
         except Exception as exc:
             # A schedule that cannot start (data its model rejects) must not fire in a
             # loop: log it and move on to the next tick.

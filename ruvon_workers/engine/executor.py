@@ -298,9 +298,9 @@ class StepRunner:
             current: str | None = step.name
         else:
             runtime = self._runtime(completed=True)
-            current = self.defn.step_after(step.name)
+            current = next_after(self.defn, step, new_state, runtime)[0]
             if current is None:
-                return self._advance(new_state, pause.result, None, False, started)
+                return self._advance(new_state, pause.result, None, False, started, runtime)
         runtime["waiting_for"] = pause.waiting_for or current
         return Transition(
             update=RecordUpdate(Status.WAITING_HUMAN_INPUT, current, new_state, runtime),

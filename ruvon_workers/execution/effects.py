@@ -26,20 +26,19 @@ async def prepare(builder: WorkflowBuilder, persistence: PersistenceProvider,
                   ) -> tuple[Transition, list[WorkflowRecord]]:
     """Perform ``transition``'s side effects; return it (failed, if one was refused) and
     the workflows it started, to be dispatched once it has committed."""
-    record, step = runner.record, runner.step
+    step = runner.step
     started: list[WorkflowRecord] = []
     try:
         if transition.child is not None:
-            child = await _create(builder, persistence, record, step.name,
-                                  transition.child.workflow_type, transition.child.initial_data,
-                                  child=True, due_in=due_in)
+            child = await _create(builder, persistence, runner, transition.child.workflow_type,
+                                  transition.child.initial_data, child=True, due_in=due_in)
             transition.update.runtime["child"] = {
                 "id": child.id, "workflow_type": child.workflow_type, "status": child.status,
                 "current_step": child.current_step}
             _detail(transition, sub_workflow_id=child.id)
             started.append(child)
         if transition.spawn is not None:
-            spawned = await _create(builder, persistence, record, step.name,
+            spawned = await _create(builder, persistence, runner,
                                     transition.spawn["workflow_type"],
                                     transition.spawn["initial_data"], child=False, due_in=due_in)
             runtime = transition.update.runtime
@@ -60,10 +59,12 @@ async def prepare(builder: WorkflowBuilder, persistence: PersistenceProvider,
 
 
 async def _create(builder: WorkflowBuilder, persistence: PersistenceProvider,
-                  origin: WorkflowRecord, step: str, workflow_type: str | None,
+                  runner: StepRunner, workflow_type: str | None,
                   initial_data: dict[str, Any] | None, *, child: bool,
                   due_in: Callable[[WorkflowRecord], float | None]) -> WorkflowRecord:
-    record = builder.related_record(origin, step, workflow_type, initial_data, child=child)
+    record = builder.related_record(runner.record, runner.step.name, workflow_type,
+                                    initial_data, child=child,
+                                    execution_version=runner.execution_version)
     stored, _ = await persistence.create_workflow(record, due_in=due_in(record))
     return stored
 

@@ -211,10 +211,15 @@ class Coordinator:
                              f"Steps: {', '.join(s.name for s in defn.steps)}")
         new_status, current = arrive(defn, step)
         dropped = {"attempts", "pending_input", "waiting_reason", "compensated", "child",
-                   "parallel"}
+                   "parallel", "execution", "lost"}
         if from_step:
             dropped.add("loop")  # from an explicit step, a LOOP starts over
         runtime = {k: v for k, v in record.runtime.items() if k not in dropped}
+        queue = (runtime.get("inserted") or {}).get("steps", [])
+        if step in queue:  # injected steps still to run: from the retried one on
+            runtime["inserted"] = {**runtime["inserted"], "steps": queue[queue.index(step):]}
+        else:
+            runtime.pop("inserted", None)
         # Steps from the retried one on will run again: they are no longer "completed"
         # (a later saga must compensate each execution once, not the old ones twice).
         completed = list(runtime.get("completed", []))
@@ -307,7 +312,9 @@ class Coordinator:
         if lost > self.settings.max_worker_lost:
             await self._commit(record, await runner.fail(exc, time.perf_counter()), runner)
             return True
-        runtime = {**record.runtime, "lost": {**(record.runtime.get("lost") or {}), step: lost}}
+        runtime = {**record.runtime, "lost": {**(record.runtime.get("lost") or {}), step: lost},
+                   # the re-sent step keeps its execution's idempotency key
+                   "execution": {"step": step, "version": runner.execution_version}}
         update = RecordUpdate.keep(record, runtime=runtime,
                                    due_in=self._due_in(record.workflow_type, Status.ACTIVE, step))
         try:

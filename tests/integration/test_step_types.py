@@ -164,3 +164,12 @@ async def test_in_process_timeout_cuts_off_an_async_branch(types_builder, persis
     (joined,) = [h for h in await wf.history() if h.status == "COMPLETED"]
     assert joined.detail["failed_branches"] == [
         {"branch": "stalled", "error": "did not report within timeout_seconds (0.3 s)"}]
+
+
+async def test_an_injected_step_that_pauses_waits_then_goes_on(types_builder, persistence):
+    wf = await _run(await _create(types_builder, persistence, "InjectPause", {"amount": 5000}))
+    assert wf.status == "WAITING_HUMAN_INPUT" and wf.current_step_name == "Reviewed"
+    await wf.next_step({})
+    await _run(wf)
+    assert wf.status == "COMPLETED"
+    assert wf.state.path == ["Assess", "paused", "Reviewed", "Finish"]

@@ -196,3 +196,21 @@ async def test_a_tick_for_a_type_this_worker_lacks_is_left_to_another() -> None:
     assert await fire_due(store, has) == 1
     (schedule,) = await store.list_schedules()
     assert schedule["runs"] == 1 and schedule["last_workflow_id"] == "started"
+
+
+async def test_a_database_error_leaves_the_tick_due() -> None:
+    from ruvon_workers.persistence.postgres import DatabaseError
+
+    store = MemoryPersistenceProvider()
+    due = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    await store.upsert_schedule({"name": "n", "workflow_type": "T",
+                                 "cron_expression": "0 3 * * *", "initial_data": {},
+                                 "next_run_at": due, "created_by": None})
+
+    async def down(workflow_type: str, data: dict[str, Any], key: str) -> str:
+        raise DatabaseError("statement timeout")
+
+    with pytest.raises(DatabaseError):
+        await fire_due(store, down)
+    (schedule,) = await store.list_schedules()
+    assert schedule["next_run_at"] == due and schedule["runs"] == 0

@@ -1,0 +1,100 @@
+"""The fleet coordinator's rules on the in-memory store, messages handled in-process:
+lost pool processes, retries of injected steps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ruvon_workers.definitions import load_registry
+from ruvon_workers.engine.records import RecordUpdate
+from ruvon_workers.fleet.coordinator import Coordinator
+from ruvon_workers.fleet.settings import FleetSettings
+from ruvon_workers.persistence import MemoryPersistenceProvider
+
+REGISTRY = Path(__file__).resolve().parents[1] / "fixtures" / "fleet" / "workflow_registry.yaml"
+
+
+class Outbox:
+    """Stands in for the broker: keeps the messages the coordinator sends."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, int, int | None]] = []
+
+    def step(self, workflow_type: str, step: str, workflow_id: str, version: int,
+             countdown: float | None = None, branch: int | None = None) -> None:
+        self.sent.append((workflow_id, step, version, branch))
+
+
+def _coordinator() -> tuple[Coordinator, Outbox]:
+    outbox = Outbox()
+    settings = FleetSettings("q", lease_seconds=300, sweep_interval=10, max_countdown=60)
+    coordinator = Coordinator(load_registry(REGISTRY), MemoryPersistenceProvider(),
+                              outbox, settings)  # type: ignore[arg-type]
+    return coordinator, outbox
+
+
+async def _drain(coordinator: Coordinator, outbox: Outbox) -> None:
+    while outbox.sent:
+        batch, outbox.sent = outbox.sent, []
+        for message in batch:
+            await coordinator.handle_step(*message)
+
+
+async def test_a_lost_worker_keeps_the_steps_idempotency_key() -> None:
+    coordinator, outbox = _coordinator()
+    record, _ = await coordinator.start("Spawner", {"label": "x"})
+    first_version = record.version
+    outbox.sent.clear()
+    # The pool process died mid-step (perhaps after starting the spawned workflow).
+    assert await coordinator.worker_lost(record.id, "Spawn", first_version)
+    await _drain(coordinator, outbox)
+    parent = await coordinator.load(record.id)
+    assert parent.status == "COMPLETED"
+    spawned = await coordinator.load(parent.state["spawned_id"])
+    assert spawned.idempotency_key == f"{record.id}:Spawn:{first_version}"
+
+
+async def test_a_step_past_max_worker_lost_fails() -> None:
+    coordinator, _ = _coordinator()
+    record, _created = await coordinator.start("Ticked", {})
+    for _ in range(3):  # max_worker_lost is 2: the third loss is a failed attempt
+        current = await coordinator.load(record.id)
+        assert await coordinator.worker_lost(record.id, "Tick", current.version)
+    failed = await coordinator.load(record.id)
+    assert failed.status == "FAILED" and failed.error["type"] == "WorkerLost"
+
+
+async def _failed_in_review(coordinator: Coordinator) -> str:
+    """An Inject workflow that failed in its injected Manual_Review step."""
+    record, _ = await coordinator.start("Inject", {"amount": 5000})
+    runtime: dict[str, Any] = {
+        "completed": ["Assess"],
+        "inserted": {"steps": ["Manual_Review", "Second_Review"], "then": "Finish"}}
+    update = RecordUpdate("FAILED", "Manual_Review",
+                          {**record.state, "risk": "high", "path": ["Assess"]}, runtime,
+                          error={"step": "Manual_Review", "type": "RuntimeError",
+                                 "message": "reviewer unreachable"})
+    await coordinator.persistence.apply(record.id, record.version, update, [])
+    return record.id
+
+
+async def test_retrying_an_injected_step_runs_the_rest_of_the_injection_once() -> None:
+    coordinator, outbox = _coordinator()
+    workflow_id = await _failed_in_review(coordinator)
+    outbox.sent.clear()
+    await coordinator.retry(workflow_id)
+    await _drain(coordinator, outbox)
+    done = await coordinator.load(workflow_id)
+    assert done.status == "COMPLETED"
+    assert done.state["path"] == ["Assess", "Manual_Review", "Second_Review", "Finish"]
+
+
+async def test_retrying_from_a_later_step_drops_the_pending_injection() -> None:
+    coordinator, outbox = _coordinator()
+    workflow_id = await _failed_in_review(coordinator)
+    outbox.sent.clear()
+    await coordinator.retry(workflow_id, from_step="Finish")
+    await _drain(coordinator, outbox)
+    done = await coordinator.load(workflow_id)
+    assert done.status == "COMPLETED" and done.state["path"] == ["Assess", "Finish"]
