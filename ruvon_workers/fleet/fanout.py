@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..engine.executor import StepRunner, error_info
 from ..engine.parallel import run_branch
 from ..engine.records import Status, WorkflowRecord
-from ..errors import WorkerLost
+from ..errors import StepFailed, WorkerLost, WorkflowFailedException
 
 if TYPE_CHECKING:
     from .coordinator import Coordinator
@@ -76,7 +76,9 @@ class FanOut:
             attempt = int(branch["attempt"]) + 1
         error = error_info(runner.step.name, exc)
         policy = runner.policy
-        if policy and attempt < policy.max_attempts and getattr(exc, "retryable", True):
+        retryable = (not isinstance(exc, StepFailed | WorkflowFailedException)
+                     and getattr(exc, "retryable", True))
+        if policy and attempt < policy.max_attempts and retryable:
             delay = policy.delay_for(attempt)
             send_now = delay <= self.settings.max_countdown
             wait = delay + (self.settings.lease_seconds if send_now else 0)
@@ -93,20 +95,19 @@ class FanOut:
     async def lost(self, record: WorkflowRecord, runner: StepRunner, idx: int) -> None:
         """The pool process running the branch died: send it again, or, past
         ``max_worker_lost`` attempts, count it as failed."""
-        branch = await self.store.get_branch(record.id, record.version, idx)
-        if branch is None or branch["status"] != "PENDING":
-            return
-        attempt = int(branch["attempt"]) + 1
-        exc = WorkerLost(f"the worker process running branch '{branch['name']}' of step "
+        exc = WorkerLost(f"the worker process running branch {idx} of step "
                          f"'{runner.step.name}' died")
-        if attempt > self.settings.max_worker_lost:
-            await self.failed(record, runner, idx, exc, time.perf_counter(), attempt)
+        counted = await self.store.lose_branch(record.id, record.version, idx,
+                                               error=error_info(runner.step.name, exc),
+                                               lease_seconds=self.settings.lease_seconds)
+        if counted is None:
+            return  # it had finished
+        lost, attempt = counted
+        if lost > self.settings.max_worker_lost:
+            await self.failed(record, runner, idx, exc, time.perf_counter(), attempt + 1)
             return
-        if await self.store.retry_branch(record.id, record.version, idx, attempt=attempt,
-                                         error=error_info(runner.step.name, exc),
-                                         delay=self.settings.lease_seconds):
-            self.coordinator._send(record.workflow_type, runner.step.name, record.id,
-                                   record.version, branch=idx)
+        self.coordinator._send(record.workflow_type, runner.step.name, record.id,
+                               record.version, branch=idx)
 
     async def _done(self, record: WorkflowRecord, idx: int, status: str, result: Any,
                     error: dict[str, Any] | None, attempt: int,

@@ -181,6 +181,14 @@ class MemoryPersistenceProvider:
         branch.update(attempt=attempt, error=error)
         return True
 
+    async def lose_branch(self, workflow_id: str, version: int, idx: int, *,
+                          error: dict[str, Any], lease_seconds: float) -> tuple[int, int] | None:
+        branch = self._branch(workflow_id, version, idx)
+        if branch is None or branch["status"] != "PENDING":
+            return None
+        branch.update(lost=branch.get("lost", 0) + 1, error=error)
+        return int(branch["lost"]), int(branch["attempt"])
+
     async def list_branches(self, workflow_id: str, version: int) -> list[dict[str, Any]]:
         fanout = self._fanouts.get((str(workflow_id), version))
         if fanout is None:

@@ -240,6 +240,7 @@ class PostgresPersistenceProvider:
         params = {"lease": lease_seconds, "limit": limit}
         rows = await self._fetch("claim_due", "claim_due", params, many=True)
         due = [DueStep(str(r[0]), r[1], r[2], r[3]) for r in rows]
+        await self._fetch("claim_due", "abandon_stale_branches", {"limit": limit}, many=None)
         rows = await self._fetch("claim_due", "claim_due_branches", params, many=True)
         return due + [DueStep(str(r[0]), r[1], r[2], r[3], branch=r[4]) for r in rows]
 
@@ -284,6 +285,13 @@ class PostgresPersistenceProvider:
             "id": workflow_id, "version": version, "idx": idx, "attempt": attempt,
             "error": Jsonb(error), "delay": delay})
         return row is not None
+
+    async def lose_branch(self, workflow_id: str, version: int, idx: int, *,
+                          error: dict[str, Any], lease_seconds: float) -> tuple[int, int] | None:
+        row = await self._fetch("lose_branch", "lose_branch", {
+            "id": workflow_id, "version": version, "idx": idx, "error": Jsonb(error),
+            "lease": lease_seconds})
+        return (int(row[0]), int(row[1])) if row else None
 
     async def list_branches(self, workflow_id: str, version: int) -> list[dict[str, Any]]:
         rows = await self._fetch("load_branches", "list_branches",

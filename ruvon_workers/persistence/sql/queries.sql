@@ -83,8 +83,13 @@ SELECT step, status, attempt, version, duration_ms, error, detail, created_at
 -- The recovery sweep: take workflows whose lease or retry delay is due (ACTIVE ones, and
 -- those waiting on branches or a child, whose wake-up message may be lost) and push
 -- their lease forward, so concurrent sweeps (one per worker) never claim the same row.
+-- A fan-out with a timeout comes due again at its deadline at the latest.
 UPDATE workflow_executions w
-   SET due_at = now() + make_interval(secs => %(lease)s::float8)
+   SET due_at = CASE
+           WHEN w.status = 'PENDING_ASYNC' AND w.runtime->'parallel'->>'deadline' IS NOT NULL
+           THEN LEAST(now() + make_interval(secs => %(lease)s::float8),
+                      to_timestamp((w.runtime->'parallel'->>'deadline')::float8 + 0.5))
+           ELSE now() + make_interval(secs => %(lease)s::float8) END
   FROM (SELECT id FROM workflow_executions
          WHERE due_at <= now()
            AND status IN ('ACTIVE', 'PENDING_ASYNC', 'PENDING_SUB_WORKFLOW')
@@ -175,6 +180,29 @@ UPDATE workflow_branches
  WHERE workflow_id = %(id)s AND version = %(version)s AND idx = %(idx)s
    AND status = 'PENDING' AND attempt < %(attempt)s
 RETURNING idx
+
+-- name: lose_branch
+-- The pool process running a branch died: count it apart from failed attempts.
+UPDATE workflow_branches
+   SET lost = lost + 1, error = %(error)s, updated_at = now(),
+       due_at = now() + make_interval(secs => %(lease)s::float8)
+ WHERE workflow_id = %(id)s AND version = %(version)s AND idx = %(idx)s
+   AND status = 'PENDING'
+RETURNING lost, attempt
+
+-- name: abandon_stale_branches
+-- Pending branches of a fan-out the workflow no longer waits on (it was cancelled, or
+-- joined past a timeout): nothing will run them, so the sweep stops looking at them.
+UPDATE workflow_branches b
+   SET status = 'ABANDONED', due_at = NULL, updated_at = now()
+  FROM (SELECT b2.workflow_id, b2.version, b2.idx
+          FROM workflow_branches b2
+          LEFT JOIN workflow_executions w ON w.id = b2.workflow_id
+         WHERE b2.status = 'PENDING' AND b2.due_at <= now()
+           AND (w.id IS NULL OR w.status <> 'PENDING_ASYNC' OR w.version <> b2.version)
+         LIMIT %(limit)s
+         FOR UPDATE OF b2 SKIP LOCKED) stale
+ WHERE b.workflow_id = stale.workflow_id AND b.version = stale.version AND b.idx = stale.idx
 
 -- name: list_branches
 SELECT b.idx, b.name, b.status, b.attempt, b.result, b.error, b.duration_ms, f.remaining

@@ -81,6 +81,7 @@ CREATE TABLE workflow_branches (
     duration_ms  double precision,
     due_at       timestamptz,
     updated_at   timestamptz NOT NULL DEFAULT now(),
+    lost         integer     NOT NULL DEFAULT 0,
     PRIMARY KEY (workflow_id, version, idx),
     FOREIGN KEY (workflow_id, version)
         REFERENCES workflow_fanouts (workflow_id, version) ON DELETE CASCADE
