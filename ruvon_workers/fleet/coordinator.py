@@ -408,6 +408,12 @@ class Coordinator:
                 log.warning("sweep: workflow %s has type %r, unknown to this worker's registry",
                             item.workflow_id, item.workflow_type)
                 continue
+            defn = self.registry.get(item.workflow_type)
+            lease = self.settings.lease_for(defn.step(item.step)) \
+                if defn.has_step(item.step) else 0.0
+            if lease > self.settings.lease_seconds:
+                # The claim leased it for the sweep's period; this step may run longer.
+                await self.persistence.extend_due(item, lease)
             try:
                 self.dispatcher.step(item.workflow_type, item.step, item.workflow_id,
                                      item.version, branch=item.branch)

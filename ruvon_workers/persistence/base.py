@@ -45,6 +45,10 @@ class PersistenceProvider(Protocol):
 
     async def claim_due(self, *, lease_seconds: float, limit: int = 100) -> list[DueStep]: ...
 
+    async def extend_due(self, item: DueStep, lease_seconds: float) -> None:
+        """Push a claimed step's (or branch's) lease to ``lease_seconds`` from now."""
+        ...
+
     async def count_by_status(self) -> dict[str, int]: ...
 
     async def record_dead_letter(self, task: str | None, workflow_id: str | None, reason: str,

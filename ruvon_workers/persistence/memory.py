@@ -103,6 +103,12 @@ class MemoryPersistenceProvider:
                     break
         return due
 
+    async def extend_due(self, item: DueStep, lease_seconds: float) -> None:
+        row = self._rows.get(item.workflow_id)
+        if item.branch is None and row and row.version == item.version \
+                and row.status == Status.ACTIVE:
+            self._due[item.workflow_id] = self._due_at(lease_seconds)
+
     async def record_dead_letter(self, task: str | None, workflow_id: str | None, reason: str,
                                  payload: Any) -> None:
         self._dead.append({"id": len(self._dead) + 1, "task": task, "workflow_id": workflow_id,

@@ -244,6 +244,12 @@ class PostgresPersistenceProvider:
         rows = await self._fetch("claim_due", "claim_due_branches", params, many=True)
         return due + [DueStep(str(r[0]), r[1], r[2], r[3], branch=r[4]) for r in rows]
 
+    async def extend_due(self, item: DueStep, lease_seconds: float) -> None:
+        params = {"id": item.workflow_id, "version": item.version, "idx": item.branch,
+                  "lease": lease_seconds}
+        name = "extend_due" if item.branch is None else "extend_branch_due"
+        await self._fetch("claim_due", name, params, many=None)
+
     # -- PARALLEL fan-outs ----------------------------------------------------------------
 
     async def create_fanout(self, workflow_id: str, version: int, step: str,

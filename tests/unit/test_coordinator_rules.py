@@ -98,3 +98,20 @@ async def test_retrying_from_a_later_step_drops_the_pending_injection() -> None:
     await _drain(coordinator, outbox)
     done = await coordinator.load(workflow_id)
     assert done.status == "COMPLETED" and done.state["path"] == ["Assess", "Finish"]
+
+
+async def test_the_sweep_leases_a_long_step_for_its_own_time_limit() -> None:
+    import datetime as dt
+
+    outbox = Outbox()
+    settings = FleetSettings("q", lease_seconds=5, sweep_interval=1, max_countdown=60)
+    store = MemoryPersistenceProvider()
+    coordinator = Coordinator(load_registry(REGISTRY), store, outbox,  # type: ignore[arg-type]
+                              settings)
+    record, _ = await coordinator.start("Hang", {})
+    update = RecordUpdate.keep(record, current_step="Stuck", due_in=-1)
+    await store.apply(record.id, record.version, update, [])
+    assert await coordinator.sweep() == 1
+    # Stuck has time_limit_seconds: 1 -> its lease is 1 + 10 (hard-kill grace) + 30 s.
+    left = (store._due[record.id] - dt.datetime.now(dt.UTC)).total_seconds()
+    assert 35 < left <= 41

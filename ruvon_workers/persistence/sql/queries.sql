@@ -99,6 +99,18 @@ UPDATE workflow_executions w
  WHERE w.id = due.id
 RETURNING w.id, w.workflow_type, w.current_step, w.version
 
+-- name: extend_due
+-- A claimed step whose own lease (its time limit) is longer than the sweep's.
+UPDATE workflow_executions
+   SET due_at = now() + make_interval(secs => %(lease)s::float8)
+ WHERE id = %(id)s AND version = %(version)s AND status = 'ACTIVE'
+
+-- name: extend_branch_due
+UPDATE workflow_branches
+   SET due_at = now() + make_interval(secs => %(lease)s::float8)
+ WHERE workflow_id = %(id)s AND version = %(version)s AND idx = %(idx)s
+   AND status = 'PENDING'
+
 -- name: count_by_status
 SELECT status, count(*) AS n FROM workflow_executions GROUP BY status
 
