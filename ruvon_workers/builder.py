@@ -13,6 +13,7 @@ from .engine.executor import arrive
 from .engine.records import WorkflowRecord
 from .errors import InvalidStateError, WorkflowNotFound
 from .utils.imports import IMPORT_CACHE, import_from_string
+from .utils.serialization import nul_path
 from .workflow import Workflow
 
 if TYPE_CHECKING:
@@ -49,6 +50,13 @@ class WorkflowBuilder:
                    workflow_id: str | None = None) -> WorkflowRecord:
         """Validate ``initial_data`` and build the record of a new workflow (not stored)."""
         defn = self.definition(workflow_type)
+        if workflow_id is not None:
+            try:
+                workflow_id = str(uuid.UUID(str(workflow_id)))
+            except ValueError:
+                raise InvalidStateError(
+                    f"workflow_id for '{workflow_type}'",
+                    detail=f"{workflow_id!r} is not a UUID (leave it out to get one)") from None
         if initial_data is not None and not isinstance(initial_data, dict):
             raise InvalidStateError(f"Initial data for '{workflow_type}'",
                                     detail=f"expected an object, got {type(initial_data).__name__}")
@@ -57,6 +65,12 @@ class WorkflowBuilder:
         except ValidationError as exc:
             raise InvalidStateError.from_validation_error(
                 f"Initial data for '{workflow_type}' ({defn.state_model.__name__})", exc) from None
+        data = state.model_dump(mode="json")
+        path = nul_path(data)
+        if path is not None:
+            raise InvalidStateError(f"Initial data for '{workflow_type}'",
+                                    detail=f"field '{path}' contains a NUL character "
+                                           "(\\u0000), which PostgreSQL cannot store")
         status, current = arrive(defn, defn.first_step)
         runtime: dict[str, Any] = {"waiting_for": current} if current and status != "ACTIVE" else {}
         return WorkflowRecord(
@@ -65,7 +79,7 @@ class WorkflowBuilder:
             workflow_version=defn.workflow_version,
             status=status,
             current_step=current,
-            state=state.model_dump(mode="json"),
+            state=data,
             runtime=runtime,
             idempotency_key=idempotency_key,
             parent_id=parent_id,

@@ -91,6 +91,17 @@ class StaleStateError(RuvonError):
         )
 
 
+class UnstorableValue(RuvonError):
+    """The database refused a value (e.g. a string PostgreSQL cannot hold); retrying the
+    same write cannot succeed."""
+
+    retryable = False
+
+    def __init__(self, operation: str, detail: str):
+        self.operation = operation
+        super().__init__(f"PostgreSQL refused a value during {operation}: {detail}")
+
+
 class InvalidTransition(RuvonError):
     """The requested operation does not fit the workflow's current status."""
 

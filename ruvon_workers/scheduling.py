@@ -48,15 +48,33 @@ def tick_key(name: str, tick: dt.datetime) -> str:
     return f"schedule:{name}:{tick.astimezone(dt.UTC).isoformat()}"
 
 
-async def fire_due(persistence: PersistenceProvider, start: Starter, *, limit: int = 50) -> int:
-    """Start the workflow of every schedule whose tick has come; return how many fired."""
+def latest_tick(expression: str, due: dt.datetime, now: dt.datetime) -> dt.datetime:
+    """The latest tick of ``expression`` at or before ``now``, and not before ``due``
+    (the tick the schedule waits for): after downtime, the one to fire."""
+    if due.tzinfo is None:
+        due = due.replace(tzinfo=dt.UTC)
+    after_due = next_tick(expression, due)
+    if after_due > now:
+        return due
+    previous: dt.datetime = croniter(expression, now.astimezone(dt.UTC) + dt.timedelta(
+        microseconds=1)).get_prev(dt.datetime)
+    return max(due, previous)
+
+
+async def fire_due(persistence: PersistenceProvider, start: Starter, *, limit: int = 50,
+                   workflow_types: list[str] | None = None) -> int:
+    """Start the workflow of every schedule whose tick has come; return how many fired.
+    With ``workflow_types``, only schedules of those types are looked at."""
     fired = 0
-    for schedule in await persistence.due_schedules(limit):
+    for schedule in await persistence.due_schedules(limit, workflow_types):
         name, tick = schedule["name"], schedule["next_run_at"]
+        now = dt.datetime.now(dt.UTC)
+        firing = latest_tick(schedule["cron_expression"], tick, now)
         workflow_id: str | None = None
         try:
             workflow_id = await start(schedule["workflow_type"],
-                                      dict(schedule["initial_data"] or {}), tick_key(name, tick))
+                                      dict(schedule["initial_data"] or {}),
+                                      tick_key(name, firing))
             fired += 1
         except UnknownWorkflowType:
             # Another worker's registry may have it (fleets split by team or queue): leave
@@ -72,9 +90,8 @@ async def fire_due(persistence: PersistenceProvider, start: Starter, *, limit: i
             # A schedule that cannot start (data its model rejects) must not fire in a
             # loop: log it and move on to the next tick.
             log.error("schedule %s: starting %s failed: %s", name, schedule["workflow_type"], exc)
-        now = dt.datetime.now(dt.UTC)
-        following = next_tick(schedule["cron_expression"], max(tick, now))
-        if await persistence.advance_schedule(name, tick, following, workflow_id):
+        following = next_tick(schedule["cron_expression"], max(firing, now))
+        if await persistence.advance_schedule(name, tick, following, workflow_id, firing):
             log.info("schedule %s fired for %s (workflow %s); next at %s", name,
-                     tick.isoformat(), workflow_id, following.isoformat())
+                     firing.isoformat(), workflow_id, following.isoformat())
     return fired

@@ -37,7 +37,10 @@ class RetryPolicy(_Model):
 
     def delay_for(self, attempt: int) -> float:
         """Seconds to wait before attempt ``attempt + 1`` (``attempt`` counts from 1)."""
-        delay = self.delay_seconds * self.backoff ** max(attempt - 1, 0)
+        try:
+            delay = self.delay_seconds * self.backoff ** max(attempt - 1, 0)
+        except OverflowError:  # thousands of attempts: long past the cap
+            delay = self.max_delay_seconds
         delay = min(delay, self.max_delay_seconds)
         if self.jitter and delay > 0:
             # "Full jitter" keeps a fleet of retries from arriving in lockstep.

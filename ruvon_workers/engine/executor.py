@@ -23,6 +23,7 @@ from ..errors import (
     StepFailed,
     WorkflowFailedException,
 )
+from ..utils.serialization import nul_path
 from .context import StepContext
 from .records import HistoryEntry, RecordUpdate, Status, StepOutcome, WorkflowRecord
 
@@ -51,8 +52,20 @@ class Transition:
 
 def error_info(step: str | None, exc: BaseException) -> dict[str, Any]:
     tb = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3)
-    return {"step": step, "type": type(exc).__name__, "message": str(exc),
-            "traceback": "".join(tb)[-2000:]}
+    # NUL cannot be stored in jsonb: an error quoting one (an HTTP body excerpt, say)
+    # must still be recordable.
+    return {"step": step, "type": type(exc).__name__,
+            "message": str(exc).replace("\x00", "\\x00"),
+            "traceback": "".join(tb)[-2000:].replace("\x00", "\\x00")}
+
+
+def check_storable(data: Any, step_name: str, what: str = "state field") -> None:
+    """Refuse data PostgreSQL cannot store (a NUL character in a string), naming where."""
+    path = nul_path(data)
+    if path is not None:
+        raise StepFailed(step_name, f"{what} '{path}' contains a NUL character (\\u0000), "
+                                    "which PostgreSQL cannot store; remove it in the step "
+                                    "(e.g. value.replace('\\x00', ''))")
 
 
 async def call_step_function(fn: Any, state: BaseModel, context: StepContext,
@@ -72,6 +85,12 @@ def validate_input(defn: WorkflowDefinition, step: StepDefinition,
             f"Input for step '{step.name}'",
             [{"loc": (key,), "msg": "Field required"} for key in missing],
         )
+    unstorable = nul_path(user_input)
+    if unstorable is not None:
+        raise InvalidStateError(
+            f"Input for step '{step.name}'",
+            [{"loc": (unstorable,), "msg": "contains a NUL character (\\u0000), which "
+                                           "PostgreSQL cannot store"}])
     model = defn.input_models.get(step.name)
     if model is None:
         return None
@@ -106,7 +125,9 @@ def validated_state(defn: WorkflowDefinition, data: dict[str, Any], step_name: s
         err = InvalidStateError.from_validation_error(
             f"Step '{step_name}' produced a state that {defn.state_model.__name__} rejects", exc)
         raise StepFailed(step_name, str(err)) from None
-    return validated.model_dump(mode="json")
+    dumped = validated.model_dump(mode="json")
+    check_storable(dumped, step_name)
+    return dumped
 
 
 def load_state(defn: WorkflowDefinition, record: WorkflowRecord) -> BaseModel:

@@ -38,6 +38,7 @@ RETRYABLE_STATUS = frozenset({408, 425, 429})
 EXCERPT_CHARS = 500
 #: A bigger response fails the step instead of landing in the state (``max_response_bytes``).
 DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
+MAX_REDIRECTS = 5
 
 _ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False,
                                      keep_trailing_newline=True)
@@ -127,6 +128,10 @@ def check_http_config(step: StepDefinition) -> list[tuple[str, str]]:
     for key in ("headers", "query_params"):
         if config.get(key) is not None and not isinstance(config[key], dict):
             issues.append((f"http_config.{key}", f"{key} must be a mapping of name: value"))
+    if not isinstance(config.get("follow_redirects", True), bool):
+        issues.append(("http_config.follow_redirects",
+                       f"follow_redirects must be true or false, not "
+                       f"{config['follow_redirects']!r}"))
     return issues
 
 
@@ -331,15 +336,22 @@ async def run_http_step(step: StepDefinition, state: dict[str, Any], *, workflow
     timeout = float(config.get("timeout", DEFAULT_TIMEOUT))
     limit = int(config.get("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES))
     try:
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=True) as client:
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
             request = client.build_request(method, url, headers=headers, params=params,
                                            content=content)
-            response = await client.send(request, stream=True)
+            response = await _send_following(client, request, renderer.secrets,
+                                             follow=bool(config.get("follow_redirects", True)))
             try:
                 await _read_at_most(response, limit, method, shown_url)
             finally:
                 await response.aclose()
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+    except httpx.InvalidURL:
+        # The rendered URL (and httpx's message quoting its bad part) may hold a piece of
+        # a secret: name the template instead.
+        raise HttpRequestFailed(method, str(config.get("url")),
+                                reason="the URL it renders to is not valid",
+                                retryable=False) from None
+    except httpx.HTTPError as exc:
         reason = renderer.secrets.redact(_kind(exc, timeout))
         raise HttpRequestFailed(method, shown_url, reason=reason,
                                 retryable=_transient(exc)) from None
@@ -353,6 +365,35 @@ async def run_http_step(step: StepDefinition, state: dict[str, Any], *, workflow
     info = {name: _RESPONSE_FIELDS[name](response) for name in includes
             if name in _RESPONSE_FIELDS}
     return {step.output_key or DEFAULT_OUTPUT_KEY: info}
+
+
+async def _send_following(client: httpx.AsyncClient, request: httpx.Request,
+                          secrets: _Secrets, *, follow: bool) -> httpx.Response:
+    """Send ``request``, following up to ``MAX_REDIRECTS`` redirects when ``follow``.
+    httpx drops ``Authorization`` on a redirect to another origin; here every header that
+    carries a secret is dropped too, so an API key never reaches a host the step did not
+    name."""
+    response = await client.send(request, stream=True)
+    origin = request.url.copy_with(path="/", query=None, fragment=None, userinfo=b"")
+    for _ in range(MAX_REDIRECTS if follow else 0):
+        following = response.next_request
+        if following is None:
+            break
+        if following.url.copy_with(path="/", query=None, fragment=None,
+                                   userinfo=b"") != origin:
+            try:  # 307/308 send the body again; other redirects become a GET without it
+                sent = request.content if following.method == request.method else b""
+            except httpx.RequestNotRead:
+                sent = b""
+            body = sent.decode("utf-8", "replace")
+            if secrets.redact(body) != body:
+                break  # a 307/308 would send a secret in the body elsewhere: stop here
+            for name, value in list(following.headers.items()):
+                if secrets.redact(value) != value:
+                    del following.headers[name]
+        await response.aclose()
+        response = await client.send(following, stream=True)
+    return response
 
 
 async def _read_at_most(response: httpx.Response, limit: int, method: str, url: str) -> None:

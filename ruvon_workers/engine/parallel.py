@@ -16,8 +16,10 @@ from pydantic_core import to_jsonable_python
 
 from ..definitions.conditions import compile_expression
 from ..definitions.models import StepDefinition, WorkflowDefinition
+from ..directives import Directive
 from ..errors import StepFailed
 from .context import StepContext
+from .executor import check_storable
 from .records import WorkflowRecord
 
 PREFER_NEW = "PREFER_NEW"
@@ -87,12 +89,24 @@ def changes_of(before: dict[str, Any], after: Any, result: Any, step: str) -> di
         raise StepFailed(step, f"returned {type(result).__name__}; a branch returns a dict "
                                "of state fields to merge, or None")
     changes.update(to_jsonable_python(result))
+    check_storable(changes, step, "branch result field")
     return changes
 
 
 async def run_branch(defn: WorkflowDefinition, step: StepDefinition, record: WorkflowRecord,
                      branch: dict[str, Any], attempt: int) -> dict[str, Any]:
     """Run one branch on a copy of the state; return the changes it makes."""
+    try:
+        return await _run_branch(defn, step, record, branch, attempt)
+    except Directive as directive:
+        # Branches run side by side: none of them can steer the workflow alone.
+        raise StepFailed(step.name, f"branch {branch['idx']}: a PARALLEL branch cannot "
+                                    f"{directive}; do that in a step after the PARALLEL "
+                                    "step") from None
+
+
+async def _run_branch(defn: WorkflowDefinition, step: StepDefinition, record: WorkflowRecord,
+                      branch: dict[str, Any], attempt: int) -> dict[str, Any]:
     base = StepContext(workflow_id=record.id, step_name=step.name, attempt=attempt,
                        idempotency_key=f"{record.id}:{step.name}:{record.version}:"
                                        f"{branch['idx']}",

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from ..definitions.conditions import ConditionError, compile_expression
 from ..definitions.models import StepType, WorkflowDefinition
+from ..directives import StartSubWorkflowDirective, WorkflowJumpDirective, WorkflowPauseDirective
 from ..errors import StepFailed
 from . import parallel
 from .executor import Transition, compensate, error_info, merge_result, validated_state
@@ -157,7 +158,14 @@ async def loop(runner: StepRunner, state: BaseModel, started: float) -> Transiti
         context = runner.context(None)
         context.loop_item, context.loop_index = item, index
         kwargs = {item_var: item} if parallel.accepts(fn, item_var) else {}
-        result = await parallel.call(fn, state, context, kwargs)
+        try:
+            result = await parallel.call(fn, state, context, kwargs)
+        except WorkflowJumpDirective as jump:
+            return runner._jump(state, jump, started)  # leaves the loop
+        except (WorkflowPauseDirective, StartSubWorkflowDirective) as directive:
+            raise StepFailed(step.name, f"iteration {index}: a LOOP body cannot "
+                                        f"{directive}; end the loop first (make it a step "
+                                        "after the LOOP step)") from None
         data = merge_result(runner.defn, state, result, step.name)
         state = runner.defn.state_model.model_validate(data)
     try:

@@ -25,6 +25,8 @@ from ..errors import (
     InvalidTransition,
     RuvonError,
     StaleStateError,
+    StepFailed,
+    UnstorableValue,
     WorkerLost,
     WorkflowNotFound,
 )
@@ -36,6 +38,8 @@ from .fanout import FanOut, StepOutcomeReport
 from .settings import FleetSettings
 
 log = logging.getLogger("ruvon.coordinator")
+
+_FAILED = {Status.FAILED, Status.FAILED_ROLLED_BACK, Status.FAILED_CHILD_WORKFLOW}
 
 #: Compare-and-set retries for operator actions racing the fleet (cancel, resume).
 _CAS_ATTEMPTS = 5
@@ -81,9 +85,14 @@ class Coordinator:
             return self.settings.lease_seconds
         if status != Status.ACTIVE:
             return None
-        if retry_delay is not None:
-            return retry_delay
-        return self.settings.lease_for(self.registry.get(record_type).step(step))
+        lease = self.settings.lease_for(self.registry.get(record_type).step(step))
+        if retry_delay is None:
+            return lease
+        if retry_delay > self.settings.max_countdown:
+            return retry_delay  # not published: the sweep sends it when the delay is over
+        # Published with a countdown: the lease covers the wait and the run, so the sweep
+        # does not send a second copy while the first one is due or running.
+        return retry_delay + lease
 
     def _record_due_in(self, record: WorkflowRecord) -> float | None:
         return self._due_in(record.workflow_type, record.status, record.current_step,
@@ -376,6 +385,15 @@ class Coordinator:
             # Another delivery of this message committed first: its result stands.
             return StepOutcomeReport(False, "lost the compare-and-set to another delivery",
                                      step=transition.step)
+        except UnstorableValue as exc:
+            if runner is None or update.status in _FAILED:
+                raise
+            # The database refuses what the step produced, and would refuse it on every
+            # re-send: fail the step (its saga runs) instead of re-running it forever.
+            log.error("step %s of %s produced a value PostgreSQL refuses: %s",
+                      transition.step, record.id, exc)
+            refused = StepFailed(transition.step, f"its result cannot be stored: {exc}")
+            return await self._commit(record, await runner.fail(refused, time.perf_counter()))
         update.applied_to(record, version)
         if update.terminal:
             _notify("ended", record=record)
@@ -396,12 +414,16 @@ class Coordinator:
             record, _ = await self.start(workflow_type, data, idempotency_key=key)
             return record.id
 
-        return await fire_due(self.persistence, start)
+        return await fire_due(self.persistence, start,
+                              workflow_types=list(self.registry.workflows))
 
     async def sweep(self, limit: int = 500) -> int:
         """Re-send every step whose lease (or retry delay) expired; return how many."""
+        # Only types this worker can run: a row it would skip must stay due for a worker
+        # that has the type, not wait another lease (fleets split by registry).
         due = await self.persistence.claim_due(lease_seconds=self.settings.lease_seconds,
-                                               limit=limit)
+                                               limit=limit,
+                                               workflow_types=list(self.registry.workflows))
         sent = 0
         for item in due:
             if item.workflow_type not in self.registry:

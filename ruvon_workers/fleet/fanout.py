@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..engine.executor import StepRunner, error_info
 from ..engine.parallel import run_branch
 from ..engine.records import Status, WorkflowRecord
-from ..errors import StepFailed, WorkerLost, WorkflowFailedException
+from ..errors import StepFailed, UnstorableValue, WorkerLost, WorkflowFailedException
 
 if TYPE_CHECKING:
     from .coordinator import Coordinator
@@ -113,9 +113,18 @@ class FanOut:
                     error: dict[str, Any] | None, attempt: int,
                     started: float) -> StepOutcomeReport:
         duration = round((time.perf_counter() - started) * 1000, 3)
-        remaining = await self.store.finish_branch(
-            record.id, record.version, idx, status=status, result=result, error=error,
-            attempt=attempt, duration_ms=duration)
+        try:
+            remaining = await self.store.finish_branch(
+                record.id, record.version, idx, status=status, result=result, error=error,
+                attempt=attempt, duration_ms=duration)
+        except UnstorableValue as exc:
+            if status != "COMPLETED":
+                raise
+            # Refused on every re-send too: the branch fails instead of running forever.
+            step = record.current_step or ""
+            error = error_info(step, StepFailed(step, f"branch {idx}'s result cannot be "
+                                                      f"stored: {exc}"))
+            return await self._done(record, idx, "FAILED", None, error, attempt, started)
         if remaining is None:
             return StepOutcomeReport(False, f"branch {idx} already finished")
         if remaining == 0:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..engine.records import HistoryEntry, RecordUpdate, WorkflowRecord
+from ..errors import InvalidStateError
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,20 @@ class DueStep:
     branch: int | None = None  # a PARALLEL branch of the step, when set
 
 
+def same_workflow(new: WorkflowRecord, existing: WorkflowRecord) -> WorkflowRecord:
+    """``existing`` when it is the workflow ``new`` asked for again (its idempotency key,
+    or its id with the same type and key: a start sent twice); a different workflow
+    holding ``new``'s id is refused."""
+    if new.idempotency_key is not None and existing.idempotency_key == new.idempotency_key:
+        return existing
+    if (existing.id == new.id and existing.workflow_type == new.workflow_type
+            and existing.idempotency_key == new.idempotency_key):
+        return existing
+    raise InvalidStateError(f"workflow_id {new.id}",
+                            detail=f"already taken by another {existing.workflow_type} "
+                                   "workflow; leave workflow_id out or choose a new one")
+
+
 class PersistenceProvider(Protocol):
     async def initialize(self) -> None: ...
 
@@ -26,8 +41,8 @@ class PersistenceProvider(Protocol):
 
     async def create_workflow(self, record: WorkflowRecord,
                               due_in: float | None = None) -> tuple[WorkflowRecord, bool]:
-        """Insert ``record``; with its idempotency key taken, return the existing one
-        and ``False``."""
+        """Insert ``record``; with its idempotency key taken (or its id, by the same
+        request), return the existing one and ``False``; see :func:`same_workflow`."""
         ...
 
     async def load_workflow(self, workflow_id: str) -> WorkflowRecord | None: ...
@@ -43,7 +58,11 @@ class PersistenceProvider(Protocol):
                              workflow_type: str | None = None,
                              limit: int = 50) -> list[WorkflowRecord]: ...
 
-    async def claim_due(self, *, lease_seconds: float, limit: int = 100) -> list[DueStep]: ...
+    async def claim_due(self, *, lease_seconds: float, limit: int = 100,
+                        workflow_types: list[str] | None = None) -> list[DueStep]:
+        """Take due steps (and branches) and push their lease on; with ``workflow_types``,
+        only workflows of those types."""
+        ...
 
     async def extend_due(self, item: DueStep, lease_seconds: float) -> None:
         """Push a claimed step's (or branch's) lease to ``lease_seconds`` from now."""
@@ -97,7 +116,11 @@ class PersistenceProvider(Protocol):
 
     async def delete_schedule(self, name: str) -> bool: ...
 
-    async def due_schedules(self, limit: int = 50) -> list[dict[str, Any]]: ...
+    async def due_schedules(self, limit: int = 50,
+                            workflow_types: list[str] | None = None) -> list[dict[str, Any]]: ...
 
     async def advance_schedule(self, name: str, tick: Any, next_run_at: Any,
-                               workflow_id: str | None) -> bool: ...
+                               workflow_id: str | None, fired: Any = None) -> bool:
+        """Move a schedule from ``tick`` (compare-and-set) to ``next_run_at``, recording
+        the tick that ``fired`` (default ``tick``)."""
+        ...

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..engine.records import HistoryEntry, RecordUpdate, Status, StepOutcome, WorkflowRecord
 from ..errors import StaleStateError
-from .base import DueStep
+from .base import DueStep, same_workflow
 
 _DUE_STATUSES = frozenset({Status.ACTIVE, Status.PENDING_ASYNC, Status.PENDING_SUB_WORKFLOW})
 
@@ -46,6 +46,8 @@ class MemoryPersistenceProvider:
         key = record.idempotency_key
         if key is not None and key in self._keys:
             return copy.deepcopy(self._rows[self._keys[key]]), False
+        if record.id in self._rows:
+            return copy.deepcopy(same_workflow(record, self._rows[record.id])), False
         stored = copy.deepcopy(record)
         stored.version = 0
         stored.created_at = stored.updated_at = _now()
@@ -91,11 +93,14 @@ class MemoryPersistenceProvider:
         rows.sort(key=lambda r: r.updated_at or _now(), reverse=True)
         return copy.deepcopy(rows[:limit])
 
-    async def claim_due(self, *, lease_seconds: float, limit: int = 100) -> list[DueStep]:
+    async def claim_due(self, *, lease_seconds: float, limit: int = 100,
+                        workflow_types: list[str] | None = None) -> list[DueStep]:
         now = _now()
         due = []
         for wid, when in self._due.items():
             row = self._rows[wid]
+            if workflow_types is not None and row.workflow_type not in workflow_types:
+                continue
             if row.status in _DUE_STATUSES and when is not None and when <= now:
                 self._due[wid] = self._due_at(lease_seconds)
                 due.append(DueStep(wid, row.workflow_type, row.current_step or "", row.version))
@@ -223,17 +228,20 @@ class MemoryPersistenceProvider:
     async def delete_schedule(self, name: str) -> bool:
         return self._schedules.pop(name, None) is not None
 
-    async def due_schedules(self, limit: int = 50) -> list[dict[str, Any]]:
+    async def due_schedules(self, limit: int = 50,
+                            workflow_types: list[str] | None = None) -> list[dict[str, Any]]:
         now = _now()
-        due = sorted((s for s in self._schedules.values() if s["next_run_at"] <= now),
+        due = sorted((s for s in self._schedules.values() if s["next_run_at"] <= now
+                      and (workflow_types is None or s["workflow_type"] in workflow_types)),
                      key=lambda s: s["next_run_at"])
         return copy.deepcopy(due[:limit])
 
     async def advance_schedule(self, name: str, tick: Any, next_run_at: Any,
-                               workflow_id: str | None) -> bool:
+                               workflow_id: str | None, fired: Any = None) -> bool:
         row = self._schedules.get(name)
         if row is None or row["next_run_at"] != tick:
             return False
-        row.update(next_run_at=next_run_at, last_run_at=tick, last_workflow_id=workflow_id,
+        row.update(next_run_at=next_run_at, last_run_at=tick if fired is None else fired,
+                   last_workflow_id=workflow_id,
                    runs=row["runs"] + 1)
         return True

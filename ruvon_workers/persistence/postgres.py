@@ -13,10 +13,10 @@ from psycopg.types.json import Jsonb, set_json_dumps, set_json_loads
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from ..engine.records import HistoryEntry, RecordUpdate, WorkflowRecord
-from ..errors import RuvonError, StaleStateError
+from ..errors import RuvonError, StaleStateError, UnstorableValue
 from ..utils.serialization import deserialize, dumps_bytes
 from . import sql
-from .base import DueStep
+from .base import DueStep, same_workflow
 
 _RECORD_COLUMNS = 14
 
@@ -157,6 +157,8 @@ class PostgresPersistenceProvider:
             result = await self._query(sql.query(name), params, many)
         except psycopg.OperationalError as exc:
             raise DatabaseError(f"PostgreSQL error during {operation}: {exc}") from exc
+        except psycopg.DataError as exc:
+            raise UnstorableValue(operation, str(exc).strip()) from exc
         finally:
             elapsed = time.perf_counter() - started
             for observe in QUERY_OBSERVERS:
@@ -190,11 +192,16 @@ class PostgresPersistenceProvider:
             "due_in": due_in,
         })
         if row is None:
-            existing = await self._fetch("load_workflow", "get_workflow_by_key",
-                                         {"idempotency_key": record.idempotency_key})
+            existing = None
+            if record.idempotency_key is not None:
+                existing = await self._fetch("load_workflow", "get_workflow_by_key",
+                                             {"idempotency_key": record.idempotency_key})
+            if existing is None:
+                existing = await self._fetch("load_workflow", "get_workflow", {"id": record.id})
             if existing is None:  # the holder was deleted between the two statements
-                raise DatabaseError(f"idempotency key {record.idempotency_key!r} vanished; retry")
-            return row_to_record(existing), False
+                raise DatabaseError(f"workflow {record.id} conflicted with one that vanished; "
+                                    "retry")
+            return same_workflow(record, row_to_record(existing)), False
         record.version, record.created_at, record.updated_at = row[1], row[2], row[3]
         return record, True
 
@@ -236,8 +243,9 @@ class PostgresPersistenceProvider:
             "status": status, "workflow_type": workflow_type, "limit": limit}, many=True)
         return [row_to_record(r) for r in rows]
 
-    async def claim_due(self, *, lease_seconds: float, limit: int = 100) -> list[DueStep]:
-        params = {"lease": lease_seconds, "limit": limit}
+    async def claim_due(self, *, lease_seconds: float, limit: int = 100,
+                        workflow_types: list[str] | None = None) -> list[DueStep]:
+        params = {"lease": lease_seconds, "limit": limit, "types": workflow_types}
         rows = await self._fetch("claim_due", "claim_due", params, many=True)
         due = [DueStep(str(r[0]), r[1], r[2], r[3]) for r in rows]
         await self._fetch("claim_due", "abandon_stale_branches", {"limit": limit}, many=None)
@@ -326,16 +334,18 @@ class PostgresPersistenceProvider:
     async def delete_schedule(self, name: str) -> bool:
         return await self._fetch("delete_schedule", "delete_schedule", {"name": name}) is not None
 
-    async def due_schedules(self, limit: int = 50) -> list[dict[str, Any]]:
-        rows = await self._fetch("due_schedules", "due_schedules", {"limit": limit}, many=True)
+    async def due_schedules(self, limit: int = 50,
+                            workflow_types: list[str] | None = None) -> list[dict[str, Any]]:
+        rows = await self._fetch("due_schedules", "due_schedules",
+                                 {"limit": limit, "types": workflow_types}, many=True)
         keys = ("name", "workflow_type", "cron_expression", "initial_data", "next_run_at")
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
     async def advance_schedule(self, name: str, tick: Any, next_run_at: Any,
-                               workflow_id: str | None) -> bool:
+                               workflow_id: str | None, fired: Any = None) -> bool:
         row = await self._fetch("advance_schedule", "advance_schedule", {
             "name": name, "tick": tick, "next_run_at": next_run_at,
-            "workflow_id": workflow_id})
+            "workflow_id": workflow_id, "fired": tick if fired is None else fired})
         return row is not None
 
     async def record_dead_letter(self, task: str | None, workflow_id: str | None, reason: str,

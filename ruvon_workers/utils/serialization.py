@@ -76,4 +76,34 @@ else:
         return json.loads(text)
 
 
-__all__ = ["USE_ORJSON", "deserialize", "dumps_bytes", "serialize"]
+def nul_path(data: Any) -> str | None:
+    """The dotted path of the first string (value or key) in ``data`` holding a NUL
+    character, which PostgreSQL's ``jsonb`` cannot store; ``None`` when there is none.
+
+    One encode finds out whether to look (cheap); only then is ``data`` walked.
+    """
+    if b"\\u0000" not in dumps_bytes(data):
+        return None
+    return _find_nul(data, "")
+
+
+def _find_nul(value: Any, path: str) -> str | None:
+    if isinstance(value, str):
+        return (path or "<root>") if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and "\x00" in key:
+                return here
+            found = _find_nul(item, here)
+            if found:
+                return found
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = _find_nul(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
+__all__ = ["USE_ORJSON", "deserialize", "dumps_bytes", "nul_path", "serialize"]

@@ -307,3 +307,25 @@ def _id_for(fleet_env: dict[str, str], key: str) -> str:
                            (key,)).fetchone()
     assert row is not None
     return str(row[0])
+
+
+def test_steps_the_fleet_must_refuse_fail_once_instead_of_running_again(  # type: ignore[no-untyped-def]
+        client: Client, start_worker) -> None:
+    """A result PostgreSQL cannot store, a LOOP body starting a sub-workflow, a PARALLEL
+    branch doing so: each fails its workflow with the reason, and starts nothing."""
+    worker = start_worker("--concurrency", "2", env=RECOVERY)
+    cases = {
+        "nul": "state field 'note' contains a NUL character",
+        "child": "iteration 1: a LOOP body cannot start sub-workflow 'Child'",
+        "branch_child": "branch 0: a PARALLEL branch cannot start sub-workflow 'Child'",
+    }
+    ids = {mode: client.start("Misfits", {"mode": mode, "items": [1, 2, 3]})
+           for mode in cases}
+    for mode, reason in cases.items():
+        info = client.wait(ids[mode], 60)
+        assert info.status == "FAILED", (mode, info.status, worker.log())
+        assert reason in info.error["message"], info.error
+    for mode in cases:
+        assert [h.status for h in client.history(ids[mode])].count("FAILED") == 1
+    assert client.get(ids["nul"]).state["processed"] == [1]  # iteration 0 stands
+    assert client.list(workflow_type="Child") == []

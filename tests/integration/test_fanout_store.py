@@ -90,3 +90,28 @@ async def test_a_lost_branch_is_counted_apart_from_its_attempts(
                                        result={}, error=None, attempt=1, duration_ms=1.0)
     assert await pg_persistence.lose_branch(record.id, record.version, 0, error=error,
                                             lease_seconds=300) is None
+
+
+async def test_the_sweep_claims_only_the_types_it_is_given(
+        pg_persistence: PostgresPersistenceProvider) -> None:
+    record = await _waiting(pg_persistence, None)  # a Partial workflow and its 2 branches
+    async with pg_persistence.connection() as conn:  # both branches' leases run out
+        await conn.execute("UPDATE workflow_branches SET due_at = now() - interval '1 second' "
+                           "WHERE workflow_id = %s", (record.id,))
+    assert await pg_persistence.claim_due(lease_seconds=300, workflow_types=["Other"]) == []
+    due = await pg_persistence.claim_due(lease_seconds=300, workflow_types=["Other", "Partial"])
+    assert {(d.workflow_id, d.branch) for d in due} == {
+        (record.id, None), (record.id, 0), (record.id, 1)}
+
+
+async def test_due_schedules_of_other_types_are_left_out(
+        pg_persistence: PostgresPersistenceProvider) -> None:
+    import datetime as dt
+
+    due = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
+    for name, workflow_type in (("theirs", "Elsewhere"), ("mine", "Mine")):
+        await pg_persistence.upsert_schedule({
+            "name": name, "workflow_type": workflow_type, "cron_expression": "0 3 * * *",
+            "initial_data": {}, "next_run_at": due, "created_by": None})
+    assert [s["name"] for s in await pg_persistence.due_schedules(10, ["Mine"])] == ["mine"]
+    assert len(await pg_persistence.due_schedules(10)) == 2

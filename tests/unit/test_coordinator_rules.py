@@ -115,3 +115,53 @@ async def test_the_sweep_leases_a_long_step_for_its_own_time_limit() -> None:
     # Stuck has time_limit_seconds: 1 -> its lease is 1 + 10 (hard-kill grace) + 30 s.
     left = (store._due[record.id] - dt.datetime.now(dt.UTC)).total_seconds()
     assert 35 < left <= 41
+
+
+async def test_a_result_the_database_refuses_fails_the_step_instead_of_looping() -> None:
+    from ruvon_workers.errors import UnstorableValue
+
+    class Refusing(MemoryPersistenceProvider):
+        """Refuses the write of a state with ``ran`` set, as PostgreSQL refuses a value
+        it cannot hold: every re-send of the step would be refused the same way."""
+
+        async def apply(self, workflow_id, expected_version, update, history):  # type: ignore[no-untyped-def]
+            if update.state.get("ran"):
+                raise UnstorableValue("save_workflow", "unsupported Unicode escape sequence")
+            return await super().apply(workflow_id, expected_version, update, history)
+
+    outbox = Outbox()
+    settings = FleetSettings("q", lease_seconds=300, sweep_interval=10, max_countdown=60)
+    coordinator = Coordinator(load_registry(REGISTRY), Refusing(), outbox,  # type: ignore[arg-type]
+                              settings)
+    record, _ = await coordinator.start("Ticked", {"label": "x"})
+    await _drain(coordinator, outbox)
+    failed = await coordinator.load(record.id)
+    assert failed.status == "FAILED" and failed.current_step == "Tick"
+    assert "its result cannot be stored: PostgreSQL refused a value" in failed.error["message"]
+    assert failed.state == {"label": "x", "ran": False}  # the stored state is untouched
+    assert await coordinator.sweep() == 0  # nothing left for the sweep to re-send
+
+
+def test_a_retry_sent_with_a_countdown_is_leased_for_the_wait_and_the_run() -> None:
+    coordinator, _ = _coordinator()
+    lease = coordinator.settings.lease_for(coordinator.registry.get("Ticked").step("Tick"))
+    assert coordinator._due_in("Ticked", "ACTIVE", "Tick") == lease
+    # Published with a 2 s countdown: the sweep must not send a second copy at 2 s.
+    assert coordinator._due_in("Ticked", "ACTIVE", "Tick", retry_delay=2.0) == 2.0 + lease
+    # Past max_countdown it is not published: the sweep sends it when the delay is over.
+    assert coordinator._due_in("Ticked", "ACTIVE", "Tick", retry_delay=600.0) == 600.0
+
+
+async def test_the_sweep_leaves_types_it_cannot_run_due_for_a_worker_that_can() -> None:
+    coordinator, outbox = _coordinator()
+    store = coordinator.persistence
+    mine, _ = await coordinator.start("Ticked", {})
+    foreign = coordinator.builder.new_record("Ticked", {})
+    foreign.workflow_type = "OtherTeam"
+    await store.create_workflow(foreign, due_in=-1)
+    await store.apply(mine.id, mine.version, RecordUpdate.keep(mine, due_in=-1), [])
+    outbox.sent.clear()
+    assert await coordinator.sweep() == 1
+    assert [m[0] for m in outbox.sent] == [mine.id]
+    # Still due: not claimed (and so not delayed) by a worker that lacks its type.
+    assert [d.workflow_id for d in await store.claim_due(lease_seconds=300)] == [foreign.id]

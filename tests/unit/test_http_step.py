@@ -49,13 +49,14 @@ class FakeServer:
     content_type: str = "application/json"
     delay: float = 0.0
     echo_path: bool = False
+    location: str | None = None
 
     def reply(self, status: int = 200, body: str | bytes = b"", *,
               content_type: str = "application/json", delay: float = 0.0,
-              echo_path: bool = False) -> None:
+              echo_path: bool = False, location: str | None = None) -> None:
         self.status, self.content_type, self.delay = status, content_type, delay
         self.body = body.encode() if isinstance(body, str) else body
-        self.echo_path = echo_path
+        self.echo_path, self.location = echo_path, location
 
 
 def _handler(server: FakeServer) -> type[BaseHTTPRequestHandler]:
@@ -69,9 +70,12 @@ def _handler(server: FakeServer) -> type[BaseHTTPRequestHandler]:
             time.sleep(server.delay)
             body = server.body + (self.path.encode() if server.echo_path else b"")
             try:
-                self.send_response(server.status)
+                moved = parts.path.startswith("/moved")  # a redirect's target answers 200
+                self.send_response(200 if moved and server.location else server.status)
                 self.send_header("Content-Type", server.content_type)
                 self.send_header("Content-Length", str(len(body)))
+                if server.location and not moved:
+                    self.send_header("Location", server.location)
                 self.end_headers()
                 self.wfile.write(body)
             except (BrokenPipeError, ConnectionResetError):
@@ -85,8 +89,7 @@ def _handler(server: FakeServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@pytest.fixture
-def server() -> Iterator[FakeServer]:
+def _serve() -> Iterator[FakeServer]:
     fake = FakeServer()
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
     fake.url = f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -96,6 +99,17 @@ def server() -> Iterator[FakeServer]:
     httpd.shutdown()
     httpd.server_close()
     thread.join()
+
+
+@pytest.fixture
+def server() -> Iterator[FakeServer]:
+    yield from _serve()
+
+
+@pytest.fixture
+def elsewhere() -> Iterator[FakeServer]:
+    """A second server: another origin (another port)."""
+    yield from _serve()
 
 
 @pytest.fixture(autouse=True)
@@ -382,3 +396,53 @@ async def test_a_response_over_max_response_bytes_fails_without_being_stored(
     assert check_http_config(http_step({"url": "http://h", "max_response_bytes": "big"})) == [
         ("http_config.max_response_bytes",
          "max_response_bytes must be a positive whole number, not 'big'")]
+
+
+# --- redirects -----------------------------------------------------------------------------
+
+SECRET_HEADERS = {"X-Api-Key": "{{ secrets.API_TOKEN }}", "X-Plain": "hello"}
+
+
+async def test_a_redirect_on_the_same_origin_keeps_every_header(server: FakeServer) -> None:
+    server.reply(302, location="/moved")
+    await run(http_step({"url": server.url + "/old", "headers": SECRET_HEADERS}))
+    assert [r.path for r in server.requests] == ["/old", "/moved"]
+    assert server.requests[1].headers["x-api-key"] == SECRET
+
+
+async def test_a_redirect_to_another_origin_drops_headers_carrying_secrets(
+        server: FakeServer, elsewhere: FakeServer) -> None:
+    server.reply(302, location=elsewhere.url + "/moved")
+    out = await run(http_step({"url": server.url + "/old", "headers": SECRET_HEADERS}))
+    assert out["http_response"]["status_code"] == 200
+    (moved,) = elsewhere.requests
+    assert "x-api-key" not in moved.headers and moved.headers["x-plain"] == "hello"
+
+
+async def test_a_secret_in_the_body_is_not_resent_to_another_origin(
+        server: FakeServer, elsewhere: FakeServer) -> None:
+    server.reply(307, location=elsewhere.url + "/moved")
+    step = http_step({"method": "POST", "url": server.url + "/old",
+                      "body": {"token": "{{ secrets.API_TOKEN }}"}})
+    with pytest.raises(HttpRequestFailed) as info:
+        await run(step)
+    assert info.value.status_code == 307 and not info.value.retryable
+    assert elsewhere.requests == []
+
+
+async def test_follow_redirects_false_fails_on_a_redirect(server: FakeServer) -> None:
+    server.reply(301, location="/moved")
+    with pytest.raises(HttpRequestFailed) as info:
+        await run(http_step({"url": server.url + "/old", "follow_redirects": False}))
+    assert info.value.status_code == 301
+    assert [r.path for r in server.requests] == ["/old"]
+
+
+async def test_a_secret_in_a_malformed_url_stays_hidden() -> None:
+    # httpx quotes the bad part of a URL (here, a port made of the secret's tail)
+    step = http_step({"url": "http://127.0.0.1:{{ secrets.API_TOKEN[4:] }}/"})
+    with pytest.raises(HttpRequestFailed) as info:
+        await run(step)
+    assert "not valid" in str(info.value) and not info.value.retryable
+    assert SECRET[4:] not in str(info.value)
+    assert_secret_hidden(info.value)

@@ -214,3 +214,43 @@ async def test_a_database_error_leaves_the_tick_due() -> None:
         await fire_due(store, down)
     (schedule,) = await store.list_schedules()
     assert schedule["next_run_at"] == due and schedule["runs"] == 0
+
+
+async def test_a_scheduler_back_from_downtime_fires_the_latest_missed_tick_once() -> None:
+    store = MemoryPersistenceProvider()
+    now = dt.datetime.now(dt.UTC)
+    due = now.replace(second=0, microsecond=0) - dt.timedelta(minutes=3)  # 3 ticks missed
+    await store.upsert_schedule({"name": "minutely", "workflow_type": "T",
+                                 "cron_expression": "* * * * *", "initial_data": {},
+                                 "next_run_at": due, "created_by": None})
+    keys: list[str] = []
+
+    async def start(workflow_type: str, data: dict[str, Any], key: str) -> str:
+        keys.append(key)
+        return key
+
+    assert await fire_due(store, start) == 1
+    (schedule,) = await store.list_schedules()
+    fired = schedule["last_run_at"]
+    assert due + dt.timedelta(minutes=3) <= fired <= dt.datetime.now(dt.UTC)
+    assert keys == [tick_key("minutely", fired)] and schedule["runs"] == 1
+    assert schedule["next_run_at"] == fired + dt.timedelta(minutes=1)
+
+
+async def test_schedules_of_types_this_worker_lacks_do_not_crowd_out_its_own() -> None:
+    store = MemoryPersistenceProvider()
+    now = dt.datetime.now(dt.UTC)
+    for name, workflow_type, ago in (("theirs", "Elsewhere", 60), ("mine", "Mine", 1)):
+        await store.upsert_schedule({"name": name, "workflow_type": workflow_type,
+                                     "cron_expression": "0 3 * * *", "initial_data": {},
+                                     "next_run_at": now - dt.timedelta(seconds=ago),
+                                     "created_by": None})
+
+    async def start(workflow_type: str, data: dict[str, Any], key: str) -> str:
+        assert workflow_type == "Mine"
+        return "started"
+
+    # One schedule per round: the older foreign one would otherwise take the slot forever.
+    assert await fire_due(store, start, limit=1, workflow_types=["Mine"]) == 1
+    runs = {s["name"]: s["runs"] for s in await store.list_schedules()}
+    assert runs == {"theirs": 0, "mine": 1}

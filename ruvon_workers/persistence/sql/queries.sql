@@ -2,8 +2,8 @@
 -- named placeholders.
 
 -- name: insert_workflow
--- Inserts a new workflow with its first history row. With an idempotency key already
--- taken nothing is inserted and no row is returned.
+-- Inserts a new workflow with its first history row. With an idempotency key or an id
+-- already taken nothing is inserted and no row is returned.
 WITH inserted AS (
     INSERT INTO workflow_executions
         (id, workflow_type, workflow_version, status, current_step, state, runtime,
@@ -13,7 +13,7 @@ WITH inserted AS (
          %(state)s, %(runtime)s, %(idempotency_key)s, %(parent_id)s,
          CASE WHEN %(due_in)s::float8 IS NULL THEN NULL
               ELSE now() + make_interval(secs => %(due_in)s::float8) END)
-    ON CONFLICT (idempotency_key) DO NOTHING
+    ON CONFLICT DO NOTHING
     RETURNING id, version, created_at, updated_at
 ), history AS (
     INSERT INTO workflow_step_history (workflow_id, step, status, attempt, version, detail)
@@ -83,7 +83,8 @@ SELECT step, status, attempt, version, duration_ms, error, detail, created_at
 -- The recovery sweep: take workflows whose lease or retry delay is due (ACTIVE ones, and
 -- those waiting on branches or a child, whose wake-up message may be lost) and push
 -- their lease forward, so concurrent sweeps (one per worker) never claim the same row.
--- A fan-out with a timeout comes due again at its deadline at the latest.
+-- A fan-out with a timeout comes due again at its deadline at the latest. With
+-- %(types)s, only workflows of those types (the ones the sweeping worker can run).
 UPDATE workflow_executions w
    SET due_at = CASE
            WHEN w.status = 'PENDING_ASYNC' AND w.runtime->'parallel'->>'deadline' IS NOT NULL
@@ -93,6 +94,7 @@ UPDATE workflow_executions w
   FROM (SELECT id FROM workflow_executions
          WHERE due_at <= now()
            AND status IN ('ACTIVE', 'PENDING_ASYNC', 'PENDING_SUB_WORKFLOW')
+           AND (%(types)s::text[] IS NULL OR workflow_type = ANY(%(types)s::text[]))
          ORDER BY due_at
          LIMIT %(limit)s
          FOR UPDATE SKIP LOCKED) due
@@ -239,6 +241,7 @@ UPDATE workflow_branches b
           JOIN workflow_fanouts f ON f.workflow_id = b2.workflow_id AND f.version = b2.version
           JOIN workflow_executions w ON w.id = b2.workflow_id AND w.version = b2.version
          WHERE b2.status = 'PENDING' AND b2.due_at <= now() AND w.status = 'PENDING_ASYNC'
+           AND (%(types)s::text[] IS NULL OR w.workflow_type = ANY(%(types)s::text[]))
          ORDER BY b2.due_at
          LIMIT %(limit)s
          FOR UPDATE OF b2 SKIP LOCKED) due
@@ -269,17 +272,21 @@ SELECT name, workflow_type, cron_expression, initial_data, next_run_at, last_run
 DELETE FROM ruvon_schedules WHERE name = %(name)s RETURNING name
 
 -- name: due_schedules
+-- With %(types)s, only schedules that start one of those types: a schedule no worker
+-- here can start must not crowd out the ones it can.
 SELECT name, workflow_type, cron_expression, initial_data, next_run_at
   FROM ruvon_schedules
  WHERE next_run_at <= now()
+   AND (%(types)s::text[] IS NULL OR workflow_type = ANY(%(types)s::text[]))
  ORDER BY next_run_at
  LIMIT %(limit)s
 
 -- name: advance_schedule
 -- Compare-and-set on the tick: of several schedulers that fired the same tick (each
--- start is idempotent on the tick's key), one moves the schedule on.
+-- start is idempotent on the tick's key), one moves the schedule on. %(fired)s: the
+-- tick that fired (the latest one due, when a scheduler was down for several).
 UPDATE ruvon_schedules
-   SET next_run_at = %(next_run_at)s, last_run_at = %(tick)s,
+   SET next_run_at = %(next_run_at)s, last_run_at = %(fired)s,
        last_workflow_id = %(workflow_id)s, runs = runs + 1, updated_at = now()
  WHERE name = %(name)s AND next_run_at = %(tick)s
 RETURNING name
