@@ -399,6 +399,9 @@ class Coordinator:
             _notify("ended", record=record)
         for other in started:
             self._dispatch(other)
+            # A re-run of the step found its sub-workflow already over (or waiting): the
+            # child's own wake-up came before this commit, so wake the parent now.
+            self._wake_parent(other)
         for branch in transition.fanout or ():
             self._send(record.workflow_type, transition.step, record.id, version,
                        branch=branch["idx"])

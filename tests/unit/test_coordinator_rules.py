@@ -165,3 +165,19 @@ async def test_the_sweep_leaves_types_it_cannot_run_due_for_a_worker_that_can() 
     assert [m[0] for m in outbox.sent] == [mine.id]
     # Still due: not claimed (and so not delayed) by a worker that lacks its type.
     assert [d.workflow_id for d in await store.claim_due(lease_seconds=300)] == [foreign.id]
+
+
+async def test_a_sub_workflow_that_ended_before_its_parent_committed_wakes_the_parent() -> None:
+    coordinator, outbox = _coordinator()
+    parent, _ = await coordinator.start("Parent", {"value": 4})
+    # An earlier run of Start_Child started the child, which completed, but that run's
+    # commit was lost (the worker died): the child's wake-up found the parent still ACTIVE.
+    child = coordinator.builder.related_record(parent, "Start_Child", "Child",
+                                               {"value": 4}, child=True)
+    stored, _ = await coordinator.persistence.create_workflow(child)
+    await coordinator.persistence.apply(stored.id, stored.version, RecordUpdate.keep(
+        stored, status="COMPLETED", current_step=None,
+        state={**stored.state, "result": 8}), [])
+    await _drain(coordinator, outbox)  # Start_Child runs again; no sweep needed after it
+    done = await coordinator.load(parent.id)
+    assert done.status == "COMPLETED" and done.state["result"] == 8
