@@ -255,7 +255,8 @@ class StepRunner:
         attempts = dict(runtime.get("attempts", {}))
         attempts.pop(self.step.name, None)
         runtime["attempts"] = attempts
-        for key in ("pending_input", "waiting_reason", "child", "execution", "lost"):
+        for key in ("pending_input", "waiting_reason", "child", "execution", "lost",
+                    "compensate"):
             runtime.pop(key, None)
         if completed:
             runtime.pop("loop", None)
@@ -344,14 +345,22 @@ class StepRunner:
             child=child,
         )
 
-    async def fail(self, exc: BaseException, started: float) -> Transition:
-        """Retry the step if its policy allows, otherwise fail (or roll back) the workflow."""
+    def compensates(self, exc: BaseException) -> bool:
+        """Whether failing for good with ``exc`` runs compensation functions."""
+        return self.defn.saga_enabled or isinstance(exc, SagaWorkflowException)
+
+    async def fail(self, exc: BaseException, started: float, *,
+                   compensate: bool = True) -> Transition:
+        """Retry the step if its policy allows, otherwise fail (or roll back) the workflow
+        (``compensate=False``: fail without running compensations, for the caller to hand
+        them to a pool process)."""
         policy = self.policy
         retryable = (not isinstance(exc, WorkflowFailedException | StepFailed)
                      and getattr(exc, "retryable", True))
         if policy and retryable and self.attempt < policy.max_attempts:
             delay = policy.delay_for(self.attempt)
             runtime = dict(self.record.runtime)
+            runtime.pop("compensate", None)
             runtime["attempts"] = {**runtime.get("attempts", {}), self.step.name: self.attempt}
             runtime["execution"] = {"step": self.step.name, "version": self.execution_version}
             return Transition(
@@ -363,7 +372,19 @@ class StepRunner:
                 step=self.step.name,
                 retry_delay=delay,
             )
+        if not compensate:
+            return self._fail_now(exc, started)
         return await self._fail(exc, started)
+
+    async def fail_recorded(self, error: dict[str, Any]) -> Transition:
+        """Fail for good with an error recorded earlier, running the compensations (a
+        failure the worker's main process handed over, see the coordinator)."""
+        transition = self._fail_now(StepFailed(self.step.name, "handed over"),
+                                    time.perf_counter())
+        transition.update.error = dict(error)
+        transition.history[0].error = dict(error)
+        await compensate(self.defn, self.record, transition)
+        return transition
 
     def _fail_now(self, exc: BaseException, started: float) -> Transition:
         """Fail without retries and without awaiting (for engine-detected errors)."""
@@ -378,7 +399,7 @@ class StepRunner:
 
     async def _fail(self, exc: BaseException, started: float) -> Transition:
         transition = self._fail_now(exc, started)
-        if self.defn.saga_enabled or isinstance(exc, SagaWorkflowException):
+        if self.compensates(exc):
             await compensate(self.defn, self.record, transition)
         return transition
 

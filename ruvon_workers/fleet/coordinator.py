@@ -220,7 +220,7 @@ class Coordinator:
                              f"Steps: {', '.join(s.name for s in defn.steps)}")
         new_status, current = arrive(defn, step)
         dropped = {"attempts", "pending_input", "waiting_reason", "compensated", "child",
-                   "parallel", "execution", "lost"}
+                   "parallel", "execution", "lost", "compensate"}
         if from_step:
             dropped.add("loop")  # from an explicit step, a LOOP starts over
         runtime = {k: v for k, v in record.runtime.items() if k not in dropped}
@@ -279,6 +279,11 @@ class Coordinator:
         defn = self.registry.get(record.workflow_type)
         user_input = record.runtime.get("pending_input") or {}
         runner = StepRunner(defn, record, user_input=user_input, fleet=True)
+        handed = record.runtime.get("compensate")
+        if handed and handed.get("step") == step:
+            # A failure the worker's main process recorded: run its compensations here.
+            return await self._commit(record, await runner.fail_recorded(handed["error"]),
+                                      runner)
         return await self._commit(record, await runner.run(), runner)
 
     @staticmethod
@@ -295,10 +300,41 @@ class Coordinator:
             return StepOutcomeReport(False, "stale: the step already moved on")
         runner = StepRunner(self.registry.get(record.workflow_type), record, fleet=True)
         if branch is not None and record.status == Status.PENDING_ASYNC:
-            return await self.fanout.failed(record, runner, branch, exc, time.perf_counter())
+            return await self.fanout.failed(record, runner, branch, exc, time.perf_counter(),
+                                            join_here=False)
         if record.status != Status.ACTIVE:
             return StepOutcomeReport(False, "stale: the step already moved on")
-        return await self._commit(record, await runner.fail(exc, time.perf_counter()), runner)
+        return await self._fail_outside_pool(record, runner, exc)
+
+    async def _fail_outside_pool(self, record: WorkflowRecord, runner: StepRunner,
+                                 exc: BaseException) -> StepOutcomeReport:
+        """A failed attempt recorded from the worker's main process (a hard time limit, a
+        lost pool process). No user code runs there (a compensation that hangs would stall
+        the worker), so a failure that compensates is handed to a pool process: the step's
+        message again, the error kept in ``runtime["compensate"]``."""
+        step = runner.step.name
+        handed = record.runtime.get("compensate")
+        started = time.perf_counter()
+        if handed and handed.get("step") == step:
+            # The pool process running the compensations was killed as well: fail without.
+            transition = runner._fail_now(exc, started)
+            transition.update.error = {**handed["error"], "compensated": [],
+                                       "compensation_failures": [error_info(step, exc)]}
+            return await self._commit(record, transition)
+        transition = await runner.fail(exc, started, compensate=False)
+        if transition.update.status != Status.FAILED or not runner.compensates(exc):
+            return await self._commit(record, transition, runner)
+        runtime = {**record.runtime, "compensate": {"step": step,
+                                                    "error": transition.update.error}}
+        update = RecordUpdate.keep(record, runtime=runtime,
+                                   due_in=self._due_in(record.workflow_type, Status.ACTIVE, step))
+        try:
+            version = await self.persistence.apply(record.id, record.version, update, [])
+        except StaleStateError:
+            return StepOutcomeReport(False, "stale: the step already moved on")
+        update.applied_to(record, version)
+        self._dispatch(record)
+        return StepOutcomeReport(True, status=str(record.status), step=step)
 
     async def worker_lost(self, workflow_id: str, step: str, version: int,
                           branch: int | None = None) -> bool:
@@ -319,7 +355,7 @@ class Coordinator:
         exc = WorkerLost(f"the worker process running step '{step}' died ({lost} time(s); "
                          "killed for memory? a crash in native code?)")
         if lost > self.settings.max_worker_lost:
-            await self._commit(record, await runner.fail(exc, time.perf_counter()), runner)
+            await self._fail_outside_pool(record, runner, exc)
             return True
         runtime = {**record.runtime, "lost": {**(record.runtime.get("lost") or {}), step: lost},
                    # the re-sent step keeps its execution's idempotency key

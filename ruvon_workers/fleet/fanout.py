@@ -67,8 +67,10 @@ class FanOut:
 
     async def failed(self, record: WorkflowRecord, runner: StepRunner, idx: int,
                      exc: BaseException, started: float,
-                     attempt: int | None = None) -> StepOutcomeReport:
-        """A failed attempt of a branch: again per the step's retry policy, or FAILED."""
+                     attempt: int | None = None, *, join_here: bool = True) -> StepOutcomeReport:
+        """A failed attempt of a branch: again per the step's retry policy, or FAILED.
+        ``join_here=False`` (the worker's main process): a join this makes due is sent to
+        a pool process, as merge functions and compensations are user code."""
         if attempt is None:
             branch = await self.store.get_branch(record.id, record.version, idx)
             if branch is None or branch["status"] != "PENDING":
@@ -90,7 +92,8 @@ class FanOut:
                                        record.version, countdown=delay, branch=idx)
             return StepOutcomeReport(True, status="RETRYING", step=runner.step.name,
                                      retry=True)
-        return await self._done(record, idx, "FAILED", None, error, attempt, started)
+        return await self._done(record, idx, "FAILED", None, error, attempt, started,
+                                join_here=join_here)
 
     async def lost(self, record: WorkflowRecord, runner: StepRunner, idx: int) -> None:
         """The pool process running the branch died: send it again, or, past
@@ -104,14 +107,15 @@ class FanOut:
             return  # it had finished
         lost, attempt = counted
         if lost > self.settings.max_worker_lost:
-            await self.failed(record, runner, idx, exc, time.perf_counter(), attempt + 1)
+            await self.failed(record, runner, idx, exc, time.perf_counter(), attempt + 1,
+                              join_here=False)
             return
         self.coordinator._send(record.workflow_type, runner.step.name, record.id,
                                record.version, branch=idx)
 
     async def _done(self, record: WorkflowRecord, idx: int, status: str, result: Any,
                     error: dict[str, Any] | None, attempt: int,
-                    started: float) -> StepOutcomeReport:
+                    started: float, *, join_here: bool = True) -> StepOutcomeReport:
         duration = round((time.perf_counter() - started) * 1000, 3)
         try:
             remaining = await self.store.finish_branch(
@@ -127,7 +131,10 @@ class FanOut:
             return await self._done(record, idx, "FAILED", None, error, attempt, started)
         if remaining is None:
             return StepOutcomeReport(False, f"branch {idx} already finished")
-        if remaining == 0:
+        if remaining == 0 and not join_here:
+            self.coordinator._send(record.workflow_type, record.current_step or "",
+                                   record.id, record.version)
+        elif remaining == 0:
             # The last branch in joins right here (a compare-and-set like any commit); if
             # that fails, the step's own message does it, and failing that, the sweep.
             try:

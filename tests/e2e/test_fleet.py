@@ -229,6 +229,21 @@ def test_hard_time_limit_counts_as_a_failed_attempt(client: Client, start_worker
     assert len(markers(fleet_env, workflow_id, "Stuck", "start")) == 2
 
 
+def test_a_hard_killed_saga_step_is_compensated_in_a_pool_process(  # type: ignore[no-untyped-def]
+        client: Client, start_worker, fleet_env) -> None:
+    # The kill is recorded by the worker's main process; the compensations (user code,
+    # which could hang) run in a pool process under the step's time limit.
+    worker = start_worker("--concurrency", "2", env={"RUVON_HARD_LIMIT_GRACE": "1"})
+    workflow_id = client.start("SagaHang", {})
+    info = client.wait(workflow_id, 60)
+    assert info.status == "FAILED_ROLLED_BACK", (info, worker.log())
+    assert info.error["step"] == "Stuck" and info.error["type"] == "TimeLimitExceeded"
+    (undone,) = info.state["undone"]
+    step, pid = undone.split("@")
+    assert step == "First" and int(pid) != worker.proc.pid
+    assert len(markers(fleet_env, workflow_id, "First", "undo")) == 1
+
+
 async def test_in_process_api_on_the_fleet(start_worker, fleet_env) -> None:  # type: ignore[no-untyped-def]
     """Ruvon's API with CeleryExecutionProvider: create, wait for input, next_step."""
     import asyncio

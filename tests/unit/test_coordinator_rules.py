@@ -181,3 +181,43 @@ async def test_a_sub_workflow_that_ended_before_its_parent_committed_wakes_the_p
     await _drain(coordinator, outbox)  # Start_Child runs again; no sweep needed after it
     done = await coordinator.load(parent.id)
     assert done.status == "COMPLETED" and done.state["result"] == 8
+
+
+async def _stuck_saga(coordinator: Coordinator, outbox: Outbox) -> tuple[str, int]:
+    """A SagaHang workflow at its Stuck step, First done."""
+    record, _ = await coordinator.start("SagaHang", {})
+    await coordinator.handle_step(record.id, "First", record.version)
+    outbox.sent.clear()
+    stuck = await coordinator.load(record.id)
+    assert stuck.current_step == "Stuck"
+    return record.id, stuck.version
+
+
+async def test_a_hard_killed_saga_step_hands_its_compensations_to_a_pool_process() -> None:
+    coordinator, outbox = _coordinator()
+    workflow_id, version = await _stuck_saga(coordinator, outbox)
+    # In the worker's main process: record the kill, run no compensation there.
+    await coordinator.fail_step(workflow_id, "Stuck", version, TimeoutError("hard limit"))
+    handed = await coordinator.load(workflow_id)
+    assert handed.status == "ACTIVE" and handed.state["undone"] == []
+    assert handed.runtime["compensate"]["error"]["type"] == "TimeoutError"
+    assert outbox.sent == [(workflow_id, "Stuck", handed.version, None)]
+    await _drain(coordinator, outbox)  # the step's message, in a pool process
+    done = await coordinator.load(workflow_id)
+    assert done.status == "FAILED_ROLLED_BACK" and done.error["type"] == "TimeoutError"
+    assert [u.split("@")[0] for u in done.state["undone"]] == ["First"]
+    assert "compensate" not in done.runtime
+
+
+async def test_compensations_killed_in_turn_fail_the_workflow_without_running_again() -> None:
+    coordinator, outbox = _coordinator()
+    workflow_id, version = await _stuck_saga(coordinator, outbox)
+    await coordinator.fail_step(workflow_id, "Stuck", version, TimeoutError("hard limit"))
+    handed = await coordinator.load(workflow_id)
+    # The pool process running the compensations hit the hard limit as well.
+    await coordinator.fail_step(workflow_id, "Stuck", handed.version,
+                                TimeoutError("hard limit, compensating"))
+    failed = await coordinator.load(workflow_id)
+    assert failed.status == "FAILED" and failed.state["undone"] == []
+    assert failed.error["message"] == "hard limit"
+    assert failed.error["compensation_failures"][0]["message"] == "hard limit, compensating"
