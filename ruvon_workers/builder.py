@@ -13,7 +13,7 @@ from .engine.executor import arrive
 from .engine.records import WorkflowRecord
 from .errors import InvalidStateError, WorkflowNotFound
 from .utils.imports import IMPORT_CACHE, import_from_string
-from .utils.serialization import nul_path
+from .utils.serialization import NUL_REFUSED, nul_path
 from .workflow import Workflow
 
 if TYPE_CHECKING:
@@ -69,8 +69,7 @@ class WorkflowBuilder:
         path = nul_path(data)
         if path is not None:
             raise InvalidStateError(f"Initial data for '{workflow_type}'",
-                                    detail=f"field '{path}' contains a NUL character "
-                                           "(\\u0000), which PostgreSQL cannot store")
+                                    detail=f"field '{path}' {NUL_REFUSED}")
         status, current = arrive(defn, defn.first_step)
         runtime: dict[str, Any] = {"waiting_for": current} if current and status != "ACTIVE" else {}
         return WorkflowRecord(

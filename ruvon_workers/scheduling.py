@@ -53,9 +53,6 @@ def latest_tick(expression: str, due: dt.datetime, now: dt.datetime) -> dt.datet
     (the tick the schedule waits for): after downtime, the one to fire."""
     if due.tzinfo is None:
         due = due.replace(tzinfo=dt.UTC)
-    after_due = next_tick(expression, due)
-    if after_due > now:
-        return due
     previous: dt.datetime = croniter(expression, now.astimezone(dt.UTC) + dt.timedelta(
         microseconds=1)).get_prev(dt.datetime)
     return max(due, previous)

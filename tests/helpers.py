@@ -30,3 +30,22 @@ def workflow_yaml(steps: str, *, wf_type: str = "Test", saga: bool = False) -> s
 def builder_for(tmp_path: Path, steps: str, *, saga: bool = False) -> WorkflowBuilder:
     return WorkflowBuilder.from_registry(
         write_registry(tmp_path, {"Test": workflow_yaml(steps, saga=saga)}))
+
+
+#: The registry of the fleet and step-type fixtures (``tests/fixtures/fleet``).
+FLEET_REGISTRY = Path(__file__).resolve().parent / "fixtures" / "fleet" / "workflow_registry.yaml"
+
+
+async def create_in_process(builder, persistence, workflow_type, data):  # type: ignore[no-untyped-def]
+    """A new workflow on ``persistence`` that runs in-process (``SyncExecutionProvider``)."""
+    from ruvon_workers.execution import SyncExecutionProvider
+
+    return await builder.create_workflow(workflow_type, data, persistence_provider=persistence,
+                                         execution_provider=SyncExecutionProvider())
+
+
+async def run_while_active(wf):  # type: ignore[no-untyped-def]
+    """Step ``wf`` until it ends, waits or fails."""
+    while wf.status == "ACTIVE":
+        await wf.next_step()
+    return wf

@@ -23,7 +23,7 @@ from ..errors import (
     StepFailed,
     WorkflowFailedException,
 )
-from ..utils.serialization import nul_path
+from ..utils.serialization import NUL_REFUSED, nul_path
 from .context import StepContext
 from .records import HistoryEntry, RecordUpdate, Status, StepOutcome, WorkflowRecord
 
@@ -63,8 +63,7 @@ def check_storable(data: Any, step_name: str, what: str = "state field") -> None
     """Refuse data PostgreSQL cannot store (a NUL character in a string), naming where."""
     path = nul_path(data)
     if path is not None:
-        raise StepFailed(step_name, f"{what} '{path}' contains a NUL character (\\u0000), "
-                                    "which PostgreSQL cannot store; remove it in the step "
+        raise StepFailed(step_name, f"{what} '{path}' {NUL_REFUSED}; remove it in the step "
                                     "(e.g. value.replace('\\x00', ''))")
 
 
@@ -89,8 +88,7 @@ def validate_input(defn: WorkflowDefinition, step: StepDefinition,
     if unstorable is not None:
         raise InvalidStateError(
             f"Input for step '{step.name}'",
-            [{"loc": (unstorable,), "msg": "contains a NUL character (\\u0000), which "
-                                           "PostgreSQL cannot store"}])
+            [{"loc": (unstorable,), "msg": NUL_REFUSED}])
     model = defn.input_models.get(step.name)
     if model is None:
         return None
@@ -379,21 +377,22 @@ class StepRunner:
     async def fail_recorded(self, error: dict[str, Any]) -> Transition:
         """Fail for good with an error recorded earlier, running the compensations (a
         failure the worker's main process handed over, see the coordinator)."""
-        transition = self._fail_now(StepFailed(self.step.name, "handed over"),
-                                    time.perf_counter())
-        transition.update.error = dict(error)
-        transition.history[0].error = dict(error)
+        transition = self._fail_now(None, time.perf_counter(), error=dict(error))
         await compensate(self.defn, self.record, transition)
         return transition
 
-    def _fail_now(self, exc: BaseException, started: float) -> Transition:
-        """Fail without retries and without awaiting (for engine-detected errors)."""
-        err = error_info(self.step.name, exc)
+    def _fail_now(self, exc: BaseException | None, started: float, *,
+                  error: dict[str, Any] | None = None) -> Transition:
+        """Fail without retries and without awaiting (for engine-detected errors), with
+        ``exc`` or an ``error`` recorded before."""
+        if error is None:
+            assert exc is not None
+            error = error_info(self.step.name, exc)
         return Transition(
             update=RecordUpdate(Status.FAILED, self.step.name, self.record.state,
-                                self._runtime(completed=False), error=err),
+                                self._runtime(completed=False), error=error),
             history=[HistoryEntry(self.step.name, StepOutcome.FAILED, self.attempt,
-                                  self._ms(started), error=err)],
+                                  self._ms(started), error=error)],
             step=self.step.name,
         )
 

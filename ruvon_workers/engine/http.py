@@ -374,13 +374,12 @@ async def _send_following(client: httpx.AsyncClient, request: httpx.Request,
     carries a secret is dropped too, so an API key never reaches a host the step did not
     name."""
     response = await client.send(request, stream=True)
-    origin = request.url.copy_with(path="/", query=None, fragment=None, userinfo=b"")
     for _ in range(MAX_REDIRECTS if follow else 0):
         following = response.next_request
         if following is None:
             break
-        if following.url.copy_with(path="/", query=None, fragment=None,
-                                   userinfo=b"") != origin:
+        if (following.url.scheme, following.url.host, following.url.port) != (
+                request.url.scheme, request.url.host, request.url.port):
             try:  # 307/308 send the body again; other redirects become a GET without it
                 sent = request.content if following.method == request.method else b""
             except httpx.RequestNotRead:

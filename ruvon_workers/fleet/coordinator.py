@@ -317,10 +317,9 @@ class Coordinator:
         started = time.perf_counter()
         if handed and handed.get("step") == step:
             # The pool process running the compensations was killed as well: fail without.
-            transition = runner._fail_now(exc, started)
-            transition.update.error = {**handed["error"], "compensated": [],
-                                       "compensation_failures": [error_info(step, exc)]}
-            return await self._commit(record, transition)
+            return await self._commit(record, runner._fail_now(exc, started, error={
+                **handed["error"], "compensated": [],
+                "compensation_failures": [error_info(step, exc)]}))
         transition = await runner.fail(exc, started, compensate=False)
         if transition.update.status != Status.FAILED or not runner.compensates(exc):
             return await self._commit(record, transition, runner)
@@ -465,10 +464,6 @@ class Coordinator:
                                                workflow_types=list(self.registry.workflows))
         sent = 0
         for item in due:
-            if item.workflow_type not in self.registry:
-                log.warning("sweep: workflow %s has type %r, unknown to this worker's registry",
-                            item.workflow_id, item.workflow_type)
-                continue
             defn = self.registry.get(item.workflow_type)
             lease = self.settings.lease_for(defn.step(item.step)) \
                 if defn.has_step(item.step) else 0.0

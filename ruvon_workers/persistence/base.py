@@ -120,7 +120,7 @@ class PersistenceProvider(Protocol):
                             workflow_types: list[str] | None = None) -> list[dict[str, Any]]: ...
 
     async def advance_schedule(self, name: str, tick: Any, next_run_at: Any,
-                               workflow_id: str | None, fired: Any = None) -> bool:
+                               workflow_id: str | None, fired: Any) -> bool:
         """Move a schedule from ``tick`` (compare-and-set) to ``next_run_at``, recording
-        the tick that ``fired`` (default ``tick``)."""
+        the tick that ``fired`` (the latest due; ``tick`` unless ticks were missed)."""
         ...

@@ -237,11 +237,11 @@ class MemoryPersistenceProvider:
         return copy.deepcopy(due[:limit])
 
     async def advance_schedule(self, name: str, tick: Any, next_run_at: Any,
-                               workflow_id: str | None, fired: Any = None) -> bool:
+                               workflow_id: str | None, fired: Any) -> bool:
         row = self._schedules.get(name)
         if row is None or row["next_run_at"] != tick:
             return False
-        row.update(next_run_at=next_run_at, last_run_at=tick if fired is None else fired,
+        row.update(next_run_at=next_run_at, last_run_at=fired,
                    last_workflow_id=workflow_id,
                    runs=row["runs"] + 1)
         return True

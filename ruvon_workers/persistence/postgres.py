@@ -342,10 +342,10 @@ class PostgresPersistenceProvider:
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
     async def advance_schedule(self, name: str, tick: Any, next_run_at: Any,
-                               workflow_id: str | None, fired: Any = None) -> bool:
+                               workflow_id: str | None, fired: Any) -> bool:
         row = await self._fetch("advance_schedule", "advance_schedule", {
             "name": name, "tick": tick, "next_run_at": next_run_at,
-            "workflow_id": workflow_id, "fired": tick if fired is None else fired})
+            "workflow_id": workflow_id, "fired": fired})
         return row is not None
 
     async def record_dead_letter(self, task: str | None, workflow_id: str | None, reason: str,

@@ -76,6 +76,10 @@ else:
         return json.loads(text)
 
 
+#: Why a string holding NUL is refused (after the place it was found).
+NUL_REFUSED = "contains a NUL character (\\u0000), which PostgreSQL cannot store"
+
+
 def nul_path(data: Any) -> str | None:
     """The dotted path of the first string (value or key) in ``data`` holding a NUL
     character, which PostgreSQL's ``jsonb`` cannot store; ``None`` when there is none.
@@ -106,4 +110,4 @@ def _find_nul(value: Any, path: str) -> str | None:
     return None
 
 
-__all__ = ["USE_ORJSON", "deserialize", "dumps_bytes", "nul_path", "serialize"]
+__all__ = ["NUL_REFUSED", "USE_ORJSON", "deserialize", "dumps_bytes", "nul_path", "serialize"]

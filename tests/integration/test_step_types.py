@@ -2,31 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from ruvon_workers import WorkflowBuilder
 from ruvon_workers.errors import InvalidTransition, WorkflowFailedException
 from ruvon_workers.execution import SyncExecutionProvider
 
-REGISTRY = Path(__file__).resolve().parents[1] / "fixtures" / "fleet" / "workflow_registry.yaml"
-
-
-@pytest.fixture
-def types_builder() -> WorkflowBuilder:
-    return WorkflowBuilder.from_registry(REGISTRY)
-
-
-async def _create(builder, persistence, workflow_type, data):  # type: ignore[no-untyped-def]
-    return await builder.create_workflow(workflow_type, data, persistence_provider=persistence,
-                                         execution_provider=SyncExecutionProvider())
-
-
-async def _run(wf):  # type: ignore[no-untyped-def]
-    while wf.status == "ACTIVE":
-        await wf.next_step()
-    return wf
+from ..helpers import create_in_process as _create
+from ..helpers import run_while_active as _run
 
 
 async def test_dynamic_parallel_merges_every_item(types_builder, persistence):
