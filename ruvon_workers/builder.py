@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import ValidationError
 
 from .definitions import Registry, WorkflowDefinition, load_registry
-from .engine.executor import arrive
 from .engine.records import WorkflowRecord
+from .engine.routing import arrive
+from .engine.runtime import Link, Runtime
 from .errors import InvalidStateError, WorkflowNotFound
 from .utils.imports import IMPORT_CACHE, import_from_string
 from .utils.serialization import NUL_REFUSED, nul_path
@@ -71,7 +72,7 @@ class WorkflowBuilder:
             raise InvalidStateError(f"Initial data for '{workflow_type}'",
                                     detail=f"field '{path}' {NUL_REFUSED}")
         status, current = arrive(defn, defn.first_step)
-        runtime: dict[str, Any] = {"waiting_for": current} if current and status != "ACTIVE" else {}
+        runtime = Runtime(waiting_for=current if current and status != "ACTIVE" else None)
         return WorkflowRecord(
             id=workflow_id or str(uuid.uuid4()),
             workflow_type=workflow_type,
@@ -96,8 +97,11 @@ class WorkflowBuilder:
         record = self.new_record(str(workflow_type), initial_data,
                                  idempotency_key=f"{origin.id}:{step}:{version}",
                                  parent_id=origin.id if child else None)
-        link = {"id": origin.id, "workflow_type": origin.workflow_type, "step": step}
-        record.runtime["parent" if child else "spawned_by"] = link
+        link: Link = {"id": origin.id, "workflow_type": origin.workflow_type, "step": step}
+        if child:
+            record.runtime.parent = link
+        else:
+            record.runtime.spawned_by = link
         return record
 
     async def create_workflow(self, workflow_type: str, initial_data: dict[str, Any] | None = None,

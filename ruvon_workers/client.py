@@ -51,7 +51,7 @@ class WorkflowInfo:
         return cls(record.id, record.workflow_type, str(record.status), record.current_step,
                    record.state, record.error, record.version, record.parent_id,
                    record.idempotency_key, record.created_at, record.updated_at,
-                   record.runtime.get("child"))
+                   dict(record.runtime.child) if record.runtime.child else None)
 
     @property
     def finished(self) -> bool:

@@ -91,6 +91,10 @@ class StaleStateError(RuvonError):
         )
 
 
+class DatabaseError(RuvonError):
+    """PostgreSQL could not be reached or refused a query."""
+
+
 class UnstorableValue(RuvonError):
     """The database refused a value (e.g. a string PostgreSQL cannot hold); retrying the
     same write cannot succeed."""
@@ -142,6 +146,14 @@ class SagaWorkflowException(WorkflowFailedException):
         self.compensated = list(compensated)
         super().__init__(message, workflow_id=workflow_id, step=step)
 
+
+class MergeConflict(StepFailed):
+    """Two PARALLEL branches set one key to different values under RAISE_ERROR."""
+
+    def __init__(self, step: str, key: str, first: str, second: str):
+        self.key = key
+        super().__init__(step, f"merge conflict on '{key}': branches '{first}' and '{second}' "
+                               "set different values (merge_conflict_behavior: RAISE_ERROR)")
 
 
 class WorkerLost(RuvonError):

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from .definitions.models import WorkflowDefinition
-from .engine.records import HistoryEntry, RecordUpdate, Status, StepOutcome, WorkflowRecord
+from .engine.records import HistoryEntry, Status, WorkflowRecord
 from .errors import InvalidTransition
 
 if TYPE_CHECKING:
@@ -83,15 +83,9 @@ class Workflow:
         return await self.persistence.history(self.id)
 
     async def cancel(self, reason: str = "cancelled") -> None:
-        """Stop the workflow for good (status CANCELLED); its state is kept."""
+        """Stop the workflow for good (status CANCELLED); its state is kept, and the
+        sub-workflow it waits for is cancelled too."""
         status = Status(self.record.status)
         if status.is_terminal:
             raise InvalidTransition(self.id, status, "cancel")
-        update = RecordUpdate.keep(self.record, status=Status.CANCELLED,
-                                   error={"step": self.record.current_step, "type": "Cancelled",
-                                          "message": reason})
-        version = await self.persistence.apply(
-            self.id, self.record.version, update,
-            [HistoryEntry(self.record.current_step, StepOutcome.CANCELLED,
-                          detail={"reason": reason})])
-        update.applied_to(self.record, version)
+        await self.execution.cancel(self, reason)

@@ -21,16 +21,6 @@ from .models import InjectionRule, StepDefinition, StepType, WorkflowDefinition
 
 _LINE = "__line__"
 
-# Which field each step type must name, and whether it is a callable path.
-_REQUIRED_FIELDS: dict[StepType, tuple[str, ...]] = {
-    StepType.STANDARD: ("function",),
-    StepType.ASYNC: ("function",),
-    StepType.FIRE_AND_FORGET: ("target_workflow_type",),
-    StepType.CRON_SCHEDULE: ("target_workflow_type", "cron_expression"),
-    StepType.HTTP: ("http_config",),
-}
-_MERGE_STRATEGIES = ("SHALLOW", "DEEP")
-_CONFLICT_BEHAVIORS = ("PREFER_NEW", "PREFER_EXISTING", "RAISE_ERROR")
 _CALLABLE_FIELDS = ("function", "compensate_function", "merge_function_path", "task_function")
 
 
@@ -281,14 +271,8 @@ class _WorkflowLoader:
 
     def _step_ok(self, step: StepDefinition, line: int | None) -> bool:
         before = len(self.issues)
-        for field in _REQUIRED_FIELDS.get(step.type, ()):
-            if not getattr(step, field):
-                self.issue(f"a {step.type.value} step needs '{field}'", step=step.name,
-                           field=field, line=line)
-        if step.type is StepType.DECISION and not (step.function or step.routes):
-            self.issue("a DECISION step needs 'function' or 'routes'", step=step.name,
-                       field="function", line=line)
         self._check_type_fields(step, line)
+        self._check_template(step, line)
         for field in _CALLABLE_FIELDS:
             path = getattr(step, field)
             if path:
@@ -313,22 +297,23 @@ class _WorkflowLoader:
         return len(self.issues) == before
 
     def _check_type_fields(self, step: StepDefinition, line: int | None) -> None:
-        """What each step type needs beyond a function: one message per problem."""
-        if step.type is StepType.PARALLEL:
-            self._check_parallel(step, line)
-        if step.type is StepType.LOOP:
-            self._check_loop(step, line)
-        if step.type is StepType.HTTP and step.http_config:
-            from ..engine.http import check_http_config
+        """What the step's type needs: each step type module checks its own fields and
+        names the functions it calls beyond the common ones."""
+        from ..engine.steps import kind_of
 
-            for field, message in check_http_config(step):
-                self.issue(message, step=step.name, field=field, line=line)
-        if step.type is StepType.CRON_SCHEDULE and step.cron_expression:
-            from ..scheduling import cron_problem
+        kind = kind_of(step.type)
+        for field in kind.required_fields:
+            if not getattr(step, field):
+                self.issue(f"a {step.type.value} step needs '{field}'", step=step.name,
+                           field=field, line=line)
+        for field, message in kind.problems(step):
+            self.issue(message, step=step.name, field=field, line=line)
+        for field, path in kind.function_paths(step):
+            obj = self._import(path, field=field, step=step.name, line=line)
+            if obj is not None:
+                self.functions[path] = obj
 
-            problem = cron_problem(step.cron_expression)
-            if problem:
-                self.issue(problem, step=step.name, field="cron_expression", line=line)
+    def _check_template(self, step: StepDefinition, line: int | None) -> None:
         if step.initial_data_template is not None:
             from ..engine.templates import template_problems
 
@@ -337,51 +322,6 @@ class _WorkflowLoader:
                            field="initial_data_template", line=line)
             for field, message in template_problems(step.initial_data_template):
                 self.issue(message, step=step.name, field=field, line=line)
-
-    def _check_parallel(self, step: StepDefinition, line: int | None) -> None:
-        def bad(field: str, message: str) -> None:
-            self.issue(message, step=step.name, field=field, line=line)
-
-        if not (step.tasks or step.iterate_over):
-            bad("tasks", "a PARALLEL step needs 'tasks' or 'iterate_over'")
-        if step.iterate_over and not step.task_function:
-            bad("task_function", "a PARALLEL step with 'iterate_over' needs 'task_function'")
-        if step.merge_strategy.upper() not in _MERGE_STRATEGIES:
-            bad("merge_strategy", f"merge_strategy '{step.merge_strategy}' is not one of "
-                                  f"{', '.join(_MERGE_STRATEGIES)}")
-        if step.merge_conflict_behavior.upper() not in _CONFLICT_BEHAVIORS:
-            bad("merge_conflict_behavior",
-                f"merge_conflict_behavior '{step.merge_conflict_behavior}' is not one of "
-                f"{', '.join(_CONFLICT_BEHAVIORS)}")
-        if step.batch_size is not None and step.batch_size < 1:
-            bad("batch_size", "batch_size must be 1 or more")
-        if step.timeout_seconds is not None and step.timeout_seconds <= 0:
-            bad("timeout_seconds", "timeout_seconds must be more than 0")
-
-    def _check_loop(self, step: StepDefinition, line: int | None) -> None:
-        def bad(field: str, message: str) -> None:
-            self.issue(message, step=step.name, field=field, line=line)
-
-        mode = (step.mode or ("WHILE" if step.while_condition else "ITERATE")).upper()
-        if mode not in ("ITERATE", "WHILE"):
-            bad("mode", f"mode '{step.mode}' is not ITERATE or WHILE")
-        if mode == "ITERATE" and not step.iterate_over:
-            bad("iterate_over", "an ITERATE loop needs 'iterate_over'")
-        if mode == "WHILE" and not step.while_condition:
-            bad("while_condition", "a WHILE loop needs 'while_condition'")
-        if not (step.function or step.loop_body):
-            bad("loop_body", "a LOOP step needs 'loop_body' (or 'function')")
-        if step.max_iterations is not None and step.max_iterations < 1:
-            bad("max_iterations", "max_iterations must be 1 or more")
-        for i, entry in enumerate(step.loop_body):
-            path = entry.get("function") if isinstance(entry, dict) else None
-            if not path:
-                bad(f"loop_body[{i}].function", "each loop_body entry needs 'function'")
-                continue
-            obj = self._import(path, field=f"loop_body[{i}].function", step=step.name,
-                               line=line)
-            if obj is not None:
-                self.functions[path] = obj
 
     def _injections(self, steps: list[StepDefinition], raw_steps: list[Any]
                     ) -> tuple[list[StepDefinition], dict[str, list[InjectionRule]]]:

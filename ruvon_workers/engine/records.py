@@ -7,6 +7,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from .runtime import Runtime
+
 
 class Status(enum.StrEnum):
     ACTIVE = "ACTIVE"
@@ -77,13 +79,17 @@ class WorkflowRecord:
     current_step: str | None
     state: dict[str, Any]
     version: int = 0
-    runtime: dict[str, Any] = field(default_factory=dict)
+    runtime: Runtime = field(default_factory=Runtime)
     idempotency_key: str | None = None
     parent_id: str | None = None
     error: dict[str, Any] | None = None
     created_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
     completed_at: dt.datetime | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.runtime, Runtime):
+            self.runtime = Runtime.from_dict(self.runtime)
 
 
 @dataclass
@@ -93,9 +99,13 @@ class RecordUpdate:
     status: str
     current_step: str | None
     state: dict[str, Any]
-    runtime: dict[str, Any]
+    runtime: Runtime
     error: dict[str, Any] | None = None
     due_in: float | None = None  # seconds until the sweep may (re)dispatch; None: not due
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.runtime, Runtime):
+            self.runtime = Runtime.from_dict(self.runtime)
 
     @property
     def terminal(self) -> bool:

@@ -21,3 +21,7 @@ class ExecutionProvider(Protocol):
     async def run_next(self, workflow: Workflow,
                        user_input: dict[str, Any]) -> tuple[Any, str | None]:
         ...
+
+    async def cancel(self, workflow: Workflow, reason: str) -> None:
+        """Cancel the run for good (CANCELLED), and the sub-workflow it waits for."""
+        ...

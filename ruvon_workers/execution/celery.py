@@ -11,6 +11,7 @@ from ..fleet.dispatch import Dispatcher
 from ..fleet.settings import FleetSettings
 
 if TYPE_CHECKING:
+    from ..fleet.coordinator import Coordinator
     from ..workflow import Workflow
 
 
@@ -39,14 +40,21 @@ class CeleryExecutionProvider:
             self.dispatcher.step(record.workflow_type, record.current_step, record.id,
                                  record.version)
 
-    async def run_next(self, workflow: Workflow,
-                       user_input: dict[str, Any]) -> tuple[Any, str | None]:
+    def _coordinator(self, workflow: Workflow) -> Coordinator:
         from ..fleet.coordinator import Coordinator
 
-        coordinator = Coordinator(self.app.ruvon_registry, workflow.persistence,
-                                  self.dispatcher, self.settings)
+        return Coordinator(self.app.ruvon_registry, workflow.persistence, self.dispatcher,
+                           self.settings)
+
+    async def run_next(self, workflow: Workflow,
+                       user_input: dict[str, Any]) -> tuple[Any, str | None]:
+        coordinator = self._coordinator(workflow)
         if workflow.status == Status.WAITING_HUMAN_INPUT:
             workflow.record = await coordinator.resume(workflow.id, user_input)
         else:
             await self.on_created(workflow.record)
         return None, None
+
+    async def cancel(self, workflow: Workflow, reason: str) -> None:
+        """Cancel the run (and its sub-workflow) as the fleet does; its parent is woken."""
+        workflow.record = await self._coordinator(workflow).cancel(workflow.id, reason)

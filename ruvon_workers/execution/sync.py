@@ -1,15 +1,32 @@
-"""Run steps in the caller's process, one ``next_step`` at a time (Ruvon's default)."""
+"""Run steps in the caller's process, one ``next_step`` at a time (Ruvon's default).
+
+The rules are the engine's (:mod:`ruvon_workers.engine.machine`), as on the fleet; what
+differs is only where the next thing runs: here, now, in this process.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
-from ..engine.executor import StepRunner, Transition
+from ..definitions.models import WorkflowDefinition
+from ..engine.context import StepContext
+from ..engine.machine import ChildChanged, Join, RunStep, decide
 from ..engine.records import Status, WorkflowRecord
-from ..errors import InvalidTransition, SagaWorkflowException, WorkflowFailedException
-from .effects import prepare
+from ..engine.runner import StepRunner
+from ..engine.steps.parallel import COMPLETED, FAILED, BranchOutcome, run_branch
+from ..engine.transition import Transition, elapsed_ms, error_info
+from ..errors import (
+    InvalidTransition,
+    SagaWorkflowException,
+    UnstorableValue,
+    WorkflowFailedException,
+)
+from .effects import prepare, refused
+from .operations import cancel_tree
 
 if TYPE_CHECKING:
     from ..workflow import Workflow
@@ -22,7 +39,8 @@ class SyncExecutionProvider:
 
     Steps with ``automate_next: true`` chain into the next step within the same call;
     retries with a ``retry_policy`` wait here (``asyncio.sleep``) and run again. A LOOP
-    runs all its iterations (each committed) and a PARALLEL step all its branches before
+    runs all its iterations (each committed), and a PARALLEL step all its branches at
+    once (``async def`` branch functions on the event loop, others in threads), before
     the call returns. A sub-workflow runs here too, until it ends or waits for input;
     the parent then goes on (or, while its child waits, ``next_step`` on the parent
     says so). A FIRE_AND_FORGET workflow is started and run here, and the parent goes on
@@ -42,9 +60,13 @@ class SyncExecutionProvider:
         result: Any = None
         jumped_to: str | None = None
         while True:
-            runner = StepRunner(workflow.definition, workflow.record, user_input=user_input,
-                                previous_result=result)
-            transition, started = await self._prepare(workflow, runner, await runner.run())
+            record = workflow.record
+            transition = await decide(workflow.definition, record,
+                                      RunStep(user_input, previous_result=result))
+            assert transition is not None
+            transition, started = await self._prepare(workflow, transition)
+            if transition.fanout:
+                transition = await self._fan_out(workflow, transition)
             await self._commit(workflow, transition)
             if transition.retry_delay is not None:
                 await asyncio.sleep(transition.retry_delay)
@@ -63,27 +85,74 @@ class SyncExecutionProvider:
                 return result, jumped_to
             user_input = {}
 
-    async def _prepare(self, workflow: Workflow, runner: StepRunner, transition: Transition
+    async def _prepare(self, workflow: Workflow, transition: Transition
                        ) -> tuple[Transition, list[WorkflowRecord]]:
         if workflow.builder is None:
             return transition, []
-        return await prepare(workflow.builder, workflow.persistence, runner, transition,
-                             lambda record: None)
+        return await prepare(workflow.builder, workflow.persistence, workflow.definition,
+                             workflow.record, transition, lambda record: None)
+
+    async def _fan_out(self, workflow: Workflow, transition: Transition) -> Transition:
+        """Run a PARALLEL step's branches here, all at once, then join them: the same
+        retry, timeout, merge and partial-success rules as the fleet's."""
+        defn, record = workflow.definition, workflow.record
+        runner = StepRunner(defn, record)
+        step = runner.step
+        started = time.perf_counter()
+
+        async def branch(plan: dict[str, Any]) -> BranchOutcome:
+            outcome = BranchOutcome(idx=plan["idx"], name=plan["name"])
+            began = time.perf_counter()
+            while True:
+                outcome.attempt += 1
+                try:
+                    outcome.result = await run_branch(defn, step, record, plan,
+                                                      outcome.attempt, call=_call_in_thread)
+                    outcome.status = COMPLETED
+                except Exception as exc:
+                    delay = runner.retry_delay(exc, outcome.attempt)
+                    if delay is not None:
+                        await asyncio.sleep(delay)
+                        continue
+                    outcome.status, outcome.error = FAILED, error_info(step.name, exc)
+                outcome.duration_ms = elapsed_ms(began)
+                return outcome
+
+        plans = transition.fanout or []
+        tasks = [asyncio.ensure_future(branch(plan)) for plan in plans]
+        done, pending = await asyncio.wait(tasks, timeout=step.timeout_seconds)
+        for task in pending:
+            task.cancel()  # a blocking function in its thread runs on, unheard
+        outcomes = [task.result() if task in done else
+                    BranchOutcome(idx=plan["idx"], name=plan["name"])
+                    for task, plan in zip(tasks, plans, strict=True)]
+        joined = await decide(defn, record, Join(outcomes, started))
+        assert joined is not None
+        return joined
 
     @staticmethod
     async def _commit(workflow: Workflow, transition: Transition) -> None:
-        version = await workflow.persistence.apply(
-            workflow.id, workflow.record.version, transition.update, transition.history)
-        transition.update.applied_to(workflow.record, version)
+        record = workflow.record
+        try:
+            version = await workflow.persistence.apply(
+                workflow.id, record.version, transition.update, transition.history)
+        except UnstorableValue as exc:
+            failure = await refused(workflow.definition, record, transition, exc)
+            if failure is None:
+                raise
+            version = await workflow.persistence.apply(
+                workflow.id, record.version, failure.update, failure.history)
+            transition = failure
+        transition.update.applied_to(record, version)
 
-    async def _load(self, workflow: Workflow, record: WorkflowRecord) -> Workflow:
+    async def _load(self, workflow: Workflow, record_id: str) -> Workflow:
         assert workflow.builder is not None
         return await workflow.builder.load_workflow(
-            record.id, persistence_provider=workflow.persistence, execution_provider=self)
+            record_id, persistence_provider=workflow.persistence, execution_provider=self)
 
     async def _run_to_rest(self, workflow: Workflow, record: WorkflowRecord) -> Workflow:
         """Run ``record``'s workflow until it ends or waits for input."""
-        other = await self._load(workflow, record)
+        other = await self._load(workflow, record.id)
         while other.status == Status.ACTIVE:
             try:
                 await other.next_step()
@@ -98,7 +167,7 @@ class SyncExecutionProvider:
             log.exception("spawned workflow %s failed", record.id)
 
     async def _after_child(self, workflow: Workflow) -> tuple[Any, str | None]:
-        known = workflow.record.runtime.get("child") or {}
+        known = workflow.record.runtime.child or {}
         child = await workflow.persistence.load_workflow(known.get("id", ""))
         if child is None or not Status(child.status).is_terminal:
             where = f" at step '{child.current_step}'" if child else ""
@@ -106,11 +175,52 @@ class SyncExecutionProvider:
                 workflow.id, Status.PENDING_SUB_WORKFLOW, "run the next step of",
                 f"Its sub-workflow {known.get('id')} is "
                 f"{child.status if child else 'missing'}{where}; run that one first.")
-        runner = StepRunner(workflow.definition, workflow.record)
-        transition = await runner.after_child(child)
+        transition = await decide(workflow.definition, workflow.record, ChildChanged(child))
+        assert transition is not None
         await self._commit(workflow, transition)
         _raise_if_failed(workflow)
         return transition.result, transition.jumped_to
+
+    async def cancel(self, workflow: Workflow, reason: str) -> None:
+        """Cancel the run (and the sub-workflow it waits for); a parent waiting for a
+        cancelled run learns it ended at once, as on the fleet."""
+        def definition(workflow_type: str) -> WorkflowDefinition:
+            if workflow.builder is None:
+                return workflow.definition
+            return workflow.builder.definition(workflow_type)
+
+        async def ended(record: WorkflowRecord) -> None:
+            await self._wake_parent(workflow, record)
+
+        workflow.record = await cancel_tree(workflow.persistence, definition, workflow.id,
+                                            reason, ended)
+
+    async def _wake_parent(self, workflow: Workflow, child: WorkflowRecord) -> None:
+        """A sub-workflow ended: its parent (waiting for it here) goes on at once."""
+        parent_link = child.runtime.parent
+        if parent_link is None or workflow.builder is None:
+            return
+        parent = await workflow.persistence.load_workflow(parent_link["id"])
+        if parent is None or parent.status != Status.PENDING_SUB_WORKFLOW \
+                or (parent.runtime.child or {}).get("id") != child.id:
+            return
+        waiting = await self._load(workflow, parent.id)
+        try:
+            await self._after_child(waiting)
+        except WorkflowFailedException:
+            pass  # the parent ended failed: that is its own outcome, not the caller's
+
+
+async def _call_in_thread(fn: Any, state: Any, context: StepContext,
+                          kwargs: dict[str, Any]) -> Any:
+    """Call a branch function so that branches run at the same time: ``async def`` ones
+    on the loop, blocking ones in a thread."""
+    if inspect.iscoroutinefunction(fn):
+        return await fn(state, context, **kwargs)
+    result = await asyncio.to_thread(fn, state, context, **kwargs)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
 
 
 def _raise_if_failed(workflow: Workflow) -> None:

@@ -3,7 +3,9 @@
 Each branch's outcome is stored with the fan-in counter decremented in the same statement
 (``finish_branch``), so exactly one branch sees the counter reach zero; that one runs the
 join, a compare-and-set like any commit. A branch message whose branch already finished,
-or whose workflow moved on, changes nothing.
+or whose workflow moved on, changes nothing. What a branch does and whether a failed one
+runs again are the engine's rules (``engine.steps.parallel``, ``StepRunner.retry_delay``),
+the same as in-process.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..engine.executor import StepRunner, error_info
-from ..engine.parallel import run_branch
+from ..engine import machine
 from ..engine.records import Status, WorkflowRecord
-from ..errors import StepFailed, UnstorableValue, WorkerLost, WorkflowFailedException
+from ..engine.runner import StepRunner
+from ..engine.steps.parallel import COMPLETED, FAILED, BranchOutcome, due_to_join, run_branch
+from ..engine.transition import elapsed_ms, error_info
+from ..errors import StepFailed, UnstorableValue, WorkerLost
 
 if TYPE_CHECKING:
     from .coordinator import Coordinator
@@ -44,6 +48,9 @@ class FanOut:
         self.store = coordinator.persistence
         self.settings = coordinator.settings
 
+    def _runner(self, record: WorkflowRecord) -> StepRunner:
+        return StepRunner(self.coordinator.registry.get(record.workflow_type), record)
+
     async def run(self, workflow_id: str, step: str, version: int,
                   idx: int) -> StepOutcomeReport:
         """Run branch ``idx`` of the fan-out the workflow waits on at ``version``."""
@@ -52,88 +59,86 @@ class FanOut:
             return StepOutcomeReport(False, "unknown workflow")
         if (record.status != Status.PENDING_ASYNC or record.version != version
                 or record.current_step != step):
-            return self.coordinator._stale(record)
+            return self.coordinator.stale(record)
         if branch is None or branch["status"] != "PENDING":
             return StepOutcomeReport(False, f"branch {idx} already finished")
-        defn = self.coordinator.registry.get(record.workflow_type)
-        runner = StepRunner(defn, record, fleet=True)
+        runner = self._runner(record)
         started = time.perf_counter()
         attempt = int(branch["attempt"]) + 1
         try:
-            result = await run_branch(defn, runner.step, record, {"idx": idx, **branch}, attempt)
+            result = await run_branch(runner.defn, runner.step, record, {"idx": idx, **branch},
+                                      attempt)
         except Exception as exc:
-            return await self.failed(record, runner, idx, exc, started, attempt)
-        return await self._done(record, idx, "COMPLETED", result, None, attempt, started)
+            return await self.failed(record, idx, exc, started=started, attempt=attempt)
+        return await self._done(record, idx, COMPLETED, result, None, attempt, started)
 
-    async def failed(self, record: WorkflowRecord, runner: StepRunner, idx: int,
-                     exc: BaseException, started: float,
-                     attempt: int | None = None, *, join_here: bool = True) -> StepOutcomeReport:
+    async def failed(self, record: WorkflowRecord, idx: int, exc: BaseException, *,
+                     started: float | None = None, attempt: int | None = None,
+                     join_here: bool = True) -> StepOutcomeReport:
         """A failed attempt of a branch: again per the step's retry policy, or FAILED.
         ``join_here=False`` (the worker's main process): a join this makes due is sent to
         a pool process, as merge functions and compensations are user code."""
+        started = time.perf_counter() if started is None else started
         if attempt is None:
             branch = await self.store.get_branch(record.id, record.version, idx)
             if branch is None or branch["status"] != "PENDING":
                 return StepOutcomeReport(False, f"branch {idx} already finished")
             attempt = int(branch["attempt"]) + 1
+        runner = self._runner(record)
         error = error_info(runner.step.name, exc)
-        policy = runner.policy
-        retryable = (not isinstance(exc, StepFailed | WorkflowFailedException)
-                     and getattr(exc, "retryable", True))
-        if policy and attempt < policy.max_attempts and retryable:
-            delay = policy.delay_for(attempt)
+        delay = runner.retry_delay(exc, attempt)
+        if delay is not None:
             send_now = delay <= self.settings.max_countdown
             wait = delay + (self.settings.lease_seconds if send_now else 0)
             if not await self.store.retry_branch(record.id, record.version, idx,
                                                  attempt=attempt, error=error, delay=wait):
                 return StepOutcomeReport(False, f"branch {idx} already finished")
             if send_now:
-                self.coordinator._send(record.workflow_type, runner.step.name, record.id,
-                                       record.version, countdown=delay, branch=idx)
+                self.coordinator.send(record.workflow_type, runner.step.name, record.id,
+                                      record.version, countdown=delay, branch=idx)
             return StepOutcomeReport(True, status="RETRYING", step=runner.step.name,
                                      retry=True)
-        return await self._done(record, idx, "FAILED", None, error, attempt, started,
+        return await self._done(record, idx, FAILED, None, error, attempt, started,
                                 join_here=join_here)
 
-    async def lost(self, record: WorkflowRecord, runner: StepRunner, idx: int) -> None:
+    async def lost(self, record: WorkflowRecord, idx: int) -> None:
         """The pool process running the branch died: send it again, or, past
         ``max_worker_lost`` attempts, count it as failed."""
-        exc = WorkerLost(f"the worker process running branch {idx} of step "
-                         f"'{runner.step.name}' died")
+        step = record.current_step or ""
+        exc = WorkerLost(f"the worker process running branch {idx} of step '{step}' died")
         counted = await self.store.lose_branch(record.id, record.version, idx,
-                                               error=error_info(runner.step.name, exc),
+                                               error=error_info(step, exc),
                                                lease_seconds=self.settings.lease_seconds)
         if counted is None:
             return  # it had finished
         lost, attempt = counted
         if lost > self.settings.max_worker_lost:
-            await self.failed(record, runner, idx, exc, time.perf_counter(), attempt + 1,
-                              join_here=False)
+            await self.failed(record, idx, exc, attempt=attempt + 1, join_here=False)
             return
-        self.coordinator._send(record.workflow_type, runner.step.name, record.id,
-                               record.version, branch=idx)
+        self.coordinator.send(record.workflow_type, step, record.id, record.version,
+                              branch=idx)
 
     async def _done(self, record: WorkflowRecord, idx: int, status: str, result: Any,
                     error: dict[str, Any] | None, attempt: int,
                     started: float, *, join_here: bool = True) -> StepOutcomeReport:
-        duration = round((time.perf_counter() - started) * 1000, 3)
+        duration = elapsed_ms(started)
         try:
             remaining = await self.store.finish_branch(
                 record.id, record.version, idx, status=status, result=result, error=error,
                 attempt=attempt, duration_ms=duration)
         except UnstorableValue as exc:
-            if status != "COMPLETED":
+            if status != COMPLETED:
                 raise
             # Refused on every re-send too: the branch fails instead of running forever.
             step = record.current_step or ""
             error = error_info(step, StepFailed(step, f"branch {idx}'s result cannot be "
                                                       f"stored: {exc}"))
-            return await self._done(record, idx, "FAILED", None, error, attempt, started)
+            return await self._done(record, idx, FAILED, None, error, attempt, started)
         if remaining is None:
             return StepOutcomeReport(False, f"branch {idx} already finished")
         if remaining == 0 and not join_here:
-            self.coordinator._send(record.workflow_type, record.current_step or "",
-                                   record.id, record.version)
+            self.coordinator.send(record.workflow_type, record.current_step or "",
+                                  record.id, record.version)
         elif remaining == 0:
             # The last branch in joins right here (a compare-and-set like any commit); if
             # that fails, the step's own message does it, and failing that, the sweep.
@@ -142,23 +147,24 @@ class FanOut:
             except Exception:
                 log.exception("joining %s/%s failed; sending the join", record.id,
                               record.current_step)
-                self.coordinator._send(record.workflow_type, record.current_step or "",
-                                       record.id, record.version)
+                self.coordinator.send(record.workflow_type, record.current_step or "",
+                                      record.id, record.version)
         return StepOutcomeReport(True, status=status, step=record.current_step,
                                  duration_ms=duration)
 
     async def join(self, record: WorkflowRecord) -> StepOutcomeReport:
         """Merge the branches and move on, once all have reported or the step's
         ``timeout_seconds`` has passed; otherwise nothing."""
-        branches = await self.store.list_branches(record.id, record.version)
-        remaining = branches[0]["remaining"] if branches else 0
-        deadline = (record.runtime.get("parallel") or {}).get("deadline")
-        if remaining > 0 and (deadline is None or time.time() < deadline):
+        rows = await self.store.list_branches(record.id, record.version)
+        outcomes = [BranchOutcome.from_row(row) for row in rows]
+        deadline = record.runtime.parallel["deadline"] if record.runtime.parallel else None
+        if not due_to_join(outcomes, deadline):
+            remaining = rows[0]["remaining"] if rows else 0
             return StepOutcomeReport(False, f"waiting for {remaining} branch(es)")
-        defn = self.coordinator.registry.get(record.workflow_type)
-        runner = StepRunner(defn, record, fleet=True)
         version = record.version
-        report = await self.coordinator._commit(record, await runner.join(branches), runner)
+        transition = await machine.decide(self.coordinator.registry.get(record.workflow_type),
+                                          record, machine.Join(outcomes))
+        report = await self.coordinator.commit(record, transition)
         if report.applied:
             await self.store.close_fanout(record.id, version)
         return report

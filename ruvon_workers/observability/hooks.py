@@ -22,8 +22,8 @@ from typing import Any
 from celery import Celery, Task, signals
 
 from ..definitions import Registry
-from ..engine.executor import arrive
 from ..engine.records import Status, WorkflowRecord
+from ..engine.routing import arrive
 from ..fleet import coordinator
 from ..fleet.dispatch import SENT_AT_HEADER
 from ..fleet.runtime import process_runtimes

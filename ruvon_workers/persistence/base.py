@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -38,6 +39,11 @@ class PersistenceProvider(Protocol):
     async def initialize(self) -> None: ...
 
     async def close(self) -> None: ...
+
+    def pinned(self) -> AbstractContextManager[None]:
+        """Run the queries of one step on one connection (a no-op where that means
+        nothing)."""
+        ...
 
     async def create_workflow(self, record: WorkflowRecord,
                               due_in: float | None = None) -> tuple[WorkflowRecord, bool]:

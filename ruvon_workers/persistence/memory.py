@@ -8,6 +8,8 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import statistics
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ..engine.records import HistoryEntry, RecordUpdate, Status, StepOutcome, WorkflowRecord
@@ -33,6 +35,11 @@ class MemoryPersistenceProvider:
 
     async def initialize(self) -> None:
         return None
+
+    @contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Nothing to pin: there are no connections."""
+        yield
 
     async def close(self) -> None:
         return None

@@ -13,7 +13,8 @@ from psycopg.types.json import Jsonb, set_json_dumps, set_json_loads
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from ..engine.records import HistoryEntry, RecordUpdate, WorkflowRecord
-from ..errors import RuvonError, StaleStateError, UnstorableValue
+from ..engine.runtime import Runtime
+from ..errors import DatabaseError, RuvonError, StaleStateError, UnstorableValue
 from ..utils.serialization import deserialize, dumps_bytes
 from . import sql
 from .base import DueStep, same_workflow
@@ -22,10 +23,6 @@ _RECORD_COLUMNS = 14
 
 # Observers receive (operation, seconds) for every query; metrics hang off this.
 QUERY_OBSERVERS: list[Callable[[str, float], None]] = []
-
-
-class DatabaseError(RuvonError):
-    """PostgreSQL could not be reached or refused a query."""
 
 
 def _env_number(name: str, given: float | None, default: float) -> float:
@@ -55,7 +52,7 @@ def row_to_record(row: tuple[Any, ...]) -> WorkflowRecord:
         current_step=row[4],
         state=row[5],
         version=row[6],
-        runtime=row[7] or {},
+        runtime=Runtime.from_dict(row[7]),
         idempotency_key=row[8],
         parent_id=str(row[9]) if row[9] else None,
         error=row[10],
@@ -186,7 +183,7 @@ class PostgresPersistenceProvider:
             "status": str(record.status),
             "current_step": record.current_step,
             "state": Jsonb(record.state),
-            "runtime": Jsonb(record.runtime),
+            "runtime": Jsonb(record.runtime.to_dict()),
             "idempotency_key": record.idempotency_key,
             "parent_id": record.parent_id,
             "due_in": due_in,
@@ -217,7 +214,7 @@ class PostgresPersistenceProvider:
             "status": str(update.status),
             "current_step": update.current_step,
             "state": Jsonb(update.state),
-            "runtime": Jsonb(update.runtime),
+            "runtime": Jsonb(update.runtime.to_dict()),
             "error": Jsonb(update.error) if update.error is not None else None,
             "due_in": update.due_in,
             "terminal": update.terminal,

@@ -51,7 +51,7 @@ async def test_sub_workflow_completes_into_the_parent(types_builder, persistence
     wf = await _run(await _create(types_builder, persistence, "Parent", {"value": 21}))
     assert wf.status == "COMPLETED"
     assert wf.state.result == 42 and wf.state.after is True
-    child_id = wf.record.runtime.get("child", {}).get("id") or next(
+    child_id = (wf.record.runtime.child or {}).get("id") or next(
         h.detail["sub_workflow_id"] for h in await wf.history()
         if h.detail and "sub_workflow_id" in h.detail)
     child = await persistence.load_workflow(child_id)
@@ -80,7 +80,7 @@ async def test_child_waiting_for_input_is_visible_and_parent_resumes(types_build
     wf = await _run(await _create(types_builder, persistence, "Parent",
                                   {"value": 5, "child_mode": "wait"}))
     assert wf.status == "PENDING_SUB_WORKFLOW"
-    child_info = wf.record.runtime["child"]
+    child_info = wf.record.runtime.child or {}
     with pytest.raises(InvalidTransition, match="WAITING_HUMAN_INPUT at step 'Wait_Note'"):
         await wf.next_step()
     child = await types_builder.load_workflow(child_info["id"], persistence_provider=persistence,

@@ -145,11 +145,11 @@ async def test_a_result_the_database_refuses_fails_the_step_instead_of_looping()
 def test_a_retry_sent_with_a_countdown_is_leased_for_the_wait_and_the_run() -> None:
     coordinator, _ = _coordinator()
     lease = coordinator.settings.lease_for(coordinator.registry.get("Ticked").step("Tick"))
-    assert coordinator._due_in("Ticked", "ACTIVE", "Tick") == lease
+    assert coordinator.leases.due_in("Ticked", "ACTIVE", "Tick") == lease
     # Published with a 2 s countdown: the sweep must not send a second copy at 2 s.
-    assert coordinator._due_in("Ticked", "ACTIVE", "Tick", retry_delay=2.0) == 2.0 + lease
+    assert coordinator.leases.due_in("Ticked", "ACTIVE", "Tick", retry_delay=2.0) == 2.0 + lease
     # Past max_countdown it is not published: the sweep sends it when the delay is over.
-    assert coordinator._due_in("Ticked", "ACTIVE", "Tick", retry_delay=600.0) == 600.0
+    assert coordinator.leases.due_in("Ticked", "ACTIVE", "Tick", retry_delay=600.0) == 600.0
 
 
 async def test_the_sweep_leaves_types_it_cannot_run_due_for_a_worker_that_can() -> None:
@@ -200,13 +200,14 @@ async def test_a_hard_killed_saga_step_hands_its_compensations_to_a_pool_process
     await coordinator.fail_step(workflow_id, "Stuck", version, TimeoutError("hard limit"))
     handed = await coordinator.load(workflow_id)
     assert handed.status == "ACTIVE" and handed.state["undone"] == []
-    assert handed.runtime["compensate"]["error"]["type"] == "TimeoutError"
+    assert handed.runtime.compensate is not None
+    assert handed.runtime.compensate["error"]["type"] == "TimeoutError"
     assert outbox.sent == [(workflow_id, "Stuck", handed.version, None)]
     await _drain(coordinator, outbox)  # the step's message, in a pool process
     done = await coordinator.load(workflow_id)
     assert done.status == "FAILED_ROLLED_BACK" and done.error["type"] == "TimeoutError"
     assert [u.split("@")[0] for u in done.state["undone"]] == ["First"]
-    assert "compensate" not in done.runtime
+    assert done.runtime.compensate is None
 
 
 async def test_compensations_killed_in_turn_fail_the_workflow_without_running_again() -> None:

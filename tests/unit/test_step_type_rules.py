@@ -12,9 +12,9 @@ import pytest
 
 from ruvon_workers.definitions import load_registry
 from ruvon_workers.definitions.models import InjectionRule, StepDefinition
-from ruvon_workers.engine.parallel import MergeConflict, merge_into
+from ruvon_workers.engine.steps.parallel import merge_into
 from ruvon_workers.engine.templates import render_data, template_problems
-from ruvon_workers.errors import DefinitionError
+from ruvon_workers.errors import DefinitionError, MergeConflict
 from ruvon_workers.persistence import MemoryPersistenceProvider
 from ruvon_workers.scheduling import cron_problem, fire_due, next_tick, tick_key
 

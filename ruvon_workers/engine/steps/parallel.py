@@ -1,8 +1,10 @@
-"""PARALLEL steps: plan the branches, run one, merge the results.
+"""PARALLEL: plan the branches, run one, decide a failed one, merge them, join.
 
-The fleet runs each branch as its own task and joins on an atomic counter in PostgreSQL;
-in-process every branch runs before ``next_step`` returns. Both merge the same way: in the
-declared order of the branches, whatever order they finished in.
+Running the step plans the fan-out (``Transition.fanout``, status PENDING_ASYNC); the
+caller runs the branches (the fleet one task each, in-process all at once), reports each
+outcome, and calls :func:`join` once all have reported or ``timeout_seconds`` has passed.
+Both merge the same way: in the declared order of the branches, whatever order they
+finished in.
 """
 
 from __future__ import annotations
@@ -10,31 +12,96 @@ from __future__ import annotations
 import functools
 import inspect
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
-from ..definitions.conditions import compile_expression
-from ..definitions.models import StepDefinition, WorkflowDefinition
-from ..directives import Directive
-from ..errors import StepFailed
-from .context import StepContext
-from .executor import check_storable
-from .records import WorkflowRecord
+from ...definitions.conditions import compile_expression
+from ...definitions.models import StepDefinition, WorkflowDefinition
+from ...directives import Directive
+from ...errors import MergeConflict, StepFailed
+from ..context import StepContext
+from ..records import HistoryEntry, RecordUpdate, Status, StepOutcome, WorkflowRecord
+from ..transition import Transition, elapsed_ms
+from ..values import call_step_function, check_storable, validated_state
+from .base import Problem, StepKind
+
+if TYPE_CHECKING:
+    from ..runner import StepRunner
 
 PREFER_NEW = "PREFER_NEW"
 PREFER_EXISTING = "PREFER_EXISTING"
 RAISE_ERROR = "RAISE_ERROR"
+MERGE_STRATEGIES = ("SHALLOW", "DEEP")
+CONFLICT_BEHAVIORS = (PREFER_NEW, PREFER_EXISTING, RAISE_ERROR)
 _MISSING = object()
 
+#: How a branch function is called: ``call(fn, state, context, kwargs)``.
+Caller = Callable[[Any, Any, StepContext, dict[str, Any]], Awaitable[Any]]
 
-class MergeConflict(StepFailed):
-    """Two branches set one key to different values under RAISE_ERROR."""
+#: Branch statuses.
+PENDING, COMPLETED, FAILED = "PENDING", "COMPLETED", "FAILED"
 
-    def __init__(self, step: str, key: str, first: str, second: str):
-        self.key = key
-        super().__init__(step, f"merge conflict on '{key}': branches '{first}' and '{second}' "
-                               "set different values (merge_conflict_behavior: RAISE_ERROR)")
+
+@dataclass
+class BranchOutcome:
+    """Where one branch stands: PENDING, COMPLETED (with the changes it made) or FAILED."""
+
+    idx: int
+    name: str
+    status: str = PENDING
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    attempt: int = 0
+    duration_ms: float | None = None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> BranchOutcome:
+        return cls(idx=row["idx"], name=row["name"], status=row["status"],
+                   result=row.get("result"), error=row.get("error"),
+                   attempt=int(row.get("attempt") or 0), duration_ms=row.get("duration_ms"))
+
+
+class ParallelStep(StepKind):
+    required_fields = ()
+
+    def problems(self, step: StepDefinition) -> Iterable[Problem]:
+        if not (step.tasks or step.iterate_over):
+            yield "tasks", "a PARALLEL step needs 'tasks' or 'iterate_over'"
+        if step.iterate_over and not step.task_function:
+            yield "task_function", "a PARALLEL step with 'iterate_over' needs 'task_function'"
+        if step.merge_strategy.upper() not in MERGE_STRATEGIES:
+            yield "merge_strategy", (f"merge_strategy '{step.merge_strategy}' is not one of "
+                                     f"{', '.join(MERGE_STRATEGIES)}")
+        if step.merge_conflict_behavior.upper() not in CONFLICT_BEHAVIORS:
+            yield "merge_conflict_behavior", (
+                f"merge_conflict_behavior '{step.merge_conflict_behavior}' is not one of "
+                f"{', '.join(CONFLICT_BEHAVIORS)}")
+        if step.batch_size is not None and step.batch_size < 1:
+            yield "batch_size", "batch_size must be 1 or more"
+        if step.timeout_seconds is not None and step.timeout_seconds <= 0:
+            yield "timeout_seconds", "timeout_seconds must be more than 0"
+
+    async def run(self, runner: StepRunner, state: BaseModel, validated: BaseModel | None,
+                  started: float) -> Transition:
+        """Plan the fan-out: the run waits (PENDING_ASYNC) until its branches report."""
+        step = runner.step
+        branches = plan_branches(step, runner.record.state)
+        if not branches:
+            return await join(runner, [], started)
+        runtime = runner.runtime_after(completed=False)
+        runtime.parallel = {"step": step.name, "total": len(branches),
+                            "deadline": deadline_for(step)}
+        return Transition(
+            update=RecordUpdate(Status.PENDING_ASYNC, step.name, runner.record.state, runtime),
+            history=[HistoryEntry(step.name, StepOutcome.WAITING, runner.attempt,
+                                  elapsed_ms(started), detail={"branches": len(branches)})],
+            step=step.name,
+            fanout=branches,
+        )
 
 
 def items_of(step: StepDefinition, state: dict[str, Any], what: str = "iterate_over") -> list[Any]:
@@ -60,6 +127,10 @@ def plan_branches(step: StepDefinition, state: dict[str, Any]) -> list[dict[str,
             for n, start in enumerate(range(0, len(items), size))]
 
 
+def deadline_for(step: StepDefinition) -> float | None:
+    return time.time() + step.timeout_seconds if step.timeout_seconds else None
+
+
 @functools.lru_cache(maxsize=1024)
 def accepts(fn: Any, name: str) -> bool:
     """Whether ``fn`` takes keyword ``name`` (cached: signatures cost ~50 us each)."""
@@ -68,13 +139,6 @@ def accepts(fn: Any, name: str) -> bool:
     except (TypeError, ValueError):
         return True
     return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-
-async def call(fn: Any, state: Any, context: StepContext, kwargs: dict[str, Any]) -> Any:
-    result = fn(state, context, **kwargs)
-    if inspect.isawaitable(result):
-        result = await result
-    return result
 
 
 def changes_of(before: dict[str, Any], after: Any, result: Any, step: str) -> dict[str, Any]:
@@ -94,10 +158,11 @@ def changes_of(before: dict[str, Any], after: Any, result: Any, step: str) -> di
 
 
 async def run_branch(defn: WorkflowDefinition, step: StepDefinition, record: WorkflowRecord,
-                     branch: dict[str, Any], attempt: int) -> dict[str, Any]:
+                     branch: dict[str, Any], attempt: int, *,
+                     call: Caller = call_step_function) -> dict[str, Any]:
     """Run one branch on a copy of the state; return the changes it makes."""
     try:
-        return await _run_branch(defn, step, record, branch, attempt)
+        return await _run_branch(defn, step, record, branch, attempt, call)
     except Directive as directive:
         # Branches run side by side: none of them can steer the workflow alone.
         raise StepFailed(step.name, f"branch {branch['idx']}: a PARALLEL branch cannot "
@@ -106,7 +171,7 @@ async def run_branch(defn: WorkflowDefinition, step: StepDefinition, record: Wor
 
 
 async def _run_branch(defn: WorkflowDefinition, step: StepDefinition, record: WorkflowRecord,
-                      branch: dict[str, Any], attempt: int) -> dict[str, Any]:
+                      branch: dict[str, Any], attempt: int, call: Caller) -> dict[str, Any]:
     base = StepContext(workflow_id=record.id, step_name=step.name, attempt=attempt,
                        idempotency_key=f"{record.id}:{step.name}:{record.version}:"
                                        f"{branch['idx']}",
@@ -173,7 +238,7 @@ def merge_branches(defn: WorkflowDefinition, step: StepDefinition, state: dict[s
         model = defn.state_model.model_validate(state)
         merged = merge_fn(model, dict(results))
         if merged is None:
-            return model.model_dump(mode="json")
+            return dict(model.model_dump(mode="json"))
         if not isinstance(merged, dict):
             raise StepFailed(step.name, f"merge function returned {type(merged).__name__}, "
                                         "not a dict of state fields")
@@ -185,5 +250,37 @@ def merge_branches(defn: WorkflowDefinition, step: StepDefinition, state: dict[s
     return target
 
 
-def deadline_for(step: StepDefinition) -> float | None:
-    return time.time() + step.timeout_seconds if step.timeout_seconds else None
+def due_to_join(outcomes: list[BranchOutcome], deadline: float | None) -> bool:
+    """Whether the fan-out joins now: every branch reported, or its timeout passed."""
+    pending = sum(1 for b in outcomes if b.status == PENDING)
+    return pending == 0 or (deadline is not None and time.time() >= deadline)
+
+
+async def join(runner: StepRunner, branches: list[BranchOutcome],
+               started: float | None = None) -> Transition:
+    """Merge finished branches in declared order and move on; branches still pending
+    (past ``timeout_seconds``) count as failed."""
+    step = runner.step
+    started = time.perf_counter() if started is None else started
+    branches = sorted(branches, key=lambda b: b.idx)
+    failed = [b for b in branches if b.status != COMPLETED]
+    for branch in failed:
+        if branch.status == PENDING:
+            branch.error = {"message": f"did not report within timeout_seconds "
+                                       f"({step.timeout_seconds or 0:g} s)"}
+    failures = [{"branch": b.name, "error": (b.error or {}).get("message")} for b in failed]
+    if failed and not step.allow_partial_success:
+        first = failures[0]
+        return await runner.fail(StepFailed(
+            step.name, f"{len(failed)} of {len(branches)} branches failed; first, "
+                       f"'{first['branch']}': {first['error']}"), started, retry=False)
+    results = [(b.name, b.result or {}) for b in branches if b.status == COMPLETED]
+    try:
+        merged = merge_branches(runner.defn, step, runner.record.state, results)
+        new_state = validated_state(runner.defn, merged, step.name)
+    except Exception as exc:
+        return await runner.fail(exc, started, retry=False)
+    transition = runner.complete(new_state, dict(results), started)
+    transition.add_detail(branches=len(branches),
+                          **({"failed_branches": failures} if failures else {}))
+    return transition

@@ -1,0 +1,294 @@
+"""The state machine: every change to a run is an event applied by :func:`decide`.
+
+``decide(definition, record, event) -> Transition`` computes the new row, its history
+entries and what the caller does around the commit; it writes nothing. The fleet's
+coordinator and the in-process provider only load, decide, commit (compare-and-set) and
+then send or run what comes next: the same rules run in both places.
+
+Events: :class:`RunStep` (a step message, a retry that came due, ``next_step``),
+:class:`Resume`, :class:`Cancel`, :class:`Retry` (an operator's), :class:`WorkerLost`,
+:class:`FailedOutside` (a hard time limit, or a lost process past its allowance),
+:class:`ChildChanged` (a sub-workflow ended or waits), :class:`Join` (a PARALLEL step's
+branches reported). A branch's own outcome is decided by
+:meth:`~.runner.StepRunner.retry_delay` (again, or failed) and stored with the fan-out.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..definitions.models import WorkflowDefinition
+from ..errors import InvalidTransition, RuvonError, StepFailed
+from ..errors import WorkerLost as WorkerLostError
+from .records import HistoryEntry, RecordUpdate, Status, StepOutcome, WorkflowRecord
+from .routing import arrive
+from .runner import StepRunner
+from .saga import compensate
+from .steps.parallel import BranchOutcome, join
+from .transition import Transition, error_info
+from .values import validate_input
+
+
+@dataclass
+class RunStep:
+    """Run the current step (with the input ``resume`` handed over, unless given)."""
+
+    user_input: dict[str, Any] | None = None
+    previous_result: Any = None
+
+
+@dataclass
+class Resume:
+    """Hand input to a run waiting for it; its step runs next."""
+
+    user_input: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Cancel:
+    reason: str = "cancelled"
+
+
+@dataclass
+class Retry:
+    """Run a failed (or cancelled) run again, from ``from_step`` or the failed step."""
+
+    from_step: str | None = None
+
+
+@dataclass
+class WorkerLost:
+    """The process running the step died under it, for the ``count``-th time
+    (``allowed``: how many losses are sent again before one counts as a failure)."""
+
+    allowed: int
+
+
+@dataclass
+class FailedOutside:
+    """A failed attempt recorded where no user code may run (the worker's main process):
+    a hard time limit, or a process lost too often. Compensations are handed over."""
+
+    exc: BaseException
+
+
+@dataclass
+class ChildChanged:
+    """The sub-workflow the run waits for ended, or changed where it stands."""
+
+    child: WorkflowRecord
+
+
+@dataclass
+class Join:
+    """A PARALLEL step's branches have reported (or its timeout passed); ``started``:
+    when the step began, where its branches ran in the same call."""
+
+    branches: list[BranchOutcome]
+    started: float | None = None
+
+
+Event = RunStep | Resume | Cancel | Retry | WorkerLost | FailedOutside | ChildChanged | Join
+
+
+async def decide(defn: WorkflowDefinition, record: WorkflowRecord,
+                 event: Event) -> Transition | None:
+    """The transition ``event`` causes on ``record``; ``None`` when it changes nothing.
+    Raises :class:`InvalidTransition` (or an input error) for an operator request that
+    does not fit the run's status."""
+    if isinstance(event, RunStep):
+        return await run_step(defn, record, event)
+    if isinstance(event, Resume):
+        return resume(defn, record, event.user_input)
+    if isinstance(event, Cancel):
+        return cancel(record, event.reason)
+    if isinstance(event, Retry):
+        return retry(defn, record, event.from_step)
+    if isinstance(event, WorkerLost):
+        return await worker_lost(defn, record, event.allowed)
+    if isinstance(event, FailedOutside):
+        return await failed_outside(defn, record, event.exc)
+    if isinstance(event, ChildChanged):
+        return await child_changed(defn, record, event.child)
+    return await join(StepRunner(defn, record), event.branches, event.started)
+
+
+async def run_step(defn: WorkflowDefinition, record: WorkflowRecord,
+                   event: RunStep) -> Transition:
+    runtime = record.runtime
+    user_input = event.user_input if event.user_input is not None \
+        else (runtime.pending_input or {})
+    runner = StepRunner(defn, record, user_input=user_input,
+                        previous_result=event.previous_result)
+    handed = runtime.compensate
+    if handed and handed["step"] == record.current_step:
+        # A failure the worker's main process recorded: run its compensations here.
+        return await runner.fail(None, error=dict(handed["error"]))
+    return await runner.run()
+
+
+def resume(defn: WorkflowDefinition, record: WorkflowRecord,
+           user_input: dict[str, Any]) -> Transition:
+    if record.status != Status.WAITING_HUMAN_INPUT or record.current_step is None:
+        raise InvalidTransition(record.id, record.status, "resume",
+                                "Only a workflow in WAITING_HUMAN_INPUT takes input.")
+    validate_input(defn, defn.step(record.current_step), user_input)
+    runtime = record.runtime.copy()
+    runtime.pending_input = user_input
+    runtime.waiting_reason = None
+    return Transition(
+        update=RecordUpdate.keep(record, status=Status.ACTIVE, runtime=runtime),
+        history=[HistoryEntry(record.current_step, StepOutcome.RESUMED)],
+        step=record.current_step)
+
+
+def cancel(record: WorkflowRecord, reason: str) -> Transition:
+    """The run stops for good (CANCELLED), its state kept; the sub-workflow it waits for
+    is to be cancelled too (``Transition.cancel_child``)."""
+    if Status(record.status).is_terminal:
+        raise InvalidTransition(record.id, record.status, "cancel")
+    child = record.runtime.child or {}
+    return Transition(
+        update=RecordUpdate.keep(record, status=Status.CANCELLED, error={
+            "step": record.current_step, "type": "Cancelled", "message": reason}),
+        history=[HistoryEntry(record.current_step, StepOutcome.CANCELLED,
+                              detail={"reason": reason})],
+        step=record.current_step or "",
+        cancel_child=child.get("id") if record.current_step else None)
+
+
+_RETRYABLE = frozenset({Status.FAILED, Status.FAILED_CHILD_WORKFLOW, Status.CANCELLED})
+
+
+def retry(defn: WorkflowDefinition, record: WorkflowRecord,
+          from_step: str | None = None) -> Transition:
+    status = Status(record.status)
+    allowed = _RETRYABLE | ({Status.FAILED_ROLLED_BACK} if from_step else set())
+    if status not in allowed:
+        raise InvalidTransition(record.id, status, "retry",
+                                "Retry a FAILED, FAILED_CHILD_WORKFLOW or CANCELLED workflow "
+                                "(a FAILED_ROLLED_BACK one only with --from-step).")
+    step = from_step or (record.error or {}).get("step") or record.current_step
+    if not step or not defn.has_step(step):
+        raise RuvonError(f"Workflow '{record.workflow_type}' has no step '{step}'. "
+                         f"Steps: {', '.join(s.name for s in defn.steps)}")
+    new_status, current = arrive(defn, step)
+    old = record.runtime
+    runtime = old.copy()
+    runtime.attempts, runtime.lost, runtime.compensated = {}, {}, None
+    runtime.pending_input = runtime.waiting_reason = runtime.child = None
+    runtime.parallel = runtime.execution = runtime.compensate = None
+    if from_step:
+        runtime.loop = None  # from an explicit step, a LOOP starts over
+    queue = old.inserted["steps"] if old.inserted else []
+    if step in queue and old.inserted:  # injected steps still to run: from the retried one on
+        runtime.inserted = {"steps": queue[queue.index(step):], "then": old.inserted["then"]}
+    else:
+        runtime.inserted = None
+    # Steps from the retried one on will run again: they are no longer "completed" (a
+    # later saga must compensate each execution once, not the old ones twice).
+    if step in runtime.completed:
+        runtime.completed = runtime.completed[:runtime.completed.index(step)]
+    if new_status == Status.WAITING_HUMAN_INPUT:
+        runtime.waiting_for = current
+    return Transition(
+        update=RecordUpdate(new_status, current, record.state, runtime, error=None),
+        history=[HistoryEntry(step, StepOutcome.RETRIED, detail={"from_status": str(status)})],
+        step=step)
+
+
+async def worker_lost(defn: WorkflowDefinition, record: WorkflowRecord,
+                      allowed: int) -> Transition:
+    """Send the step again, up to ``allowed`` losses; the next one is a failed attempt
+    (retry policy, then FAILED), so a step that kills its process every time cannot
+    loop forever."""
+    runner = StepRunner(defn, record)
+    step = runner.step.name
+    lost = record.runtime.lost.get(step, 0) + 1
+    exc = WorkerLostError(f"the worker process running step '{step}' died ({lost} time(s); "
+                          "killed for memory? a crash in native code?)")
+    if lost > allowed:
+        return await failed_outside(defn, record, exc)
+    runtime = record.runtime.copy()
+    runtime.lost[step] = lost
+    # the re-sent step keeps its execution's idempotency key
+    runtime.execution = {"step": step, "version": runner.execution_version}
+    return Transition(
+        update=RecordUpdate.keep(record, runtime=runtime),
+        history=[HistoryEntry(step, StepOutcome.RETRYING, runner.attempt,
+                              error=error_info(step, exc), detail={"worker_lost": lost})],
+        step=step)
+
+
+async def failed_outside(defn: WorkflowDefinition, record: WorkflowRecord,
+                         exc: BaseException) -> Transition:
+    """A failed attempt recorded outside a pool process. No user code runs there (a
+    compensation that hangs would stall the worker), so a failure that compensates is
+    handed to a pool process: the step runs again and finds the error kept in
+    ``runtime.compensate`` (see :func:`run_step`)."""
+    runner = StepRunner(defn, record)
+    step = runner.step.name
+    handed = record.runtime.compensate
+    if handed and handed["step"] == step:
+        # The pool process running the compensations was killed as well: fail without.
+        return await runner.fail(exc, retry=False, compensate=False, error={
+            **handed["error"], "compensated": [],
+            "compensation_failures": [error_info(step, exc)]})
+    transition = await runner.fail(exc, compensate=False)
+    if transition.update.status != Status.FAILED or not runner.compensates(exc):
+        return transition
+    runtime = record.runtime.copy()
+    runtime.compensate = {"step": step, "error": transition.update.error or {}}
+    return Transition(update=RecordUpdate.keep(record, runtime=runtime), history=[], step=step)
+
+
+async def child_changed(defn: WorkflowDefinition, record: WorkflowRecord,
+                        child: WorkflowRecord) -> Transition | None:
+    """The sub-workflow ended: go on with its result, or fail (FAILED_CHILD_WORKFLOW, or
+    the saga). Still running: show where it stands (e.g. waiting for input) on the
+    parent, or nothing when that is already shown."""
+    runner = StepRunner(defn, record)
+    if not Status(child.status).is_terminal:
+        known = record.runtime.child or {}
+        if known.get("status") == child.status and \
+                known.get("current_step") == child.current_step:
+            return None
+        runtime = record.runtime.copy()
+        runtime.child = {**known, "status": child.status, "current_step": child.current_step}
+        return Transition(update=RecordUpdate.keep(record, runtime=runtime), history=[],
+                          step=runner.step.name)
+    started = time.perf_counter()
+    if child.status == Status.COMPLETED:
+        data = dict(record.state)
+        if _accepts_field(defn, "sub_workflow_results"):
+            results = dict(data.get("sub_workflow_results") or {})
+            results[child.workflow_type] = child.state
+            data["sub_workflow_results"] = results
+        from .values import validated_state
+
+        try:
+            new_state = validated_state(defn, data, runner.step.name)
+        except StepFailed as exc:
+            return await runner.fail(exc, started, retry=False)
+        transition = runner.complete(new_state, child.state, started)
+        transition.add_detail(sub_workflow=child.id)
+        return transition
+    reason = (child.error or {}).get("message")
+    failure = StepFailed(runner.step.name,
+                         f"sub-workflow {child.workflow_type} {child.id} ended {child.status}"
+                         + (f": {reason}" if reason else ""))
+    transition = await runner.fail(failure, started, retry=False, compensate=False)
+    transition.update.status = Status.FAILED_CHILD_WORKFLOW
+    assert transition.update.error is not None
+    transition.update.error.update(type="SubWorkflowFailed", child_id=child.id,
+                                   child_status=child.status)
+    if defn.saga_enabled:
+        await compensate(defn, record, transition)
+    return transition
+
+
+def _accepts_field(defn: WorkflowDefinition, name: str) -> bool:
+    model = defn.state_model
+    return name in model.model_fields or model.model_config.get("extra") == "allow"

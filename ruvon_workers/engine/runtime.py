@@ -1,0 +1,137 @@
+"""The bookkeeping of a run beside its state: attempts, waits, links, fan-out progress.
+
+Stored in the ``runtime`` column as a JSON object whose keys are the field names below;
+a field at its empty value is left out, so a row holds only what applies to it (the
+sweep's SQL reads ``runtime->'parallel'->>'deadline'``). Keys this version does not know
+are kept in ``extra`` and written back unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, TypedDict
+
+
+class Link(TypedDict):
+    """Another workflow this one belongs to (``parent``) or was started by (``spawned_by``)."""
+
+    id: str
+    workflow_type: str
+    step: str
+
+
+class ChildInfo(TypedDict, total=False):
+    """The sub-workflow a PENDING_SUB_WORKFLOW step waits for, as last seen."""
+
+    id: str
+    workflow_type: str
+    status: str
+    current_step: str | None
+
+
+class Execution(TypedDict):
+    """The version a step's first attempt ran at: its retries keep the idempotency key."""
+
+    step: str
+    version: int
+
+
+class HandedFailure(TypedDict):
+    """A failure recorded outside a pool process, whose compensations a pool process runs."""
+
+    step: str
+    error: dict[str, Any]
+
+
+class LoopProgress(TypedDict):
+    step: str
+    index: int
+
+
+class FanOutProgress(TypedDict):
+    step: str
+    total: int
+    deadline: float | None
+
+
+class Inserted(TypedDict):
+    """Steps ``dynamic_injection`` inserted, still to run, and where to go after them."""
+
+    steps: list[str]
+    then: str | None
+
+
+@dataclass(slots=True)
+class Runtime:
+    #: Failed attempts so far of each step (reset when the step completes).
+    attempts: dict[str, int] = field(default_factory=dict)
+    #: Steps completed in order (what a saga compensates, newest first).
+    completed: list[str] = field(default_factory=list)
+    #: Steps whose compensation ran, once the workflow rolled back.
+    compensated: list[str] | None = None
+    #: The step a WAITING_HUMAN_INPUT workflow waits at (or what a pause said it waits for).
+    waiting_for: str | None = None
+    #: Why an operator must move it on when no input is asked for ("automate_next").
+    waiting_reason: str | None = None
+    #: Input handed over by ``resume``, for the step's next run.
+    pending_input: dict[str, Any] | None = None
+    execution: Execution | None = None
+    #: Pool processes lost under each step.
+    lost: dict[str, int] = field(default_factory=dict)
+    compensate: HandedFailure | None = None
+    child: ChildInfo | None = None
+    parent: Link | None = None
+    spawned_by: Link | None = None
+    #: FIRE_AND_FORGET step -> the workflow it started.
+    spawned: dict[str, str] = field(default_factory=dict)
+    loop: LoopProgress | None = None
+    parallel: FanOutProgress | None = None
+    inserted: Inserted | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | Runtime | None) -> Runtime:
+        if isinstance(data, Runtime):
+            return data
+        if not data:
+            return cls()
+        known = {k: v for k, v in data.items() if k in _FIELDS}
+        extra = {k: v for k, v in data.items() if k not in _FIELDS}
+        return cls(**known, extra=extra)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dict(self.extra)
+        for name in _FIELDS:
+            value = getattr(self, name)
+            if value is not None and value != {} and value != []:
+                out[name] = value
+        return out
+
+    def copy(self) -> Runtime:
+        """A copy whose containers can be changed without touching this one."""
+        return Runtime(
+            attempts=dict(self.attempts), completed=list(self.completed),
+            compensated=None if self.compensated is None else list(self.compensated),
+            waiting_for=self.waiting_for, waiting_reason=self.waiting_reason,
+            pending_input=self.pending_input, execution=self.execution, lost=dict(self.lost),
+            compensate=self.compensate, child=None if self.child is None else {**self.child},
+            parent=self.parent, spawned_by=self.spawned_by, spawned=dict(self.spawned),
+            loop=self.loop, parallel=self.parallel, inserted=self.inserted,
+            extra=dict(self.extra))
+
+    def after_step(self, step: str, *, completed: bool) -> Runtime:
+        """The bookkeeping once ``step`` has run: its attempt count, input, waits and
+        hand-overs cleared; if it ``completed``, its loop or fan-out progress too, and it
+        joins ``completed``."""
+        runtime = self.copy()
+        runtime.attempts.pop(step, None)
+        runtime.pending_input = runtime.waiting_reason = None
+        runtime.child = runtime.execution = runtime.compensate = None
+        runtime.lost = {}
+        if completed:
+            runtime.loop = runtime.parallel = None
+            runtime.completed.append(step)
+        return runtime
+
+
+_FIELDS = tuple(f.name for f in fields(Runtime) if f.name != "extra")

@@ -1,0 +1,50 @@
+"""CRON_SCHEDULE: register a schedule and move on; the fleet's scheduler fires it.
+
+The caller stores ``Transition.schedule`` (by name, so a re-run stores the same one).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from ...definitions.models import StepDefinition
+from .base import Problem, StepKind
+from .fire_and_forget import rendered_data
+
+if TYPE_CHECKING:
+    from ..runner import StepRunner
+    from ..transition import Transition
+
+
+class CronScheduleStep(StepKind):
+    required_fields = ("target_workflow_type", "cron_expression")
+
+    def problems(self, step: StepDefinition) -> Iterable[Problem]:
+        from ...scheduling import cron_problem
+
+        problem = cron_problem(step.cron_expression) if step.cron_expression else None
+        if problem:
+            yield "cron_expression", problem
+
+    async def run(self, runner: StepRunner, state: BaseModel, validated: BaseModel | None,
+                  started: float) -> Transition:
+        from ...scheduling import next_tick
+
+        step = runner.step
+        next_run = next_tick(step.cron_expression or "", dt.datetime.now(dt.UTC))
+        schedule: dict[str, Any] = {
+            "name": step.schedule_name or f"{runner.record.workflow_type}.{step.name}",
+            "workflow_type": step.target_workflow_type,
+            "cron_expression": step.cron_expression,
+            "initial_data": rendered_data(runner),
+            "next_run_at": next_run,
+            "created_by": runner.record.id,
+        }
+        transition = runner.complete(runner.record.state, None, started)
+        transition.schedule = schedule
+        transition.add_detail(schedule=schedule["name"], next_run_at=next_run.isoformat())
+        return transition

@@ -1,0 +1,89 @@
+"""The state and input of a step: validate, call, merge, check it can be stored."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ..definitions.models import StepDefinition, WorkflowDefinition
+from ..errors import InvalidStateError, StepFailed
+from ..utils.serialization import NUL_REFUSED, nul_path
+from .context import StepContext
+from .records import WorkflowRecord
+
+
+def check_storable(data: Any, step_name: str, what: str = "state field") -> None:
+    """Refuse data PostgreSQL cannot store (a NUL character in a string), naming where."""
+    path = nul_path(data)
+    if path is not None:
+        raise StepFailed(step_name, f"{what} '{path}' {NUL_REFUSED}; remove it in the step "
+                                    "(e.g. value.replace('\\x00', ''))")
+
+
+async def call_step_function(fn: Any, state: Any, context: StepContext,
+                             kwargs: dict[str, Any]) -> Any:
+    """``fn(state, context, **kwargs)``, awaited if it is a coroutine."""
+    result = fn(state, context, **kwargs)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+def validate_input(defn: WorkflowDefinition, step: StepDefinition,
+                   user_input: dict[str, Any]) -> BaseModel | None:
+    """Check input for ``step``; raise :class:`InvalidStateError` naming each field."""
+    missing = [key for key in step.required_input if key not in user_input]
+    if missing:
+        raise InvalidStateError(
+            f"Input for step '{step.name}'",
+            [{"loc": (key,), "msg": "Field required"} for key in missing],
+        )
+    unstorable = nul_path(user_input)
+    if unstorable is not None:
+        raise InvalidStateError(
+            f"Input for step '{step.name}'",
+            [{"loc": (unstorable,), "msg": NUL_REFUSED}])
+    model = defn.input_models.get(step.name)
+    if model is None:
+        return None
+    try:
+        return model.model_validate(user_input)
+    except ValidationError as exc:
+        raise InvalidStateError.from_validation_error(
+            f"Input for step '{step.name}'", exc) from None
+
+
+def merge_result(defn: WorkflowDefinition, state: BaseModel, result: Any,
+                 step_name: str) -> dict[str, Any]:
+    """Merge a step's returned dict (and in-place changes) into the state; re-validate."""
+    # The live field values (not a dump): in-place changes are kept, and nested models
+    # are not validated again unless the step replaced them.
+    data = {**state.__dict__, **(state.__pydantic_extra__ or {})}
+    if isinstance(result, BaseModel):
+        result = result.model_dump()
+    if isinstance(result, dict):
+        data.update(result)
+    elif result is not None:
+        raise StepFailed(step_name, f"returned {type(result).__name__}; a step returns a dict "
+                                    "of state fields to merge, or None")
+    return validated_state(defn, data, step_name)
+
+
+def validated_state(defn: WorkflowDefinition, data: dict[str, Any], step_name: str
+                    ) -> dict[str, Any]:
+    """``data`` validated by the state model, as stored (JSON types, storable)."""
+    try:
+        validated = defn.state_model.model_validate(data)
+    except ValidationError as exc:
+        err = InvalidStateError.from_validation_error(
+            f"Step '{step_name}' produced a state that {defn.state_model.__name__} rejects", exc)
+        raise StepFailed(step_name, str(err)) from None
+    dumped: dict[str, Any] = validated.model_dump(mode="json")
+    check_storable(dumped, step_name)
+    return dumped
+
+
+def load_state(defn: WorkflowDefinition, record: WorkflowRecord) -> BaseModel:
+    return defn.state_model.model_validate(record.state)

@@ -1,0 +1,69 @@
+"""Operator requests (resume, cancel, retry) applied to a stored run, racing whatever
+else moves it: load, decide, compare-and-set, and again on a lost race."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from ..definitions.models import WorkflowDefinition
+from ..engine import machine
+from ..engine.machine import Cancel, Resume, Retry
+from ..engine.records import WorkflowRecord
+from ..engine.transition import Transition
+from ..errors import InvalidTransition, StaleStateError, WorkflowNotFound
+from ..persistence.base import PersistenceProvider
+
+#: Compare-and-set attempts for operator actions racing the fleet.
+CAS_ATTEMPTS = 5
+
+
+#: ``due_in(record, transition)``: the lease of the committed row (see ``fleet.leases``).
+DueIn = Callable[[WorkflowRecord, Transition], float | None]
+
+
+def _never(record: WorkflowRecord, transition: Transition) -> float | None:
+    return None
+
+
+async def apply_event(store: PersistenceProvider,
+                      definition: Callable[[str], WorkflowDefinition], workflow_id: str,
+                      event: Resume | Cancel | Retry, *, due_in: DueIn = _never,
+                      ) -> tuple[WorkflowRecord, Transition]:
+    """Apply ``event`` to the stored run; ``(the run as committed, the transition)``."""
+    for _ in range(CAS_ATTEMPTS):
+        record = await store.load_workflow(workflow_id)
+        if record is None:
+            raise WorkflowNotFound(workflow_id)
+        defn = definition(record.workflow_type)
+        if isinstance(event, Resume):
+            transition = machine.resume(defn, record, event.user_input)
+        elif isinstance(event, Cancel):
+            transition = machine.cancel(record, event.reason)
+        else:
+            transition = machine.retry(defn, record, event.from_step)
+        transition.update.due_in = due_in(record, transition)
+        try:
+            version = await store.apply(record.id, record.version, transition.update,
+                                        transition.history)
+        except StaleStateError:
+            continue
+        return transition.update.applied_to(record, version), transition
+    raise StaleStateError(workflow_id, -1)
+
+
+async def cancel_tree(store: PersistenceProvider,
+                      definition: Callable[[str], WorkflowDefinition], workflow_id: str,
+                      reason: str, ended: Callable[[WorkflowRecord], Awaitable[None]], *,
+                      due_in: DueIn = _never) -> WorkflowRecord:
+    """Cancel the run, then the sub-workflow it waits for (and so on down); ``ended`` is
+    awaited for each run cancelled, after its commit."""
+    record, transition = await apply_event(store, definition, workflow_id, Cancel(reason),
+                                           due_in=due_in)
+    await ended(record)
+    if transition.cancel_child:
+        try:
+            await cancel_tree(store, definition, transition.cancel_child,
+                              f"parent {record.id} cancelled: {reason}", ended, due_in=due_in)
+        except (InvalidTransition, WorkflowNotFound):
+            pass  # it had ended already
+    return record
