@@ -13,7 +13,7 @@ from psycopg.types.json import Jsonb, set_json_dumps, set_json_loads
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from ..engine.records import HistoryEntry, RecordUpdate, WorkflowRecord
-from ..errors import RuvonError, StaleStateError, UnstorableValue
+from ..errors import DatabaseError, RuvonError, StaleStateError, UnstorableValue
 from ..utils.serialization import deserialize, dumps_bytes
 from . import sql
 from .base import DueStep, same_workflow
@@ -22,10 +22,6 @@ _RECORD_COLUMNS = 14
 
 # Observers receive (operation, seconds) for every query; metrics hang off this.
 QUERY_OBSERVERS: list[Callable[[str, float], None]] = []
-
-
-class DatabaseError(RuvonError):
-    """PostgreSQL could not be reached or refused a query."""
 
 
 def _env_number(name: str, given: float | None, default: float) -> float:
