@@ -15,9 +15,8 @@ from typing import Any
 from ..builder import WorkflowBuilder
 from ..engine.executor import StepRunner, Transition
 from ..engine.records import WorkflowRecord
-from ..errors import RuvonError, StepFailed
+from ..errors import DatabaseError, RuvonError, StepFailed
 from ..persistence.base import PersistenceProvider
-from ..persistence.postgres import DatabaseError
 
 
 async def prepare(builder: WorkflowBuilder, persistence: PersistenceProvider,

@@ -17,8 +17,7 @@ from celery.worker.state import task_ready
 from kombu import Exchange, Queue
 
 from ..definitions import Registry, StepDefinition, load_registry
-from ..errors import RuvonError
-from ..persistence.postgres import DatabaseError
+from ..errors import DatabaseError, RuvonError
 from ..settings import broker_url, float_env, registry_path
 from ..utils.serialization import _env_flag
 from .runtime import runtime_for
