@@ -2,18 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
-from .utils.serialization import _env_flag
-
-if _env_flag("RUVON_USE_UVLOOP") and os.name != "nt":
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:  # stdlib asyncio then
-        pass
-
 from .builder import WorkflowBuilder
 from .directives import (
     StartSubWorkflowDirective,

@@ -15,11 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import RuvonError
-
-
-class EmbeddedUnavailable(RuvonError):
-    pass
+from .errors import EmbeddedUnavailable
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 class RuvonError(Exception):
@@ -91,10 +92,6 @@ class StaleStateError(RuvonError):
         )
 
 
-class DatabaseError(RuvonError):
-    """PostgreSQL could not be reached or refused a query."""
-
-
 class UnstorableValue(RuvonError):
     """The database refused a value (e.g. a string PostgreSQL cannot hold); retrying the
     same write cannot succeed."""
@@ -158,3 +155,64 @@ class MergeConflict(StepFailed):
 
 class WorkerLost(RuvonError):
     """The pool process running a step died under it (e.g. killed for memory)."""
+
+
+class ConfigurationError(RuvonError):
+    """A required setting is missing or malformed."""
+
+
+class EmbeddedUnavailable(RuvonError):
+    """The embedded PostgreSQL or Redis was needed but is not installed."""
+
+
+class DatabaseError(RuvonError):
+    """PostgreSQL could not be reached or refused a query."""
+
+
+class ConditionError(RuvonError, ValueError):
+    """An expression is outside the grammar, or cannot be evaluated."""
+
+
+class HttpRequestFailed(RuvonError):
+    """The request got a non-2xx answer, timed out, or could not be sent."""
+
+    def __init__(self, method: str, url: str, *, status_code: int | None = None,
+                 body_excerpt: str | None = None, reason: str = "", retryable: bool = False):
+        self.method = method
+        self.url = url
+        self.status_code = status_code
+        self.body_excerpt = body_excerpt
+        self.reason = reason
+        self.retryable = retryable
+        if status_code is not None:
+            message = f"{method} {url} returned {status_code}: {body_excerpt or ''}"
+        else:
+            message = f"{method} {url} failed: {reason}"
+        super().__init__(message)
+
+    def __reduce__(self) -> Any:
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+class TemplateRefused(RuvonError):
+    """A template of the step was refused by the sandbox or could not be rendered."""
+
+    retryable = False
+
+    def __init__(self, step: str, field: str, reason: str, *, refused: bool = False):
+        self.step = step
+        self.field = field
+        self.reason = reason
+        verdict = "is refused" if refused else "cannot be rendered"
+        super().__init__(f"step '{step}': {field} template {verdict}: {reason}")
+
+    def __reduce__(self) -> Any:
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[RuvonError], args: tuple[Any, ...], fields: dict[str, Any]) -> RuvonError:
+    # The constructors take fields, not the message, so pickle's default cls(*args) fails.
+    exc = cls.__new__(cls)
+    exc.args = args
+    exc.__dict__.update(fields)
+    return exc

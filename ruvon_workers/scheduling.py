@@ -16,9 +16,8 @@ from typing import Any
 
 from croniter import croniter
 
-from .errors import UnknownWorkflowType
+from .errors import DatabaseError, UnknownWorkflowType
 from .persistence.base import PersistenceProvider
-from .persistence.postgres import DatabaseError
 
 log = logging.getLogger("ruvon.scheduler")
 

@@ -6,13 +6,9 @@ import os
 from importlib import resources
 from pathlib import Path
 
-from .errors import RuvonError
+from .errors import ConfigurationError
 
 DEFAULT_QUEUE = "ruvon"
-
-
-class ConfigurationError(RuvonError):
-    """A required setting is missing or malformed."""
 
 
 def database_url(given: str | None = None, *, required: bool = True) -> str | None:

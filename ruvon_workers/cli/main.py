@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
+from ..utils.loop import install_uvloop
 from .bench import bench
 from .db import db
 from .definitions import validate
@@ -36,6 +37,7 @@ for command in (validate, db, demo, bench, worker, health, start, show, list_, r
 
 
 def main() -> None:
+    install_uvloop()  # RUVON_USE_UVLOOP; importing the package does not
     cli(prog_name="ruvon-workers")
 
 

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import (
+    DatabaseError,
     DefinitionError,
     InvalidStateError,
     InvalidTransition,
@@ -44,8 +45,6 @@ def exit_code_for(exc: BaseException) -> int:
         return EXIT_INVALID
     if isinstance(exc, InvalidTransition):
         return EXIT_CONFLICT
-    from ..persistence.postgres import DatabaseError
-
     if isinstance(exc, DatabaseError | ConnectionError | OSError):
         return EXIT_UNAVAILABLE
     return EXIT_FAILED

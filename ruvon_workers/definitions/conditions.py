@@ -16,6 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from ..errors import ConditionError
+
 _COMPARE = {
     ast.Eq: operator.eq,
     ast.NotEq: operator.ne,
@@ -30,10 +32,6 @@ _COMPARE = {
 }
 _CONSTANT_NAMES = {"true": True, "false": False, "null": None, "none": None}
 _MISSING = object()
-
-
-class ConditionError(ValueError):
-    """An expression is outside the grammar, or cannot be evaluated."""
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,8 @@
 """The HTTP step type: render the request from templates, send it, shape the response.
 
+httpx is imported when a request is sent: loading a registry that has HTTP steps (checking
+their configs, computing their retry policies) does not import it.
+
 Templates are Jinja2 in an immutable sandbox with ``state``, ``secrets`` and
 ``workflow_id`` in scope. Secret values never leave this module in an error message:
 every value read while rendering is replaced by ``***``.
@@ -13,17 +16,19 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
-import httpx
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import ValidationError
 
 from ..definitions.models import RetryPolicy, StepDefinition
-from ..errors import RuvonError
+from ..errors import HttpRequestFailed, TemplateRefused
+
+if TYPE_CHECKING:
+    import httpx
 
 # httpx logs every request URL at INFO (httpcore at DEBUG); URLs may carry secrets.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -42,51 +47,6 @@ MAX_REDIRECTS = 5
 
 _ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False,
                                      keep_trailing_newline=True)
-
-
-class HttpRequestFailed(RuvonError):
-    """The request got a non-2xx answer, timed out, or could not be sent."""
-
-    def __init__(self, method: str, url: str, *, status_code: int | None = None,
-                 body_excerpt: str | None = None, reason: str = "", retryable: bool = False):
-        self.method = method
-        self.url = url
-        self.status_code = status_code
-        self.body_excerpt = body_excerpt
-        self.reason = reason
-        self.retryable = retryable
-        if status_code is not None:
-            message = f"{method} {url} returned {status_code}: {body_excerpt or ''}"
-        else:
-            message = f"{method} {url} failed: {reason}"
-        super().__init__(message)
-
-    def __reduce__(self) -> Any:
-        return (_rebuild, (type(self), self.args, self.__dict__))
-
-
-class TemplateRefused(RuvonError):
-    """A template of the step was refused by the sandbox or could not be rendered."""
-
-    retryable = False
-
-    def __init__(self, step: str, field: str, reason: str, *, refused: bool = False):
-        self.step = step
-        self.field = field
-        self.reason = reason
-        verdict = "is refused" if refused else "cannot be rendered"
-        super().__init__(f"step '{step}': {field} template {verdict}: {reason}")
-
-    def __reduce__(self) -> Any:
-        return (_rebuild, (type(self), self.args, self.__dict__))
-
-
-def _rebuild(cls: type[RuvonError], args: tuple[Any, ...], fields: dict[str, Any]) -> RuvonError:
-    # The constructors take fields, not the message, so pickle's default cls(*args) fails.
-    exc = cls.__new__(cls)
-    exc.args = args
-    exc.__dict__.update(fields)
-    return exc
 
 
 # --- load-time checks ----------------------------------------------------------------------
@@ -313,6 +273,8 @@ async def run_http_step(step: StepDefinition, state: dict[str, Any], *, workflow
 
     Raises :class:`TemplateRefused` (never retryable) or :class:`HttpRequestFailed`.
     """
+    import httpx
+
     config = step.http_config or {}
     renderer = _Renderer(step.name, state, workflow_id)
     method = str(config.get("method", "GET")).upper()
@@ -373,6 +335,8 @@ async def _send_following(client: httpx.AsyncClient, request: httpx.Request,
     httpx drops ``Authorization`` on a redirect to another origin; here every header that
     carries a secret is dropped too, so an API key never reaches a host the step did not
     name."""
+    import httpx
+
     response = await client.send(request, stream=True)
     for _ in range(MAX_REDIRECTS if follow else 0):
         following = response.next_request
@@ -420,6 +384,8 @@ def _display_url(url: str) -> str:
 
 
 def _kind(exc: Exception, timeout: float) -> str:
+    import httpx
+
     if isinstance(exc, httpx.TimeoutException):
         return f"timed out after {timeout:g}s ({type(exc).__name__})"
     detail = str(exc)
@@ -427,6 +393,8 @@ def _kind(exc: Exception, timeout: float) -> str:
 
 
 def _transient(exc: Exception) -> bool:
+    import httpx
+
     return isinstance(exc, httpx.TimeoutException | httpx.NetworkError
                       | httpx.RemoteProtocolError | httpx.ProxyError)
 

@@ -11,15 +11,15 @@ from collections.abc import Callable
 from typing import Any
 
 from billiard.exceptions import TimeLimitExceeded, WorkerLostError
-from celery import Celery, Task
+from celery import Celery, Task, signals
 from celery.worker.request import Request
 from celery.worker.state import task_ready
 from kombu import Exchange, Queue
 
 from ..definitions import Registry, StepDefinition, load_registry
-from ..errors import RuvonError
-from ..persistence.postgres import DatabaseError
+from ..errors import DatabaseError, RuvonError
 from ..settings import broker_url, float_env, registry_path
+from ..utils.loop import install_uvloop
 from ..utils.serialization import _env_flag
 from .runtime import runtime_for
 from .settings import HARD_LIMIT_GRACE, FleetSettings, step_task_name
@@ -29,6 +29,13 @@ log = logging.getLogger("ruvon.fleet")
 START_TASK = "ruvon.start_workflow"
 RESUME_TASK = "ruvon.resume_workflow"
 CANCEL_TASK = "ruvon.cancel_workflow"
+
+
+@signals.worker_init.connect(weak=False)
+def _worker_event_loop(**_: Any) -> None:
+    # A worker started as `celery -A ruvon_workers.fleet.app worker` (not through the
+    # ruvon-workers command) installs uvloop too, before its pool processes fork.
+    install_uvloop()
 
 
 def create_app(registry: Registry | None = None, broker: str | None = None,

@@ -7,6 +7,7 @@ from typing import Any
 
 from celery import Celery, signals
 
+from ..utils.loop import install_uvloop
 from .background import Heartbeat, Scheduler, Sweeper
 
 log = logging.getLogger("ruvon.worker")
@@ -90,5 +91,6 @@ def run_worker(app: Celery, argv: list[str], *, sweep: bool = True) -> None:
 
     from . import transport
 
+    install_uvloop()  # pool processes inherit the policy
     transport.install()
     app.worker_main(argv)

@@ -1,4 +1,10 @@
-"""PostgreSQL store: psycopg 3, an async connection pool, orjson at the boundary."""
+"""PostgreSQL store: psycopg 3, an async connection pool, orjson at the boundary.
+
+This module is the only one that sees the driver's errors: every ``psycopg.Error`` (the
+pool's ``PoolTimeout``, ``TooManyRequests`` and ``PoolClosed`` among them) leaves it as
+:class:`~ruvon_workers.errors.UnstorableValue` (a value PostgreSQL refuses: retrying
+cannot help) or :class:`~ruvon_workers.errors.DatabaseError` (the fleet retries it).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,13 @@ from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb, set_json_dumps, set_json_loads
-from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from psycopg_pool import (
+    AsyncConnectionPool,
+    ConnectionPool,
+    PoolClosed,
+    PoolTimeout,
+    TooManyRequests,
+)
 
 from ..engine.records import HistoryEntry, RecordUpdate, WorkflowRecord
 from ..engine.runtime import Runtime
@@ -73,7 +85,11 @@ class PostgresPersistenceProvider:
         pool_command_timeout: float | None = None,
         pool_max_queries: int | None = None,
         pool_max_inactive_lifetime: float | None = None,
+        *,
+        pool_timeout: float | None = None,
     ):
+        """``pool_timeout``: seconds to wait for a free connection before giving up with
+        :class:`DatabaseError` (default: the command timeout, at least 5)."""
         self.db_url = db_url
         self.pool_min_size = int(_env_number("POSTGRES_POOL_MIN_SIZE", pool_min_size, 10))
         self.pool_max_size = int(_env_number("POSTGRES_POOL_MAX_SIZE", pool_max_size, 50))
@@ -84,6 +100,8 @@ class PostgresPersistenceProvider:
                                                 50000))
         self.pool_max_inactive_lifetime = _env_number("POSTGRES_POOL_MAX_INACTIVE_LIFETIME",
                                                       pool_max_inactive_lifetime, 300)
+        self.pool_timeout = (pool_timeout if pool_timeout is not None
+                             else max(self.pool_command_timeout, 5.0))
         self._pool: AsyncConnectionPool | None = None
         self._uses: dict[int, int] = {}
 
@@ -93,7 +111,7 @@ class PostgresPersistenceProvider:
             "min_size": self.pool_min_size,
             "max_size": self.pool_max_size,
             "max_idle": self.pool_max_inactive_lifetime,
-            "timeout": max(self.pool_command_timeout, 5.0),
+            "timeout": self.pool_timeout,
             "kwargs": {"autocommit": True, "options": f"-c statement_timeout={timeout_ms}"},
             "open": False,
             "name": "ruvon",
@@ -102,6 +120,42 @@ class PostgresPersistenceProvider:
     def _unreachable(self, exc: Exception) -> DatabaseError:
         return DatabaseError(f"Cannot connect to PostgreSQL at {_redact(self.db_url)}: {exc}. "
                              "Check DATABASE_URL and that the server is running.")
+
+    def _translate(self, operation: str, exc: psycopg.Error) -> RuvonError:
+        """The driver's error as ours: a value PostgreSQL refuses is :class:`UnstorableValue`
+        (the same write cannot succeed), anything else a :class:`DatabaseError` that says
+        what to do."""
+        if isinstance(exc, psycopg.DataError):
+            return UnstorableValue(operation, str(exc).strip())
+        # The server's own message without the quoted statement; the client's otherwise.
+        detail = exc.diag.message_primary or str(exc).strip() or type(exc).__name__
+        if isinstance(exc, PoolTimeout | TooManyRequests):
+            return DatabaseError(
+                f"No free PostgreSQL connection for {operation}: {detail}. All "
+                f"{self.pool_max_size} connections of this process's pool are in use: raise "
+                "POSTGRES_POOL_MAX_SIZE (or run fewer steps at once per process), and check "
+                f"that the server at {_redact(self.db_url)} answers.")
+        if isinstance(exc, PoolClosed):
+            return DatabaseError(f"Cannot run {operation}: the connection pool is closed "
+                                 f"({detail}). Call `await persistence.initialize()` before "
+                                 "using the store again.")
+        if isinstance(exc, psycopg.errors.QueryCanceled):
+            return DatabaseError(f"PostgreSQL cancelled {operation}: {detail}. A statement "
+                                 "may take at most POSTGRES_POOL_COMMAND_TIMEOUT "
+                                 f"({self.pool_command_timeout:g}s): raise it, or check the "
+                                 "server's load.")
+        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+            return DatabaseError(f"PostgreSQL error during {operation}: {detail}. Check "
+                                 f"DATABASE_URL ({_redact(self.db_url)}) and that the server "
+                                 "is running.")
+        if isinstance(exc, psycopg.errors.UndefinedTable | psycopg.errors.UndefinedColumn
+                      | psycopg.errors.UndefinedFunction):
+            return DatabaseError(f"PostgreSQL error during {operation}: {detail}. The schema "
+                                 f"of {_redact(self.db_url)} is missing or older than this "
+                                 "version: apply it with `ruvon-workers db migrate`.")
+        return DatabaseError(f"PostgreSQL error during {operation}: {detail}. If the schema "
+                             "is older than this version, apply it with `ruvon-workers db "
+                             "migrate`.")
 
     @property
     def pool(self) -> AsyncConnectionPool:
@@ -136,6 +190,20 @@ class PostgresPersistenceProvider:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection]:
+        """A connection of the pool; failing to get one raises :class:`DatabaseError`.
+        Errors of the queries run on it are the caller's to translate."""
+        checked_out = False
+        try:
+            async with self._connection() as conn:
+                checked_out = True
+                yield conn
+        except psycopg.Error as exc:
+            if checked_out:
+                raise
+            raise self._translate("a connection checkout", exc) from exc
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection]:
         async with self.pool.connection() as conn:
             yield conn
             # Recycle a connection after pool_max_queries uses (asyncpg's max_queries).
@@ -152,10 +220,8 @@ class PostgresPersistenceProvider:
         started = time.perf_counter()
         try:
             result = await self._query(sql.query(name), params, many)
-        except psycopg.OperationalError as exc:
-            raise DatabaseError(f"PostgreSQL error during {operation}: {exc}") from exc
-        except psycopg.DataError as exc:
-            raise UnstorableValue(operation, str(exc).strip()) from exc
+        except psycopg.Error as exc:
+            raise self._translate(operation, exc) from exc
         finally:
             elapsed = time.perf_counter() - started
             for observe in QUERY_OBSERVERS:
@@ -168,7 +234,8 @@ class PostgresPersistenceProvider:
         yield
 
     async def _query(self, query: str, params: dict[str, Any], many: bool | None) -> Any:
-        async with self.connection() as conn:
+        # Raw: _fetch translates errors, naming its operation.
+        async with self._connection() as conn:
             cur = await conn.execute(query, params, prepare=True)
             if many is None:
                 return None
@@ -405,12 +472,21 @@ class BlockingPostgresPersistenceProvider(PostgresPersistenceProvider):
         if self._pinned is not None:
             yield
             return
-        with self._checkout() as conn:
-            self._pinned = conn
-            try:
-                yield
-            finally:
-                self._pinned = None
+        checked_out = False
+        try:
+            with self._checkout() as conn:
+                checked_out = True
+                self._pinned = conn
+                try:
+                    yield
+                finally:
+                    self._pinned = None
+        except psycopg.Error as exc:
+            # Only the checkout is translated here: the step's own queries went through
+            # _fetch, and whatever else the step raised is not the store's to change.
+            if checked_out:
+                raise
+            raise self._translate("a step's connection checkout", exc) from exc
 
     @contextmanager
     def _checkout(self) -> Iterator[psycopg.Connection]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import psycopg
 import pytest
@@ -126,3 +127,96 @@ async def test_unknown_or_malformed_id(pg_persistence) -> None:  # type: ignore[
     assert await pg_persistence.load_workflow("7a3c1a8e-7d1f-4d55-9f1e-1d1a1d1a1d1a") is None
     with pytest.raises(WorkflowNotFound):
         await pg_persistence.load_workflow("not-a-uuid")
+
+
+# -- driver errors are translated at the store's boundary ----------------------------------
+
+class _Outbox:
+    """Stands in for the broker."""
+
+    def step(self, *args: object, **kwargs: object) -> None:
+        raise AssertionError("nothing should be sent")
+
+
+async def test_a_pool_timeout_around_a_step_is_a_database_error(database_url: str) -> None:
+    """Its only connection taken, the blocking store (prefork workers) raises DatabaseError
+    on entering pinned(), which wraps a whole step: the fleet's step task retries that,
+    where psycopg_pool's PoolTimeout made it drop the message."""
+    from psycopg_pool import PoolTimeout
+
+    from ruvon_workers.definitions import load_registry
+    from ruvon_workers.errors import DatabaseError
+    from ruvon_workers.fleet.coordinator import Coordinator
+    from ruvon_workers.fleet.settings import FleetSettings
+    from ruvon_workers.persistence.postgres import BlockingPostgresPersistenceProvider
+
+    from ..helpers import FLEET_REGISTRY
+
+    store = BlockingPostgresPersistenceProvider(database_url, pool_min_size=1, pool_max_size=1,
+                                                pool_timeout=0.3)
+    await store.initialize()
+    settings = FleetSettings("q", lease_seconds=300, sweep_interval=10, max_countdown=60)
+    coordinator = Coordinator(load_registry(FLEET_REGISTRY), store, _Outbox(),  # type: ignore[arg-type]
+                              settings)
+    unknown = str(uuid.uuid4())
+
+    def enter_pinned() -> None:
+        with store.pinned():
+            raise AssertionError("pinned() got a connection")
+
+    try:
+        assert store._sync_pool is not None
+        with store._sync_pool.connection():  # hold the pool's only connection
+            with pytest.raises(DatabaseError, match="POSTGRES_POOL_MAX_SIZE") as info:
+                await asyncio.to_thread(enter_pinned)
+            assert isinstance(info.value.__cause__, PoolTimeout)
+            assert "a step's connection checkout" in str(info.value)
+            with pytest.raises(DatabaseError, match="POSTGRES_POOL_MAX_SIZE"):
+                await coordinator.handle_step(unknown, "Tick", 0)
+            with pytest.raises(DatabaseError, match="load_workflow"):
+                await store.load_workflow(unknown)
+        # Free again: a step gets its connection.
+        report = await coordinator.handle_step(unknown, "Tick", 0)
+        assert report.applied is False and report.reason == "unknown workflow"
+    finally:
+        await store.close()
+
+
+async def test_a_pool_timeout_of_the_async_store_is_a_database_error(database_url: str) -> None:
+    from ruvon_workers.errors import DatabaseError
+
+    store = PostgresPersistenceProvider(database_url, pool_min_size=1, pool_max_size=1,
+                                        pool_timeout=0.3)
+    await store.initialize()
+    try:
+        async with store.pool.connection():  # hold the pool's only connection
+            with pytest.raises(DatabaseError, match="POSTGRES_POOL_MAX_SIZE"):
+                async with store.connection():
+                    raise AssertionError("connection() got a connection")
+            with pytest.raises(DatabaseError, match="No free PostgreSQL connection for "
+                                                   "load_workflow"):
+                await store.load_workflow(str(uuid.uuid4()))
+        async with store.connection() as conn:  # free again
+            cur = await conn.execute("SELECT 1")
+            assert (await cur.fetchone()) == (1,)
+    finally:
+        await store.close()
+
+
+async def test_driver_errors_other_than_data_errors_are_database_errors(
+        database_url: str, pg_persistence: PostgresPersistenceProvider) -> None:
+    """A missing table (ProgrammingError), a closed pool: DatabaseError naming the fix."""
+    from ruvon_workers.errors import DatabaseError
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE workflow_step_history CASCADE")
+    with pytest.raises(DatabaseError, match=r"history: .*ruvon-workers db migrate") as info:
+        await pg_persistence.history(str(uuid.uuid4()))
+    assert isinstance(info.value.__cause__, psycopg.errors.UndefinedTable)
+
+    closed = PostgresPersistenceProvider(database_url, pool_min_size=1, pool_max_size=1)
+    await closed.initialize()
+    pool = closed.pool
+    await pool.close()
+    with pytest.raises(DatabaseError, match="pool is closed"):
+        await closed.load_workflow(str(uuid.uuid4()))
