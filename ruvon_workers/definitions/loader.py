@@ -7,7 +7,7 @@ print them all; each names the file, the step and the field (and the line when k
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +38,9 @@ class _LineLoader(yaml.SafeLoader):
     """A safe loader that remembers the line where each mapping starts."""
 
 
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
-    mapping: dict[str, Any] = loader.construct_mapping(node, deep=True)  # type: ignore[assignment]
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Hashable, Any]:
+    # A YAML mapping's keys are any hashable scalar (``1: x``), not only strings.
+    mapping = loader.construct_mapping(node, deep=True)
     mapping[_LINE] = node.start_mark.line + 1
     return mapping
 
@@ -81,7 +82,7 @@ class Registry:
     def __contains__(self, workflow_type: object) -> bool:
         return workflow_type in self.workflows
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[WorkflowDefinition]:
         return iter(self.workflows.values())
 
     def get(self, workflow_type: str) -> WorkflowDefinition:
