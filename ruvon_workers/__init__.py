@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from .utils.serialization import _env_flag
 
@@ -32,6 +33,9 @@ from .errors import (
     WorkflowNotFound,
 )
 from .workflow import Workflow
+
+if TYPE_CHECKING:  # loaded lazily by __getattr__ below; imported here for type checkers
+    from .client import AsyncClient, Client
 
 __version__ = "0.1.0"
 
