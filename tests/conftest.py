@@ -103,7 +103,7 @@ async def pg_persistence(database_url: str) -> AsyncIterator[PostgresPersistence
 
 
 @pytest.fixture(params=["memory", "postgres"])
-async def persistence(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+async def persistence(request: pytest.FixtureRequest):
     """Both stores; the PostgreSQL one on a fresh database."""
     if request.param == "memory":
         yield MemoryPersistenceProvider()

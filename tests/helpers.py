@@ -36,7 +36,7 @@ def builder_for(tmp_path: Path, steps: str, *, saga: bool = False) -> WorkflowBu
 FLEET_REGISTRY = Path(__file__).resolve().parent / "fixtures" / "fleet" / "workflow_registry.yaml"
 
 
-async def create_in_process(builder, persistence, workflow_type, data):  # type: ignore[no-untyped-def]
+async def create_in_process(builder, persistence, workflow_type, data):
     """A new workflow on ``persistence`` that runs in-process (``SyncExecutionProvider``)."""
     from ruvon_workers.execution import SyncExecutionProvider
 
@@ -44,7 +44,7 @@ async def create_in_process(builder, persistence, workflow_type, data):  # type:
                                          execution_provider=SyncExecutionProvider())
 
 
-async def run_while_active(wf):  # type: ignore[no-untyped-def]
+async def run_while_active(wf):
     """Step ``wf`` until it ends, waits or fails."""
     while wf.status == "ACTIVE":
         await wf.next_step()

@@ -51,7 +51,7 @@ def _wait_for_in_flight(fleet_env: dict[str, str], workflow_id: str, step: str,
     raise AssertionError(f"no {step} item was in flight:\n{worker.log()}")
 
 
-def test_parallel_50_branches_survive_a_kill_mid_fan_out(client: Client, start_worker,  # type: ignore[no-untyped-def]
+def test_parallel_50_branches_survive_a_kill_mid_fan_out(client: Client, start_worker,
                                                          fleet_env, monkeypatch) -> None:
     monkeypatch.setenv("RUVON_LEASE_SECONDS", "4")
     env = {**RECOVERY, "RUVON_TEST_STEP_SLEEP": "0.3"}
@@ -84,7 +84,7 @@ def test_parallel_50_branches_survive_a_kill_mid_fan_out(client: Client, start_w
     assert len(joined) == 1 and joined[0].detail["branches"] == 50
 
 
-def test_parallel_conflict_raise_error_fails_naming_the_key(client: Client,  # type: ignore[no-untyped-def]
+def test_parallel_conflict_raise_error_fails_naming_the_key(client: Client,
                                                             start_worker) -> None:
     start_worker("--concurrency", "2")
     info = client.wait(client.start("Conflicts", {}), 60)
@@ -93,7 +93,7 @@ def test_parallel_conflict_raise_error_fails_naming_the_key(client: Client,  # t
     assert "'credit' and 'fraud'" in info.error["message"]
 
 
-def test_parallel_branch_past_timeout_does_not_hang_the_workflow(client: Client,  # type: ignore[no-untyped-def]
+def test_parallel_branch_past_timeout_does_not_hang_the_workflow(client: Client,
                                                                  start_worker) -> None:
     worker = start_worker("--concurrency", "2", env={"RUVON_SWEEP_INTERVAL": "1"})
     started = time.monotonic()
@@ -108,7 +108,7 @@ def test_parallel_branch_past_timeout_does_not_hang_the_workflow(client: Client,
     worker.kill9()  # the slow branch is still sleeping; its late result is ignored
 
 
-def test_loop_over_20_items_resumes_at_the_killed_item(client: Client, start_worker,  # type: ignore[no-untyped-def]
+def test_loop_over_20_items_resumes_at_the_killed_item(client: Client, start_worker,
                                                        fleet_env, monkeypatch) -> None:
     monkeypatch.setenv("RUVON_LEASE_SECONDS", "4")
     env = {**RECOVERY, "RUVON_TEST_STEP_SLEEP": "0.2"}
@@ -171,7 +171,7 @@ def api() -> Iterator[tuple[str, type[_Api]]]:
     server.server_close()
 
 
-def test_http_retries_then_succeeds_and_records_failures_without_secrets(  # type: ignore[no-untyped-def]
+def test_http_retries_then_succeeds_and_records_failures_without_secrets(
         client: Client, start_worker, api) -> None:
     url, handler = api
     start_worker("--concurrency", "2", env={"RUVON_SECRET_TEST_TOKEN": "s3cret-token"})
@@ -195,7 +195,7 @@ def test_http_retries_then_succeeds_and_records_failures_without_secrets(  # typ
     assert "s3cret-token" not in stored
 
 
-def test_http_template_reaching_python_internals_is_refused(client: Client,  # type: ignore[no-untyped-def]
+def test_http_template_reaching_python_internals_is_refused(client: Client,
                                                             start_worker) -> None:
     start_worker("--concurrency", "1")
     info = client.wait(client.start("FetchEvil", {}), 60)
@@ -203,7 +203,7 @@ def test_http_template_reaching_python_internals_is_refused(client: Client,  # t
     assert "refused" in info.error["message"] and "__class__" in info.error["message"]
 
 
-def test_sub_workflow_completes_and_the_parent_resumes_with_its_result(  # type: ignore[no-untyped-def]
+def test_sub_workflow_completes_and_the_parent_resumes_with_its_result(
         client: Client, start_worker) -> None:
     start_worker("--concurrency", "2")
     info = client.wait(client.start("Parent", {"value": 21}), 60)
@@ -214,7 +214,7 @@ def test_sub_workflow_completes_and_the_parent_resumes_with_its_result(  # type:
     assert child.status == "COMPLETED" and child.parent_id == info.id
 
 
-def test_failed_child_fails_the_parent(client: Client, start_worker) -> None:  # type: ignore[no-untyped-def]
+def test_failed_child_fails_the_parent(client: Client, start_worker) -> None:
     start_worker("--concurrency", "2")
     info = client.wait(client.start("Parent", {"value": 1, "child_mode": "fail"}), 60)
     assert info.status == "FAILED_CHILD_WORKFLOW"
@@ -222,7 +222,7 @@ def test_failed_child_fails_the_parent(client: Client, start_worker) -> None:  #
     assert "the child could not do its work" in info.error["message"]
 
 
-def test_child_waiting_for_input_shows_on_the_parent(client: Client,  # type: ignore[no-untyped-def]
+def test_child_waiting_for_input_shows_on_the_parent(client: Client,
                                                       start_worker) -> None:
     start_worker("--concurrency", "2")
     parent_id = client.start("Parent", {"value": 5, "child_mode": "wait"})
@@ -239,7 +239,7 @@ def test_child_waiting_for_input_shows_on_the_parent(client: Client,  # type: ig
     assert info.status == "COMPLETED" and info.state["result"] == 10
 
 
-def test_cancelling_a_waiting_parent_cancels_its_child(client: Client,  # type: ignore[no-untyped-def]
+def test_cancelling_a_waiting_parent_cancels_its_child(client: Client,
                                                        start_worker) -> None:
     start_worker("--concurrency", "2")
     parent_id = client.start("Parent", {"value": 5, "child_mode": "wait"})
@@ -255,7 +255,7 @@ def test_cancelling_a_waiting_parent_cancels_its_child(client: Client,  # type: 
     assert client.get(parent_id).status == "CANCELLED"
 
 
-def test_fire_and_forget_starts_an_independent_workflow(client: Client,  # type: ignore[no-untyped-def]
+def test_fire_and_forget_starts_an_independent_workflow(client: Client,
                                                         start_worker) -> None:
     start_worker("--concurrency", "2")
     info = client.wait(client.start("Spawner", {"label": "hello"}), 60)
@@ -265,7 +265,7 @@ def test_fire_and_forget_starts_an_independent_workflow(client: Client,  # type:
     assert spawned.state == {"label": "hello", "ran": True} and spawned.parent_id is None
 
 
-def test_dynamic_injection_on_the_fleet(client: Client, start_worker) -> None:  # type: ignore[no-untyped-def]
+def test_dynamic_injection_on_the_fleet(client: Client, start_worker) -> None:
     start_worker("--concurrency", "2")
     high = client.wait(client.start("Inject", {"amount": 5000}), 60)
     low = client.wait(client.start("Inject", {"amount": 5}), 60)
@@ -273,7 +273,7 @@ def test_dynamic_injection_on_the_fleet(client: Client, start_worker) -> None:  
     assert low.state["path"] == ["Assess", "Finish"]
 
 
-def test_schedule_with_two_schedulers_fires_once_per_tick(client: Client, start_worker,  # type: ignore[no-untyped-def]
+def test_schedule_with_two_schedulers_fires_once_per_tick(client: Client, start_worker,
                                                           fleet_env) -> None:
     fast = {"RUVON_SCHEDULER_INTERVAL": "0.2"}
     workers = [start_worker("--concurrency", "1", env=fast) for _ in range(2)]
@@ -309,7 +309,7 @@ def _id_for(fleet_env: dict[str, str], key: str) -> str:
     return str(row[0])
 
 
-def test_steps_the_fleet_must_refuse_fail_once_instead_of_running_again(  # type: ignore[no-untyped-def]
+def test_steps_the_fleet_must_refuse_fail_once_instead_of_running_again(
         client: Client, start_worker) -> None:
     """A result PostgreSQL cannot store, a LOOP body starting a sub-workflow, a PARALLEL
     branch doing so: each fails its workflow with the reason, and starts nothing."""

@@ -49,7 +49,7 @@ def push(fleet_env: dict[str, str], task: str | None, kwargs: dict | None = None
     client.close()
 
 
-def wait_for(predicate, timeout: float = 20.0):  # type: ignore[no-untyped-def]
+def wait_for(predicate, timeout: float = 20.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -59,7 +59,7 @@ def wait_for(predicate, timeout: float = 20.0):  # type: ignore[no-untyped-def]
     return predicate()
 
 
-def test_raw_protocol_message_starts_resumes_and_cancels(client: Client, start_worker,  # type: ignore[no-untyped-def]
+def test_raw_protocol_message_starts_resumes_and_cancels(client: Client, start_worker,
                                                          fleet_env) -> None:
     start_worker("--concurrency", "2")
     small, big, other = (str(uuid.uuid4()) for _ in range(3))
@@ -95,7 +95,7 @@ def _exists(client: Client, workflow_id: str) -> bool:
         return False
 
 
-def test_bad_messages_are_recorded_and_the_worker_keeps_serving(client: Client, start_worker,  # type: ignore[no-untyped-def]
+def test_bad_messages_are_recorded_and_the_worker_keeps_serving(client: Client, start_worker,
                                                                 fleet_env) -> None:
     worker = start_worker("--concurrency", "2")
     unknown_id = str(uuid.uuid4())

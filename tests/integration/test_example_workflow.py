@@ -15,12 +15,12 @@ def order(amount: float, country: str = "DE") -> dict:
             "items": [{"sku": "x", "quantity": 1, "unit_price": amount}]}
 
 
-async def drive(wf, approval: dict | None = None) -> None:  # type: ignore[no-untyped-def]
+async def drive(wf, approval: dict | None = None) -> None:
     while wf.status in ("ACTIVE", "WAITING_HUMAN_INPUT"):
         await wf.next_step(approval if wf.status == "WAITING_HUMAN_INPUT" else None)
 
 
-async def test_completes(builder: WorkflowBuilder, persistence) -> None:  # type: ignore[no-untyped-def]
+async def test_completes(builder: WorkflowBuilder, persistence) -> None:
     wf = await builder.create_workflow("OrderProcessing", order(20),
                                        persistence_provider=persistence, execution_provider=SYNC)
     await drive(wf)
@@ -35,7 +35,7 @@ async def test_completes(builder: WorkflowBuilder, persistence) -> None:  # type
                      "Send_Confirmation"]
 
 
-async def test_pauses_for_approval_then_completes(builder: WorkflowBuilder, persistence) -> None:  # type: ignore[no-untyped-def]
+async def test_pauses_for_approval_then_completes(builder: WorkflowBuilder, persistence) -> None:
     wf = await builder.create_workflow("OrderProcessing", order(5000),
                                        persistence_provider=persistence, execution_provider=SYNC)
     await wf.next_step()
@@ -48,7 +48,7 @@ async def test_pauses_for_approval_then_completes(builder: WorkflowBuilder, pers
     assert wf.status == "COMPLETED" and wf.state.approved_by == "dana"
 
 
-async def test_rejected_approval_fails(builder: WorkflowBuilder, persistence) -> None:  # type: ignore[no-untyped-def]
+async def test_rejected_approval_fails(builder: WorkflowBuilder, persistence) -> None:
     wf = await builder.create_workflow("OrderProcessing", order(5000),
                                        persistence_provider=persistence, execution_provider=SYNC)
     with pytest.raises(WorkflowFailedException, match="rejected by sam"):
@@ -56,7 +56,7 @@ async def test_rejected_approval_fails(builder: WorkflowBuilder, persistence) ->
     assert wf.status == "FAILED_ROLLED_BACK" and not wf.state.charged
 
 
-async def test_rolls_back_when_shipping_fails(builder: WorkflowBuilder, persistence) -> None:  # type: ignore[no-untyped-def]
+async def test_rolls_back_when_shipping_fails(builder: WorkflowBuilder, persistence) -> None:
     wf = await builder.create_workflow("OrderProcessing", order(20, "ZZ"),
                                        persistence_provider=persistence, execution_provider=SYNC)
     with pytest.raises(SagaWorkflowException):
@@ -68,7 +68,7 @@ async def test_rolls_back_when_shipping_fails(builder: WorkflowBuilder, persiste
     assert ("Charge_Payment", "COMPENSATED") in rows
 
 
-async def test_cancelled(builder: WorkflowBuilder, persistence) -> None:  # type: ignore[no-untyped-def]
+async def test_cancelled(builder: WorkflowBuilder, persistence) -> None:
     wf = await builder.create_workflow("OrderProcessing", order(5000),
                                        persistence_provider=persistence, execution_provider=SYNC)
     await wf.next_step()

@@ -48,7 +48,7 @@ async def test_two_writers_race_exactly_one_wins(builder: WorkflowBuilder,
 
 
 async def test_stale_in_process_workflow_gets_typed_error(builder: WorkflowBuilder,
-                                                          pg_persistence) -> None:  # type: ignore[no-untyped-def]
+                                                          pg_persistence) -> None:
     wf = await builder.create_workflow("OrderProcessing", ORDER,
                                        persistence_provider=pg_persistence,
                                        execution_provider=SYNC)
@@ -62,7 +62,7 @@ async def test_stale_in_process_workflow_gets_typed_error(builder: WorkflowBuild
     assert stored.current_step == "Check_Amount"
 
 
-async def test_history_records_every_transition(builder: WorkflowBuilder, pg_persistence) -> None:  # type: ignore[no-untyped-def]
+async def test_history_records_every_transition(builder: WorkflowBuilder, pg_persistence) -> None:
     wf = await builder.create_workflow("OrderProcessing", ORDER,
                                        persistence_provider=pg_persistence,
                                        execution_provider=SYNC)
@@ -75,7 +75,7 @@ async def test_history_records_every_transition(builder: WorkflowBuilder, pg_per
 
 
 async def test_concurrent_starts_with_one_key_make_one_workflow(
-        builder: WorkflowBuilder, pg_persistence) -> None:  # type: ignore[no-untyped-def]
+        builder: WorkflowBuilder, pg_persistence) -> None:
     made = await asyncio.gather(*(builder.create_workflow(
         "OrderProcessing", ORDER, persistence_provider=pg_persistence, execution_provider=SYNC,
         idempotency_key="order-o") for _ in range(10)))
@@ -120,7 +120,7 @@ async def test_unreachable_database_names_the_fix() -> None:
         await p.initialize()
 
 
-async def test_unknown_or_malformed_id(pg_persistence) -> None:  # type: ignore[no-untyped-def]
+async def test_unknown_or_malformed_id(pg_persistence) -> None:
     from ruvon_workers import WorkflowNotFound
 
     assert await pg_persistence.load_workflow("7a3c1a8e-7d1f-4d55-9f1e-1d1a1d1a1d1a") is None

@@ -124,7 +124,7 @@ async def test_a_result_the_database_refuses_fails_the_step_instead_of_looping()
         """Refuses the write of a state with ``ran`` set, as PostgreSQL refuses a value
         it cannot hold: every re-send of the step would be refused the same way."""
 
-        async def apply(self, workflow_id, expected_version, update, history):  # type: ignore[no-untyped-def]
+        async def apply(self, workflow_id, expected_version, update, history):
             if update.state.get("ran"):
                 raise UnstorableValue("save_workflow", "unsupported Unicode escape sequence")
             return await super().apply(workflow_id, expected_version, update, history)

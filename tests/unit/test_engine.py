@@ -22,7 +22,7 @@ async def start(builder: WorkflowBuilder, data: dict | None = None, wf_type: str
                                          execution_provider=SYNC)
 
 
-async def run_all(wf) -> None:  # type: ignore[no-untyped-def]
+async def run_all(wf) -> None:
     while wf.status == "ACTIVE":
         await wf.next_step()
 
