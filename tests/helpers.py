@@ -2,8 +2,11 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import TypeVar
 
 from ruvon_workers import WorkflowBuilder
+
+T = TypeVar("T")
 
 STATE = "tests.fixtures.models.CounterState"
 S = "tests.fixtures.steps"
@@ -34,6 +37,13 @@ def builder_for(tmp_path: Path, steps: str, *, saga: bool = False) -> WorkflowBu
 
 #: The registry of the fleet and step-type fixtures (``tests/fixtures/fleet``).
 FLEET_REGISTRY = Path(__file__).resolve().parent / "fixtures" / "fleet" / "workflow_registry.yaml"
+
+
+def not_none(value: T | None) -> T:
+    """``value``, which the test expects to be set: an assertion that also narrows its type
+    (for an expression with no statement of its own, e.g. in a comprehension)."""
+    assert value is not None
+    return value
 
 
 async def create_in_process(builder, persistence, workflow_type, data):

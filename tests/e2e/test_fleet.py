@@ -16,6 +16,7 @@ from ruvon_workers import Client
 from ruvon_workers.errors import InvalidStateError, InvalidTransition, UnknownWorkflowType
 from ruvon_workers.utils.redis_urls import redis_client
 
+from ..helpers import not_none
 from .conftest import ROOT, markers, small_order
 
 
@@ -60,6 +61,7 @@ def test_pause_resume_and_saga_on_the_fleet(client: Client, start_worker) -> Non
     assert done.status == "COMPLETED" and done.state["approved_by"] == "dana"
     rolled = client.wait(bad, 30)
     assert rolled.status == "FAILED_ROLLED_BACK" and rolled.state["refunded"]
+    assert rolled.error is not None
     assert rolled.error["step"] == "Ship_Order" and "ZZ" in rolled.error["message"]
     with pytest.raises(InvalidTransition):
         client.resume(done.id, {"approved": True, "approver": "x"})
@@ -105,7 +107,7 @@ def test_a_pool_process_killed_mid_step_is_sent_again_at_once(client: Client,
     assert len(markers(fleet_env, info.id, "Die_Once")) == 2  # ran twice, applied once
     assert completed_steps(client, info.id)["Die_Once"] == 1
     lost = [h for h in client.history(info.id) if h.detail and "worker_lost" in h.detail]
-    assert [h.detail["worker_lost"] for h in lost] == [1]
+    assert [not_none(h.detail)["worker_lost"] for h in lost] == [1]
     assert worker.proc.poll() is None  # the worker itself carries on
 
 
@@ -114,6 +116,7 @@ def test_a_step_that_always_kills_its_process_fails_instead_of_looping(
     start_worker("--concurrency", "1", env={"RUVON_MAX_WORKER_LOST": "2"})
     info = client.wait(client.start("Doomed", {}), 60)
     assert info.status == "FAILED"
+    assert info.error is not None
     assert info.error["type"] == "WorkerLost" and "died (3 time(s)" in info.error["message"]
     time.sleep(1)
     assert len(markers(fleet_env, info.id, "Always_Die")) == 3  # 1 + 2 re-sends, no more
@@ -222,6 +225,7 @@ def test_hard_time_limit_counts_as_a_failed_attempt(client: Client, start_worker
     workflow_id = client.start("Hang", {})
     info = client.wait(workflow_id, 60)
     assert info.status == "FAILED", info
+    assert info.error is not None
     assert info.error["step"] == "Stuck" and info.error["type"] == "TimeLimitExceeded"
     assert info.state["count"] == 1  # First applied, Stuck never
     rows = [(h.step, h.status, h.attempt) for h in client.history(workflow_id)]
@@ -237,6 +241,7 @@ def test_a_hard_killed_saga_step_is_compensated_in_a_pool_process(
     workflow_id = client.start("SagaHang", {})
     info = client.wait(workflow_id, 60)
     assert info.status == "FAILED_ROLLED_BACK", (info, worker.log())
+    assert info.error is not None
     assert info.error["step"] == "Stuck" and info.error["type"] == "TimeLimitExceeded"
     (undone,) = info.state["undone"]
     step, pid = undone.split("@")
@@ -249,7 +254,10 @@ async def test_in_process_api_on_the_fleet(start_worker, fleet_env) -> None:
     import asyncio
 
     from ruvon_workers import WorkflowBuilder
-    from ruvon_workers.execution import CeleryExecutionProvider
+    from ruvon_workers.examples.orders.models import OrderState
+
+    # From its module: the package exports it lazily (``__getattr__``), untyped for mypy.
+    from ruvon_workers.execution.celery import CeleryExecutionProvider
     from ruvon_workers.fleet.app import create_app
     from ruvon_workers.persistence import PostgresPersistenceProvider
 
@@ -278,7 +286,8 @@ async def test_in_process_api_on_the_fleet(start_worker, fleet_env) -> None:
         assert wf.status == "WAITING_HUMAN_INPUT" and wf.current_step_name == "Manager_Approval"
         await wf.next_step({"approved": True, "approver": "lee"})  # resumes on the fleet
         await settled(wf)
-        assert wf.status == "COMPLETED" and wf.state.approved_by == "lee"
+        assert wf.status == "COMPLETED" and isinstance(wf.state, OrderState)
+        assert wf.state.approved_by == "lee"
     finally:
         await persistence.close()
         app.close()

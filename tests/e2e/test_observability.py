@@ -173,8 +173,8 @@ def test_metrics_equal_the_work_done(client: Client, start_worker, fleet_env,
     # Every dashboard panel shows a series this worker exports.
     import promql_parser
 
-    def metric_names(expr: str) -> set[str]:
-        names: set[str] = set()
+    def metric_names(expr: str) -> set[str | None]:
+        names: set[str | None] = set()
         promql_parser.walk(promql_parser.parse(expr), lambda node: names.add(node.name)
                            if isinstance(node, promql_parser.VectorSelector) else None)
         return names

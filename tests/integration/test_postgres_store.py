@@ -42,8 +42,10 @@ async def test_two_writers_race_exactly_one_wins(builder: WorkflowBuilder,
     assert stored is not None and stored.state["approval_note"] == f"writer-{winner_index}"
     # Only the winner's history row landed.
     with psycopg.connect(database_url) as conn:
-        (count,) = conn.execute("SELECT count(*) FROM workflow_step_history WHERE "
-                                "workflow_id = %s AND status = 'COMPLETED'", (wf.id,)).fetchone()
+        row = conn.execute("SELECT count(*) FROM workflow_step_history WHERE "
+                           "workflow_id = %s AND status = 'COMPLETED'", (wf.id,)).fetchone()
+    assert row is not None
+    (count,) = row
     assert count == 1
 
 
@@ -106,7 +108,8 @@ async def test_pool_opens_with_its_settings_and_statement_timeout(database_url: 
         assert stats["pool_min"] == 2 and stats["pool_max"] == 4
         async with p.connection() as conn:
             cur = await conn.execute("SHOW statement_timeout")
-            assert (await cur.fetchone())[0] == "1500ms"
+            row = await cur.fetchone()
+            assert row is not None and row[0] == "1500ms"
     finally:
         await p.close()
 
