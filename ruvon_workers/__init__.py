@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .builder import WorkflowBuilder
 from .directives import (
     StartSubWorkflowDirective,
@@ -20,6 +22,9 @@ from .errors import (
     WorkflowNotFound,
 )
 from .workflow import Workflow
+
+if TYPE_CHECKING:  # loaded lazily by __getattr__ below; imported here for type checkers
+    from .client import AsyncClient, Client
 
 __version__ = "0.1.0"
 

@@ -28,7 +28,7 @@ os.environ.setdefault("POSTGRES_POOL_MAX_SIZE", "8")
 def _with_dbname(url: str, dbname: str) -> str:
     params = psycopg.conninfo.conninfo_to_dict(url)
     params["dbname"] = dbname
-    return psycopg.conninfo.make_conninfo(**{k: v for k, v in params.items() if v is not None})
+    return psycopg.conninfo.make_conninfo("", **{k: v for k, v in params.items() if v is not None})
 
 
 @pytest.fixture(scope="session")
@@ -103,7 +103,7 @@ async def pg_persistence(database_url: str) -> AsyncIterator[PostgresPersistence
 
 
 @pytest.fixture(params=["memory", "postgres"])
-async def persistence(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+async def persistence(request: pytest.FixtureRequest):
     """Both stores; the PostgreSQL one on a fresh database."""
     if request.param == "memory":
         yield MemoryPersistenceProvider()

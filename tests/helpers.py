@@ -2,8 +2,11 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import TypeVar
 
 from ruvon_workers import WorkflowBuilder
+
+T = TypeVar("T")
 
 STATE = "tests.fixtures.models.CounterState"
 S = "tests.fixtures.steps"
@@ -36,7 +39,14 @@ def builder_for(tmp_path: Path, steps: str, *, saga: bool = False) -> WorkflowBu
 FLEET_REGISTRY = Path(__file__).resolve().parent / "fixtures" / "fleet" / "workflow_registry.yaml"
 
 
-async def create_in_process(builder, persistence, workflow_type, data):  # type: ignore[no-untyped-def]
+def not_none(value: T | None) -> T:
+    """``value``, which the test expects to be set: an assertion that also narrows its type
+    (for an expression with no statement of its own, e.g. in a comprehension)."""
+    assert value is not None
+    return value
+
+
+async def create_in_process(builder, persistence, workflow_type, data):
     """A new workflow on ``persistence`` that runs in-process (``SyncExecutionProvider``)."""
     from ruvon_workers.execution import SyncExecutionProvider
 
@@ -44,7 +54,7 @@ async def create_in_process(builder, persistence, workflow_type, data):  # type:
                                          execution_provider=SyncExecutionProvider())
 
 
-async def run_while_active(wf):  # type: ignore[no-untyped-def]
+async def run_while_active(wf):
     """Step ``wf`` until it ends, waits or fails."""
     while wf.status == "ACTIVE":
         await wf.next_step()

@@ -7,16 +7,16 @@ print them all; each names the file, the step and the field (and the line when k
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from ..errors import DefinitionError, DefinitionIssue, UnknownWorkflowType
+from ..errors import ConditionError, DefinitionError, DefinitionIssue, UnknownWorkflowType
 from ..utils.imports import import_from_string
-from .conditions import ConditionError, Expression, compile_expression
+from .conditions import Expression, compile_expression
 from .models import InjectionRule, StepDefinition, StepType, WorkflowDefinition
 
 _LINE = "__line__"
@@ -28,8 +28,9 @@ class _LineLoader(yaml.SafeLoader):
     """A safe loader that remembers the line where each mapping starts."""
 
 
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
-    mapping: dict[str, Any] = loader.construct_mapping(node, deep=True)  # type: ignore[assignment]
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Hashable, Any]:
+    # A YAML mapping's keys are any hashable scalar (``1: x``), not only strings.
+    mapping = loader.construct_mapping(node, deep=True)
     mapping[_LINE] = node.start_mark.line + 1
     return mapping
 
@@ -71,7 +72,7 @@ class Registry:
     def __contains__(self, workflow_type: object) -> bool:
         return workflow_type in self.workflows
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[WorkflowDefinition]:
         return iter(self.workflows.values())
 
     def get(self, workflow_type: str) -> WorkflowDefinition:

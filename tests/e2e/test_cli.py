@@ -15,7 +15,7 @@ def cli(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.Comp
                           capture_output=True, text=True, timeout=timeout)
 
 
-def test_operator_commands(fleet_env, start_worker) -> None:  # type: ignore[no-untyped-def]
+def test_operator_commands(fleet_env, start_worker) -> None:
     start_worker("--concurrency", "2")
     done = cli(fleet_env, "start", "OrderProcessing", "-d", json.dumps(small_order(1)),
                "--wait", "30", "--json")
@@ -56,7 +56,7 @@ def test_operator_commands(fleet_env, start_worker) -> None:  # type: ignore[no-
     assert unknown.returncode == 3 and "Known types" in unknown.stderr
 
 
-def test_retry_from_step_and_cancel(fleet_env, start_worker) -> None:  # type: ignore[no-untyped-def]
+def test_retry_from_step_and_cancel(fleet_env, start_worker) -> None:
     start_worker("--concurrency", "2", env={"RUVON_TEST_SLOW_SECONDS": "4"})
     rolled = json.loads(cli(fleet_env, "start", "OrderProcessing", "-d",
                             json.dumps(small_order(3, country="ZZ")), "--wait", "30",
@@ -86,12 +86,12 @@ def test_retry_from_step_and_cancel(fleet_env, start_worker) -> None:  # type: i
         "status"] == "COMPLETED"
 
 
-def test_start_without_a_worker_times_out_with_advice(fleet_env) -> None:  # type: ignore[no-untyped-def]
+def test_start_without_a_worker_times_out_with_advice(fleet_env) -> None:
     proc = cli(fleet_env, "start", "Sleepy", "--wait", "1")
     assert proc.returncode == 7 and "Is a worker running?" in proc.stderr
 
 
-def test_demo_runs_end_to_end(fleet_env) -> None:  # type: ignore[no-untyped-def]
+def test_demo_runs_end_to_end(fleet_env) -> None:
     env = {k: v for k, v in fleet_env.items() if k != "RUVON_REGISTRY"}
     proc = subprocess.run([sys.executable, "-m", "ruvon_workers.cli.main", "demo"], env=env,
                           cwd=ROOT, capture_output=True, text=True, timeout=180)

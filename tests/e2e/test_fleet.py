@@ -16,6 +16,7 @@ from ruvon_workers import Client
 from ruvon_workers.errors import InvalidStateError, InvalidTransition, UnknownWorkflowType
 from ruvon_workers.utils.redis_urls import redis_client
 
+from ..helpers import not_none
 from .conftest import ROOT, markers, small_order
 
 
@@ -32,7 +33,7 @@ def completed_steps(client: Client, workflow_id: str) -> Counter[str]:
     return Counter(h.step or "" for h in client.history(workflow_id) if h.status == "COMPLETED")
 
 
-def test_200_workflows_complete_each_step_applied_once(client: Client, start_worker) -> None:  # type: ignore[no-untyped-def]
+def test_200_workflows_complete_each_step_applied_once(client: Client, start_worker) -> None:
     start_worker("--concurrency", "2")
     ids = [client.start("OrderProcessing", small_order(i)) for i in range(200)]
     statuses = wait_all(client, ids, timeout=240)
@@ -47,7 +48,7 @@ def test_200_workflows_complete_each_step_applied_once(client: Client, start_wor
                        "confirmation sent"]
 
 
-def test_pause_resume_and_saga_on_the_fleet(client: Client, start_worker) -> None:  # type: ignore[no-untyped-def]
+def test_pause_resume_and_saga_on_the_fleet(client: Client, start_worker) -> None:
     start_worker("--concurrency", "2")
     big = client.start("OrderProcessing", small_order(1, amount=5000))
     bad = client.start("OrderProcessing", small_order(2, country="ZZ"))
@@ -60,6 +61,7 @@ def test_pause_resume_and_saga_on_the_fleet(client: Client, start_worker) -> Non
     assert done.status == "COMPLETED" and done.state["approved_by"] == "dana"
     rolled = client.wait(bad, 30)
     assert rolled.status == "FAILED_ROLLED_BACK" and rolled.state["refunded"]
+    assert rolled.error is not None
     assert rolled.error["step"] == "Ship_Order" and "ZZ" in rolled.error["message"]
     with pytest.raises(InvalidTransition):
         client.resume(done.id, {"approved": True, "approver": "x"})
@@ -67,7 +69,7 @@ def test_pause_resume_and_saga_on_the_fleet(client: Client, start_worker) -> Non
         client.cancel(done.id, "too late")
 
 
-def test_kill_9_mid_step_then_new_worker_completes_everything(client: Client, start_worker,  # type: ignore[no-untyped-def]
+def test_kill_9_mid_step_then_new_worker_completes_everything(client: Client, start_worker,
                                                               fleet_env, monkeypatch) -> None:
     monkeypatch.setenv("RUVON_LEASE_SECONDS", "4")  # the producer sets the first lease
     fast_recovery = {"RUVON_LEASE_SECONDS": "4", "RUVON_SWEEP_INTERVAL": "1",
@@ -93,7 +95,7 @@ def test_kill_9_mid_step_then_new_worker_completes_everything(client: Client, st
     assert restarted, "no step was interrupted by the kill"
 
 
-def test_a_pool_process_killed_mid_step_is_sent_again_at_once(client: Client,  # type: ignore[no-untyped-def]
+def test_a_pool_process_killed_mid_step_is_sent_again_at_once(client: Client,
                                                                 start_worker, fleet_env) -> None:
     # The default 300 s lease: recovery here must not wait for the sweep.
     worker = start_worker("--concurrency", "1")
@@ -105,21 +107,22 @@ def test_a_pool_process_killed_mid_step_is_sent_again_at_once(client: Client,  #
     assert len(markers(fleet_env, info.id, "Die_Once")) == 2  # ran twice, applied once
     assert completed_steps(client, info.id)["Die_Once"] == 1
     lost = [h for h in client.history(info.id) if h.detail and "worker_lost" in h.detail]
-    assert [h.detail["worker_lost"] for h in lost] == [1]
+    assert [not_none(h.detail)["worker_lost"] for h in lost] == [1]
     assert worker.proc.poll() is None  # the worker itself carries on
 
 
-def test_a_step_that_always_kills_its_process_fails_instead_of_looping(  # type: ignore[no-untyped-def]
+def test_a_step_that_always_kills_its_process_fails_instead_of_looping(
         client: Client, start_worker, fleet_env) -> None:
     start_worker("--concurrency", "1", env={"RUVON_MAX_WORKER_LOST": "2"})
     info = client.wait(client.start("Doomed", {}), 60)
     assert info.status == "FAILED"
+    assert info.error is not None
     assert info.error["type"] == "WorkerLost" and "died (3 time(s)" in info.error["message"]
     time.sleep(1)
     assert len(markers(fleet_env, info.id, "Always_Die")) == 3  # 1 + 2 re-sends, no more
 
 
-def test_duplicate_step_message_is_a_no_op(client: Client, start_worker, fleet_env) -> None:  # type: ignore[no-untyped-def]
+def test_duplicate_step_message_is_a_no_op(client: Client, start_worker, fleet_env) -> None:
     # No worker yet: the first step's message waits in the queue; send it again.
     workflow_id = client.start("Sleepy", {})
     info = client.get(workflow_id)
@@ -139,7 +142,7 @@ def test_duplicate_step_message_is_a_no_op(client: Client, start_worker, fleet_e
     assert len(markers(fleet_env, workflow_id, "First")) == 1  # the duplicate never ran the body
 
 
-def test_broker_flushed_mid_run_the_sweep_completes_everything(client: Client, start_worker,  # type: ignore[no-untyped-def]
+def test_broker_flushed_mid_run_the_sweep_completes_everything(client: Client, start_worker,
                                                                fleet_env, monkeypatch) -> None:
     monkeypatch.setenv("RUVON_LEASE_SECONDS", "3")  # the producer sets the first lease
     start_worker("--concurrency", "2", env={"RUVON_LEASE_SECONDS": "3",
@@ -157,7 +160,7 @@ def test_broker_flushed_mid_run_the_sweep_completes_everything(client: Client, s
         assert set(completed_steps(client, workflow_id).values()) == {1}
 
 
-def test_worker_still_answers_pings_after_the_broker_lost_its_data(  # type: ignore[no-untyped-def]
+def test_worker_still_answers_pings_after_the_broker_lost_its_data(
         client: Client, start_worker, fleet_env) -> None:
     # Control messages travel by Redis pub/sub, not by a stored binding: `health ready`
     # (the readiness probe) keeps working after a FLUSHDB, and so do steps.
@@ -194,7 +197,7 @@ def test_client_refuses_before_storing(client: Client) -> None:
     assert client.list() == []
 
 
-def test_many_threads_share_one_client(client: Client, start_worker) -> None:  # type: ignore[no-untyped-def]
+def test_many_threads_share_one_client(client: Client, start_worker) -> None:
     start_worker("--concurrency", "2", env={"RUVON_TEST_SLOW_SECONDS": "0"})
     ids: list[str] = []
     lock = threading.Lock()
@@ -213,7 +216,7 @@ def test_many_threads_share_one_client(client: Client, start_worker) -> None:  #
     assert Counter(wait_all(client, ids, 60).values()) == {"COMPLETED": 20}
 
 
-def test_hard_time_limit_counts_as_a_failed_attempt(client: Client, start_worker,  # type: ignore[no-untyped-def]
+def test_hard_time_limit_counts_as_a_failed_attempt(client: Client, start_worker,
                                                     fleet_env) -> None:
     # The step ignores its soft limit; the hard limit kills its process each time. Each
     # kill is one attempt of the step's retry policy, then the workflow fails: it is not
@@ -222,6 +225,7 @@ def test_hard_time_limit_counts_as_a_failed_attempt(client: Client, start_worker
     workflow_id = client.start("Hang", {})
     info = client.wait(workflow_id, 60)
     assert info.status == "FAILED", info
+    assert info.error is not None
     assert info.error["step"] == "Stuck" and info.error["type"] == "TimeLimitExceeded"
     assert info.state["count"] == 1  # First applied, Stuck never
     rows = [(h.step, h.status, h.attempt) for h in client.history(workflow_id)]
@@ -229,7 +233,7 @@ def test_hard_time_limit_counts_as_a_failed_attempt(client: Client, start_worker
     assert len(markers(fleet_env, workflow_id, "Stuck", "start")) == 2
 
 
-def test_a_hard_killed_saga_step_is_compensated_in_a_pool_process(  # type: ignore[no-untyped-def]
+def test_a_hard_killed_saga_step_is_compensated_in_a_pool_process(
         client: Client, start_worker, fleet_env) -> None:
     # The kill is recorded by the worker's main process; the compensations (user code,
     # which could hang) run in a pool process under the step's time limit.
@@ -237,6 +241,7 @@ def test_a_hard_killed_saga_step_is_compensated_in_a_pool_process(  # type: igno
     workflow_id = client.start("SagaHang", {})
     info = client.wait(workflow_id, 60)
     assert info.status == "FAILED_ROLLED_BACK", (info, worker.log())
+    assert info.error is not None
     assert info.error["step"] == "Stuck" and info.error["type"] == "TimeLimitExceeded"
     (undone,) = info.state["undone"]
     step, pid = undone.split("@")
@@ -244,12 +249,15 @@ def test_a_hard_killed_saga_step_is_compensated_in_a_pool_process(  # type: igno
     assert len(markers(fleet_env, workflow_id, "First", "undo")) == 1
 
 
-async def test_in_process_api_on_the_fleet(start_worker, fleet_env) -> None:  # type: ignore[no-untyped-def]
+async def test_in_process_api_on_the_fleet(start_worker, fleet_env) -> None:
     """Ruvon's API with CeleryExecutionProvider: create, wait for input, next_step."""
     import asyncio
 
     from ruvon_workers import WorkflowBuilder
-    from ruvon_workers.execution import CeleryExecutionProvider
+    from ruvon_workers.examples.orders.models import OrderState
+
+    # From its module: the package exports it lazily (``__getattr__``), untyped for mypy.
+    from ruvon_workers.execution.celery import CeleryExecutionProvider
     from ruvon_workers.fleet.app import create_app
     from ruvon_workers.persistence import PostgresPersistenceProvider
 
@@ -262,7 +270,7 @@ async def test_in_process_api_on_the_fleet(start_worker, fleet_env) -> None:  # 
     await persistence.initialize()
     execution = CeleryExecutionProvider(app)
 
-    async def settled(wf):  # type: ignore[no-untyped-def]
+    async def settled(wf):
         for _ in range(300):
             await wf.reload()
             if wf.status not in ("ACTIVE",):
@@ -278,7 +286,8 @@ async def test_in_process_api_on_the_fleet(start_worker, fleet_env) -> None:  # 
         assert wf.status == "WAITING_HUMAN_INPUT" and wf.current_step_name == "Manager_Approval"
         await wf.next_step({"approved": True, "approver": "lee"})  # resumes on the fleet
         await settled(wf)
-        assert wf.status == "COMPLETED" and wf.state.approved_by == "lee"
+        assert wf.status == "COMPLETED" and isinstance(wf.state, OrderState)
+        assert wf.state.approved_by == "lee"
     finally:
         await persistence.close()
         app.close()

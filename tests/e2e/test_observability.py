@@ -83,7 +83,7 @@ def wait_all(client: Client, ids: list[str], timeout: float) -> dict[str, str]:
     return {i: client.wait(i, max(deadline - time.monotonic(), 0.1)).status for i in ids}
 
 
-def test_metrics_equal_the_work_done(client: Client, start_worker, fleet_env,  # type: ignore[no-untyped-def]
+def test_metrics_equal_the_work_done(client: Client, start_worker, fleet_env,
                                      tmp_path: Path) -> None:
     port = free_port()
     metrics_dir = tmp_path / "prometheus"
@@ -173,8 +173,8 @@ def test_metrics_equal_the_work_done(client: Client, start_worker, fleet_env,  #
     # Every dashboard panel shows a series this worker exports.
     import promql_parser
 
-    def metric_names(expr: str) -> set[str]:
-        names: set[str] = set()
+    def metric_names(expr: str) -> set[str | None]:
+        names: set[str | None] = set()
         promql_parser.walk(promql_parser.parse(expr), lambda node: names.add(node.name)
                            if isinstance(node, promql_parser.VectorSelector) else None)
         return names
@@ -185,7 +185,7 @@ def test_metrics_equal_the_work_done(client: Client, start_worker, fleet_env,  #
         assert names & exported, f"panel {panel['title']!r}: none of {names} is exported"
 
 
-def test_metrics_port_taken_the_worker_runs_on(client: Client, start_worker) -> None:  # type: ignore[no-untyped-def]
+def test_metrics_port_taken_the_worker_runs_on(client: Client, start_worker) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -248,7 +248,7 @@ def running_flower(fleet_env: dict[str, str], tmp_path: Path) -> Iterator[int]:
         log.close()
 
 
-def run_orders(client: Client, start_worker, port: int, count: int) -> list[str]:  # type: ignore[no-untyped-def]
+def run_orders(client: Client, start_worker, port: int, count: int) -> list[str]:
     start_worker("--concurrency", "2", env={"RUVON_TEST_SLOW_SECONDS": "0"})
 
     def events_on() -> bool:
@@ -264,7 +264,7 @@ def run_orders(client: Client, start_worker, port: int, count: int) -> list[str]
     return ids
 
 
-def test_flower_finds_every_step_task_of_a_workflow(client: Client, start_worker, fleet_env,  # type: ignore[no-untyped-def]
+def test_flower_finds_every_step_task_of_a_workflow(client: Client, start_worker, fleet_env,
                                                     tmp_path: Path) -> None:
     with running_flower(fleet_env, tmp_path) as port:
         ids = run_orders(client, start_worker, port, 3)
@@ -312,7 +312,7 @@ def browse(url: str, profile: Path, *args: str) -> subprocess.CompletedProcess[s
         capture_output=True, text=True, timeout=90, check=True)
 
 
-def test_flower_tasks_page_in_a_browser(client: Client, start_worker, fleet_env,  # type: ignore[no-untyped-def]
+def test_flower_tasks_page_in_a_browser(client: Client, start_worker, fleet_env,
                                         tmp_path: Path) -> None:
     chromium()
     with running_flower(fleet_env, tmp_path) as port:

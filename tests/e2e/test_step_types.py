@@ -20,6 +20,7 @@ import pytest
 
 from ruvon_workers import Client
 
+from ..helpers import not_none
 from .conftest import ROOT, markers
 
 # Fast recovery: a killed worker's steps and branches are re-sent within seconds.
@@ -51,7 +52,7 @@ def _wait_for_in_flight(fleet_env: dict[str, str], workflow_id: str, step: str,
     raise AssertionError(f"no {step} item was in flight:\n{worker.log()}")
 
 
-def test_parallel_50_branches_survive_a_kill_mid_fan_out(client: Client, start_worker,  # type: ignore[no-untyped-def]
+def test_parallel_50_branches_survive_a_kill_mid_fan_out(client: Client, start_worker,
                                                          fleet_env, monkeypatch) -> None:
     monkeypatch.setenv("RUVON_LEASE_SECONDS", "4")
     env = {**RECOVERY, "RUVON_TEST_STEP_SLEEP": "0.3"}
@@ -81,19 +82,21 @@ def test_parallel_50_branches_survive_a_kill_mid_fan_out(client: Client, start_w
     assert rows == [("COMPLETED", 50)] and remaining == (0,)
     joined = [h for h in client.history(workflow_id)
               if h.step == "Score" and h.status == "COMPLETED"]
-    assert len(joined) == 1 and joined[0].detail["branches"] == 50
+    assert len(joined) == 1 and joined[0].detail is not None \
+        and joined[0].detail["branches"] == 50
 
 
-def test_parallel_conflict_raise_error_fails_naming_the_key(client: Client,  # type: ignore[no-untyped-def]
+def test_parallel_conflict_raise_error_fails_naming_the_key(client: Client,
                                                             start_worker) -> None:
     start_worker("--concurrency", "2")
     info = client.wait(client.start("Conflicts", {}), 60)
     assert info.status == "FAILED"
+    assert info.error is not None
     assert "merge conflict on 'winner'" in info.error["message"]
     assert "'credit' and 'fraud'" in info.error["message"]
 
 
-def test_parallel_branch_past_timeout_does_not_hang_the_workflow(client: Client,  # type: ignore[no-untyped-def]
+def test_parallel_branch_past_timeout_does_not_hang_the_workflow(client: Client,
                                                                  start_worker) -> None:
     worker = start_worker("--concurrency", "2", env={"RUVON_SWEEP_INTERVAL": "1"})
     started = time.monotonic()
@@ -103,12 +106,13 @@ def test_parallel_branch_past_timeout_does_not_hang_the_workflow(client: Client,
     assert info.state["winner"] == "credit" and info.state["checked"] == ["credit"]
     (joined,) = [h for h in client.history(info.id)
                  if h.step == "Checks" and h.status == "COMPLETED"]
+    assert joined.detail is not None
     assert joined.detail["failed_branches"] == [
         {"branch": "slow", "error": "did not report within timeout_seconds (2 s)"}]
     worker.kill9()  # the slow branch is still sleeping; its late result is ignored
 
 
-def test_loop_over_20_items_resumes_at_the_killed_item(client: Client, start_worker,  # type: ignore[no-untyped-def]
+def test_loop_over_20_items_resumes_at_the_killed_item(client: Client, start_worker,
                                                        fleet_env, monkeypatch) -> None:
     monkeypatch.setenv("RUVON_LEASE_SECONDS", "4")
     env = {**RECOVERY, "RUVON_TEST_STEP_SLEEP": "0.2"}
@@ -128,7 +132,7 @@ def test_loop_over_20_items_resumes_at_the_killed_item(client: Client, start_wor
     runs = {i: _runs(fleet_env, workflow_id, "Process", i) for i in range(20)}
     assert runs[killed] == 2  # the interrupted iteration ran again ...
     assert all(n == 1 for i, n in runs.items() if i != killed)  # ... and only that one
-    iterations = [h.detail["iteration"] for h in client.history(workflow_id)
+    iterations = [not_none(h.detail)["iteration"] for h in client.history(workflow_id)
                   if h.status == "ITERATED" and h.step == "Process"]
     assert iterations == list(range(19))  # one commit per iteration; the 20th completes it
 
@@ -143,6 +147,7 @@ class _Api(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         type(self).seen.append({"path": self.path,
                                 "authorization": self.headers.get("Authorization")})
+        body: dict[str, object]
         if len(self.seen) <= self.fail_first:
             code, body = 503, {"error": "busy, try again"}
         else:
@@ -171,7 +176,7 @@ def api() -> Iterator[tuple[str, type[_Api]]]:
     server.server_close()
 
 
-def test_http_retries_then_succeeds_and_records_failures_without_secrets(  # type: ignore[no-untyped-def]
+def test_http_retries_then_succeeds_and_records_failures_without_secrets(
         client: Client, start_worker, api) -> None:
     url, handler = api
     start_worker("--concurrency", "2", env={"RUVON_SECRET_TEST_TOKEN": "s3cret-token"})
@@ -188,6 +193,7 @@ def test_http_retries_then_succeeds_and_records_failures_without_secrets(  # typ
     failed_id = client.start("Fetch", {"base_url": url, "order_id": "B-2"})
     failed = client.wait(failed_id, 60)
     assert failed.status == "FAILED"
+    assert failed.error is not None
     assert "returned 500" in failed.error["message"]
     assert "boom: the order service broke" in failed.error["message"]
     assert len(handler.seen) == 3  # the step's retry policy: 3 attempts
@@ -195,15 +201,16 @@ def test_http_retries_then_succeeds_and_records_failures_without_secrets(  # typ
     assert "s3cret-token" not in stored
 
 
-def test_http_template_reaching_python_internals_is_refused(client: Client,  # type: ignore[no-untyped-def]
+def test_http_template_reaching_python_internals_is_refused(client: Client,
                                                             start_worker) -> None:
     start_worker("--concurrency", "1")
     info = client.wait(client.start("FetchEvil", {}), 60)
     assert info.status == "FAILED"
+    assert info.error is not None
     assert "refused" in info.error["message"] and "__class__" in info.error["message"]
 
 
-def test_sub_workflow_completes_and_the_parent_resumes_with_its_result(  # type: ignore[no-untyped-def]
+def test_sub_workflow_completes_and_the_parent_resumes_with_its_result(
         client: Client, start_worker) -> None:
     start_worker("--concurrency", "2")
     info = client.wait(client.start("Parent", {"value": 21}), 60)
@@ -214,15 +221,16 @@ def test_sub_workflow_completes_and_the_parent_resumes_with_its_result(  # type:
     assert child.status == "COMPLETED" and child.parent_id == info.id
 
 
-def test_failed_child_fails_the_parent(client: Client, start_worker) -> None:  # type: ignore[no-untyped-def]
+def test_failed_child_fails_the_parent(client: Client, start_worker) -> None:
     start_worker("--concurrency", "2")
     info = client.wait(client.start("Parent", {"value": 1, "child_mode": "fail"}), 60)
     assert info.status == "FAILED_CHILD_WORKFLOW"
+    assert info.error is not None
     assert info.error["child_status"] == "FAILED"
     assert "the child could not do its work" in info.error["message"]
 
 
-def test_child_waiting_for_input_shows_on_the_parent(client: Client,  # type: ignore[no-untyped-def]
+def test_child_waiting_for_input_shows_on_the_parent(client: Client,
                                                       start_worker) -> None:
     start_worker("--concurrency", "2")
     parent_id = client.start("Parent", {"value": 5, "child_mode": "wait"})
@@ -233,13 +241,14 @@ def test_child_waiting_for_input_shows_on_the_parent(client: Client,  # type: ig
             break
         time.sleep(0.1)
     assert parent.status == "PENDING_SUB_WORKFLOW"
+    assert parent.child is not None
     assert parent.child["current_step"] == "Wait_Note"
     client.resume(parent.child["id"], {"note": "looks fine"})
     info = client.wait(parent_id, 60)
     assert info.status == "COMPLETED" and info.state["result"] == 10
 
 
-def test_cancelling_a_waiting_parent_cancels_its_child(client: Client,  # type: ignore[no-untyped-def]
+def test_cancelling_a_waiting_parent_cancels_its_child(client: Client,
                                                        start_worker) -> None:
     start_worker("--concurrency", "2")
     parent_id = client.start("Parent", {"value": 5, "child_mode": "wait"})
@@ -247,15 +256,16 @@ def test_cancelling_a_waiting_parent_cancels_its_child(client: Client,  # type: 
     while (client.get(parent_id).child or {}).get("status") != "WAITING_HUMAN_INPUT":
         assert time.monotonic() < deadline, client.get(parent_id)
         time.sleep(0.1)
-    child_id = client.get(parent_id).child["id"]
+    child_id = not_none(client.get(parent_id).child)["id"]
     client.cancel(parent_id, "order withdrawn")
     child = client.get(child_id)
-    assert child.status == "CANCELLED" and "order withdrawn" in child.error["message"]
+    assert child.status == "CANCELLED" and child.error is not None \
+        and "order withdrawn" in child.error["message"]
     time.sleep(1)  # the child's end wakes the parent: it stays cancelled
     assert client.get(parent_id).status == "CANCELLED"
 
 
-def test_fire_and_forget_starts_an_independent_workflow(client: Client,  # type: ignore[no-untyped-def]
+def test_fire_and_forget_starts_an_independent_workflow(client: Client,
                                                         start_worker) -> None:
     start_worker("--concurrency", "2")
     info = client.wait(client.start("Spawner", {"label": "hello"}), 60)
@@ -265,7 +275,7 @@ def test_fire_and_forget_starts_an_independent_workflow(client: Client,  # type:
     assert spawned.state == {"label": "hello", "ran": True} and spawned.parent_id is None
 
 
-def test_dynamic_injection_on_the_fleet(client: Client, start_worker) -> None:  # type: ignore[no-untyped-def]
+def test_dynamic_injection_on_the_fleet(client: Client, start_worker) -> None:
     start_worker("--concurrency", "2")
     high = client.wait(client.start("Inject", {"amount": 5000}), 60)
     low = client.wait(client.start("Inject", {"amount": 5}), 60)
@@ -273,7 +283,7 @@ def test_dynamic_injection_on_the_fleet(client: Client, start_worker) -> None:  
     assert low.state["path"] == ["Assess", "Finish"]
 
 
-def test_schedule_with_two_schedulers_fires_once_per_tick(client: Client, start_worker,  # type: ignore[no-untyped-def]
+def test_schedule_with_two_schedulers_fires_once_per_tick(client: Client, start_worker,
                                                           fleet_env) -> None:
     fast = {"RUVON_SCHEDULER_INTERVAL": "0.2"}
     workers = [start_worker("--concurrency", "1", env=fast) for _ in range(2)]
@@ -309,7 +319,7 @@ def _id_for(fleet_env: dict[str, str], key: str) -> str:
     return str(row[0])
 
 
-def test_steps_the_fleet_must_refuse_fail_once_instead_of_running_again(  # type: ignore[no-untyped-def]
+def test_steps_the_fleet_must_refuse_fail_once_instead_of_running_again(
         client: Client, start_worker) -> None:
     """A result PostgreSQL cannot store, a LOOP body starting a sub-workflow, a PARALLEL
     branch doing so: each fails its workflow with the reason, and starts nothing."""
@@ -324,6 +334,7 @@ def test_steps_the_fleet_must_refuse_fail_once_instead_of_running_again(  # type
     for mode, reason in cases.items():
         info = client.wait(ids[mode], 60)
         assert info.status == "FAILED", (mode, info.status, worker.log())
+        assert info.error is not None
         assert reason in info.error["message"], info.error
     for mode in cases:
         assert [h.status for h in client.history(ids[mode])].count("FAILED") == 1

@@ -10,6 +10,7 @@ import uuid
 from ruvon_workers import Client
 from ruvon_workers.utils.redis_urls import redis_client
 
+from ..helpers import not_none
 from .conftest import small_order
 
 
@@ -36,20 +37,22 @@ def raw_message(task: str, kwargs: dict, *, queue: str, body: bytes | None = Non
     return json.dumps(message).encode()
 
 
-def push(fleet_env: dict[str, str], task: str | None, kwargs: dict | None = None,
-         **options: object) -> None:
+def push(fleet_env: dict[str, str], task: str | None, kwargs: dict | None = None, *,
+         raw: bytes | None = None, body: bytes | None = None,
+         headers: dict | None = None) -> None:
     """LPUSH a message (or, with ``task=None``, raw bytes in ``raw=``) onto the fleet's
     default queue ("ruvon" unless configured)."""
     queue = fleet_env["RUVON_DEFAULT_QUEUE"]
-    message = options.pop("raw", None)
+    message = raw
     if message is None:
-        message = raw_message(task or "", kwargs or {}, queue=queue, **options)  # type: ignore[arg-type]
+        message = raw_message(task or "", kwargs or {}, queue=queue, body=body,
+                              headers=headers)
     client = redis_client(fleet_env["CELERY_BROKER_URL"])
     client.lpush(queue, message)
     client.close()
 
 
-def wait_for(predicate, timeout: float = 20.0):  # type: ignore[no-untyped-def]
+def wait_for(predicate, timeout: float = 20.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -59,7 +62,7 @@ def wait_for(predicate, timeout: float = 20.0):  # type: ignore[no-untyped-def]
     return predicate()
 
 
-def test_raw_protocol_message_starts_resumes_and_cancels(client: Client, start_worker,  # type: ignore[no-untyped-def]
+def test_raw_protocol_message_starts_resumes_and_cancels(client: Client, start_worker,
                                                          fleet_env) -> None:
     start_worker("--concurrency", "2")
     small, big, other = (str(uuid.uuid4()) for _ in range(3))
@@ -84,7 +87,7 @@ def test_raw_protocol_message_starts_resumes_and_cancels(client: Client, start_w
     push(fleet_env, "ruvon.cancel_workflow", {"workflow_id": other,
                                                           "reason": "from php"})
     assert wait_for(lambda: client.get(other).status == "CANCELLED")
-    assert client.get(other).error["message"] == "from php"
+    assert not_none(client.get(other).error)["message"] == "from php"
 
 
 def _exists(client: Client, workflow_id: str) -> bool:
@@ -95,7 +98,7 @@ def _exists(client: Client, workflow_id: str) -> bool:
         return False
 
 
-def test_bad_messages_are_recorded_and_the_worker_keeps_serving(client: Client, start_worker,  # type: ignore[no-untyped-def]
+def test_bad_messages_are_recorded_and_the_worker_keeps_serving(client: Client, start_worker,
                                                                 fleet_env) -> None:
     worker = start_worker("--concurrency", "2")
     unknown_id = str(uuid.uuid4())

@@ -10,6 +10,7 @@ import psycopg
 
 from ruvon_workers import WorkflowBuilder
 from ruvon_workers.engine.records import RecordUpdate, WorkflowRecord
+from ruvon_workers.engine.runtime import Runtime
 from ruvon_workers.persistence import PostgresPersistenceProvider
 
 REGISTRY = Path(__file__).resolve().parents[1] / "fixtures" / "fleet" / "workflow_registry.yaml"
@@ -22,7 +23,7 @@ async def _waiting(store: PostgresPersistenceProvider, deadline: float | None,
     record = WorkflowBuilder.from_registry(REGISTRY).new_record("Partial", {})
     stored, _ = await store.create_workflow(record)
     await store.create_fanout(stored.id, stored.version + 1, "Checks", BRANCHES, lease)
-    runtime = {"parallel": {"step": "Checks", "total": 2, "deadline": deadline}}
+    runtime = Runtime(parallel={"step": "Checks", "total": 2, "deadline": deadline})
     update = RecordUpdate("PENDING_ASYNC", "Checks", stored.state, runtime, due_in=-1)
     stored.version = await store.apply(stored.id, stored.version, update, [])
     return stored

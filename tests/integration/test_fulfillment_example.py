@@ -33,7 +33,7 @@ def order(carrier: CarrierAPI, *, flagged: bool = False) -> dict:
             "gift_wrap": flagged, "carrier_api_url": carrier.url}
 
 
-async def run(builder: WorkflowBuilder, persistence, data: dict,  # type: ignore[no-untyped-def]
+async def run(builder: WorkflowBuilder, persistence, data: dict,
               workflow_type: str = "OrderFulfillment"):
     wf = await builder.create_workflow(workflow_type, data, persistence_provider=persistence,
                                        execution_provider=SYNC)
@@ -42,11 +42,11 @@ async def run(builder: WorkflowBuilder, persistence, data: dict,  # type: ignore
     return wf
 
 
-async def completed_steps(wf) -> list[str]:  # type: ignore[no-untyped-def]
+async def completed_steps(wf) -> list[str]:
     return [h.step for h in await wf.history() if h.status == "COMPLETED"]
 
 
-async def test_flagged_order_shows_every_step_type(builder, persistence, carrier) -> None:  # type: ignore[no-untyped-def]
+async def test_flagged_order_shows_every_step_type(builder, persistence, carrier) -> None:
     wf = await run(builder, persistence, order(carrier, flagged=True))
     assert wf.status == "COMPLETED", wf.error
     state = wf.state
@@ -102,7 +102,7 @@ async def test_flagged_order_shows_every_step_type(builder, persistence, carrier
     assert steps[-3:] == ["Record_Shipment", "Notify_Customer", "Schedule_Stock_Report"]
 
 
-async def test_plain_order_skips_review_and_gift_wrap(builder, persistence, carrier) -> None:  # type: ignore[no-untyped-def]
+async def test_plain_order_skips_review_and_gift_wrap(builder, persistence, carrier) -> None:
     wf = await run(builder, persistence, order(carrier))
     assert wf.status == "COMPLETED", wf.error
     assert wf.state.risk == "low" and wf.state.checks["fraud_score"] == 10
@@ -116,7 +116,7 @@ async def test_plain_order_skips_review_and_gift_wrap(builder, persistence, carr
     assert len(await persistence.list_schedules()) == 1
 
 
-async def test_the_scheduled_stock_report_runs(builder, persistence, carrier) -> None:  # type: ignore[no-untyped-def]
+async def test_the_scheduled_stock_report_runs(builder, persistence, carrier) -> None:
     await run(builder, persistence, order(carrier))
     (schedule,) = await persistence.list_schedules()
     report = await run(builder, persistence, schedule["initial_data"], schedule["workflow_type"])
@@ -125,7 +125,7 @@ async def test_the_scheduled_stock_report_runs(builder, persistence, carrier) ->
 
 
 async def test_a_refused_quote_fails_the_order_without_leaking_the_token(
-        builder, persistence, carrier, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+        builder, persistence, carrier, monkeypatch) -> None:
     monkeypatch.setenv("RUVON_SECRET_CARRIER_TOKEN", "wrong-token")
     wf = await builder.create_workflow("OrderFulfillment", order(carrier),
                                        persistence_provider=persistence, execution_provider=SYNC)

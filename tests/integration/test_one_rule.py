@@ -17,7 +17,7 @@ from ruvon_workers.fleet.settings import FleetSettings
 from ruvon_workers.persistence import MemoryPersistenceProvider
 
 from ..fixtures import drift_steps
-from ..helpers import FLEET_REGISTRY, workflow_yaml, write_registry
+from ..helpers import FLEET_REGISTRY, not_none, workflow_yaml, write_registry
 from ..unit.test_coordinator_rules import Outbox, _drain
 
 D = "tests.fixtures.drift_steps"
@@ -70,7 +70,7 @@ def _coordinator(path: Path, store: Any) -> tuple[Coordinator, Outbox]:
     return Coordinator(load_registry(path), store, outbox, settings), outbox  # type: ignore[arg-type]
 
 
-async def _in_process(path: Path, store: Any, workflow_type: str, data: dict[str, Any]):  # type: ignore[no-untyped-def]
+async def _in_process(path: Path, store: Any, workflow_type: str, data: dict[str, Any]):
     builder = WorkflowBuilder.from_registry(path)
     return await builder.create_workflow(workflow_type, data, persistence_provider=store,
                                          execution_provider=SyncExecutionProvider())
@@ -99,7 +99,7 @@ async def test_a_branch_failing_for_good_runs_once_on_the_fleet(registry_path, p
     record, _ = await coordinator.start(workflow_type, {})
     await _drain(coordinator, outbox)
     done = await coordinator.load(record.id)
-    assert done.status == "FAILED" and f"'{branch}'" in done.error["message"]
+    assert done.status == "FAILED" and f"'{branch}'" in not_none(done.error)["message"]
     assert drift_steps.CALLS[branch] == 1
 
 
@@ -118,7 +118,7 @@ async def test_in_process_branches_run_at_the_same_time(registry_path):
 
 # -- cancel: the sub-workflow, the parent, and a race --------------------------------------
 
-async def _parent_waiting_on_child(store: Any):  # type: ignore[no-untyped-def]
+async def _parent_waiting_on_child(store: Any):
     builder = WorkflowBuilder.from_registry(FLEET_REGISTRY)
     parent = await builder.create_workflow("Parent", {"value": 5, "child_mode": "wait"},
                                            persistence_provider=store,
@@ -147,7 +147,7 @@ async def test_in_process_cancel_of_a_sub_workflow_ends_its_waiting_parent(persi
     await child.cancel("not needed")
     await parent.reload()
     assert parent.status == "FAILED_CHILD_WORKFLOW"
-    assert parent.error["child_status"] == "CANCELLED"
+    assert not_none(parent.error)["child_status"] == "CANCELLED"
 
 
 async def test_fleet_cancel_of_a_sub_workflow_ends_its_waiting_parent(persistence):
@@ -161,7 +161,7 @@ async def test_fleet_cancel_of_a_sub_workflow_ends_its_waiting_parent(persistenc
     await _drain(coordinator, outbox)
     parent = await coordinator.load(record.id)
     assert parent.status == "FAILED_CHILD_WORKFLOW"
-    assert parent.error["child_status"] == "CANCELLED"
+    assert not_none(parent.error)["child_status"] == "CANCELLED"
 
 
 class Racing(MemoryPersistenceProvider):
@@ -171,7 +171,7 @@ class Racing(MemoryPersistenceProvider):
         super().__init__()
         self.races = 0
 
-    async def apply(self, workflow_id, expected_version, update, history):  # type: ignore[no-untyped-def]
+    async def apply(self, workflow_id, expected_version, update, history):
         if update.status == "CANCELLED" and self.races == 0:
             self.races += 1
             row = await self.load_workflow(workflow_id)
@@ -208,4 +208,4 @@ async def test_a_value_postgres_refuses_fails_the_step_on_the_fleet(registry_pat
     record, _ = await coordinator.start("Unstorable", {})
     await _drain(coordinator, outbox)
     stored = await coordinator.load(record.id)
-    assert stored.status == "FAILED" and "cannot be stored" in stored.error["message"]
+    assert stored.status == "FAILED" and "cannot be stored" in not_none(stored.error)["message"]

@@ -43,13 +43,15 @@ async def test_two_writers_race_exactly_one_wins(builder: WorkflowBuilder,
     assert stored is not None and stored.state["approval_note"] == f"writer-{winner_index}"
     # Only the winner's history row landed.
     with psycopg.connect(database_url) as conn:
-        (count,) = conn.execute("SELECT count(*) FROM workflow_step_history WHERE "
-                                "workflow_id = %s AND status = 'COMPLETED'", (wf.id,)).fetchone()
+        row = conn.execute("SELECT count(*) FROM workflow_step_history WHERE "
+                           "workflow_id = %s AND status = 'COMPLETED'", (wf.id,)).fetchone()
+    assert row is not None
+    (count,) = row
     assert count == 1
 
 
 async def test_stale_in_process_workflow_gets_typed_error(builder: WorkflowBuilder,
-                                                          pg_persistence) -> None:  # type: ignore[no-untyped-def]
+                                                          pg_persistence) -> None:
     wf = await builder.create_workflow("OrderProcessing", ORDER,
                                        persistence_provider=pg_persistence,
                                        execution_provider=SYNC)
@@ -63,7 +65,7 @@ async def test_stale_in_process_workflow_gets_typed_error(builder: WorkflowBuild
     assert stored.current_step == "Check_Amount"
 
 
-async def test_history_records_every_transition(builder: WorkflowBuilder, pg_persistence) -> None:  # type: ignore[no-untyped-def]
+async def test_history_records_every_transition(builder: WorkflowBuilder, pg_persistence) -> None:
     wf = await builder.create_workflow("OrderProcessing", ORDER,
                                        persistence_provider=pg_persistence,
                                        execution_provider=SYNC)
@@ -76,7 +78,7 @@ async def test_history_records_every_transition(builder: WorkflowBuilder, pg_per
 
 
 async def test_concurrent_starts_with_one_key_make_one_workflow(
-        builder: WorkflowBuilder, pg_persistence) -> None:  # type: ignore[no-untyped-def]
+        builder: WorkflowBuilder, pg_persistence) -> None:
     made = await asyncio.gather(*(builder.create_workflow(
         "OrderProcessing", ORDER, persistence_provider=pg_persistence, execution_provider=SYNC,
         idempotency_key="order-o") for _ in range(10)))
@@ -107,7 +109,8 @@ async def test_pool_opens_with_its_settings_and_statement_timeout(database_url: 
         assert stats["pool_min"] == 2 and stats["pool_max"] == 4
         async with p.connection() as conn:
             cur = await conn.execute("SHOW statement_timeout")
-            assert (await cur.fetchone())[0] == "1500ms"
+            row = await cur.fetchone()
+            assert row is not None and row[0] == "1500ms"
     finally:
         await p.close()
 
@@ -121,7 +124,7 @@ async def test_unreachable_database_names_the_fix() -> None:
         await p.initialize()
 
 
-async def test_unknown_or_malformed_id(pg_persistence) -> None:  # type: ignore[no-untyped-def]
+async def test_unknown_or_malformed_id(pg_persistence) -> None:
     from ruvon_workers import WorkflowNotFound
 
     assert await pg_persistence.load_workflow("7a3c1a8e-7d1f-4d55-9f1e-1d1a1d1a1d1a") is None

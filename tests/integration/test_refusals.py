@@ -11,7 +11,7 @@ from ..helpers import create_in_process as _create
 from ..helpers import run_while_active as _run
 
 
-async def _failed(builder, persistence, data):  # type: ignore[no-untyped-def]
+async def _failed(builder, persistence, data):
     wf = await _create(builder, persistence, "Misfits", data)
     with pytest.raises(WorkflowFailedException):
         await _run(wf)

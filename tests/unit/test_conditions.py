@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from ruvon_workers.definitions.conditions import ConditionError, compile_expression
+from ruvon_workers.definitions.conditions import compile_expression
+from ruvon_workers.errors import ConditionError
 
 from ..fixtures.models import CounterState
 

@@ -4,10 +4,10 @@ lost pool processes, retries of injected steps."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from ruvon_workers.definitions import load_registry
 from ruvon_workers.engine.records import RecordUpdate
+from ruvon_workers.engine.runtime import Runtime
 from ruvon_workers.fleet.coordinator import Coordinator
 from ruvon_workers.fleet.settings import FleetSettings
 from ruvon_workers.persistence import MemoryPersistenceProvider
@@ -62,15 +62,15 @@ async def test_a_step_past_max_worker_lost_fails() -> None:
         current = await coordinator.load(record.id)
         assert await coordinator.worker_lost(record.id, "Tick", current.version)
     failed = await coordinator.load(record.id)
-    assert failed.status == "FAILED" and failed.error["type"] == "WorkerLost"
+    assert failed.status == "FAILED" and failed.error is not None \
+        and failed.error["type"] == "WorkerLost"
 
 
 async def _failed_in_review(coordinator: Coordinator) -> str:
     """An Inject workflow that failed in its injected Manual_Review step."""
     record, _ = await coordinator.start("Inject", {"amount": 5000})
-    runtime: dict[str, Any] = {
-        "completed": ["Assess"],
-        "inserted": {"steps": ["Manual_Review", "Second_Review"], "then": "Finish"}}
+    runtime = Runtime(completed=["Assess"],
+                      inserted={"steps": ["Manual_Review", "Second_Review"], "then": "Finish"})
     update = RecordUpdate("FAILED", "Manual_Review",
                           {**record.state, "risk": "high", "path": ["Assess"]}, runtime,
                           error={"step": "Manual_Review", "type": "RuntimeError",
@@ -113,7 +113,9 @@ async def test_the_sweep_leases_a_long_step_for_its_own_time_limit() -> None:
     await store.apply(record.id, record.version, update, [])
     assert await coordinator.sweep() == 1
     # Stuck has time_limit_seconds: 1 -> its lease is 1 + 10 (hard-kill grace) + 30 s.
-    left = (store._due[record.id] - dt.datetime.now(dt.UTC)).total_seconds()
+    due = store._due[record.id]
+    assert due is not None
+    left = (due - dt.datetime.now(dt.UTC)).total_seconds()
     assert 35 < left <= 41
 
 
@@ -124,7 +126,7 @@ async def test_a_result_the_database_refuses_fails_the_step_instead_of_looping()
         """Refuses the write of a state with ``ran`` set, as PostgreSQL refuses a value
         it cannot hold: every re-send of the step would be refused the same way."""
 
-        async def apply(self, workflow_id, expected_version, update, history):  # type: ignore[no-untyped-def]
+        async def apply(self, workflow_id, expected_version, update, history):
             if update.state.get("ran"):
                 raise UnstorableValue("save_workflow", "unsupported Unicode escape sequence")
             return await super().apply(workflow_id, expected_version, update, history)
@@ -137,6 +139,7 @@ async def test_a_result_the_database_refuses_fails_the_step_instead_of_looping()
     await _drain(coordinator, outbox)
     failed = await coordinator.load(record.id)
     assert failed.status == "FAILED" and failed.current_step == "Tick"
+    assert failed.error is not None
     assert "its result cannot be stored: PostgreSQL refused a value" in failed.error["message"]
     assert failed.state == {"label": "x", "ran": False}  # the stored state is untouched
     assert await coordinator.sweep() == 0  # nothing left for the sweep to re-send
@@ -205,7 +208,8 @@ async def test_a_hard_killed_saga_step_hands_its_compensations_to_a_pool_process
     assert outbox.sent == [(workflow_id, "Stuck", handed.version, None)]
     await _drain(coordinator, outbox)  # the step's message, in a pool process
     done = await coordinator.load(workflow_id)
-    assert done.status == "FAILED_ROLLED_BACK" and done.error["type"] == "TimeoutError"
+    assert done.status == "FAILED_ROLLED_BACK" and done.error is not None \
+        and done.error["type"] == "TimeoutError"
     assert [u.split("@")[0] for u in done.state["undone"]] == ["First"]
     assert done.runtime.compensate is None
 
@@ -220,5 +224,6 @@ async def test_compensations_killed_in_turn_fail_the_workflow_without_running_ag
                                 TimeoutError("hard limit, compensating"))
     failed = await coordinator.load(workflow_id)
     assert failed.status == "FAILED" and failed.state["undone"] == []
+    assert failed.error is not None
     assert failed.error["message"] == "hard limit"
     assert failed.error["compensation_failures"][0]["message"] == "hard limit, compensating"

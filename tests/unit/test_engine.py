@@ -11,6 +11,7 @@ from ruvon_workers.errors import InvalidStateError, InvalidTransition, UnknownWo
 from ruvon_workers.execution import SyncExecutionProvider
 from ruvon_workers.persistence import MemoryPersistenceProvider
 
+from ..fixtures.models import CounterState
 from ..helpers import S, builder_for
 
 SYNC = SyncExecutionProvider()
@@ -22,7 +23,7 @@ async def start(builder: WorkflowBuilder, data: dict | None = None, wf_type: str
                                          execution_provider=SYNC)
 
 
-async def run_all(wf) -> None:  # type: ignore[no-untyped-def]
+async def run_all(wf) -> None:
     while wf.status == "ACTIVE":
         await wf.next_step()
 
@@ -242,7 +243,8 @@ async def test_idempotency_key_returns_the_same_workflow(tmp_path: Path) -> None
                                     execution_provider=SYNC, idempotency_key="k1")
     second = await b.create_workflow("Test", {"count": 2}, persistence_provider=store,
                                      execution_provider=SYNC, idempotency_key="k1")
-    assert first.id == second.id and second.state.count == 1
+    assert first.id == second.id and isinstance(second.state, CounterState)
+    assert second.state.count == 1
 
 
 def test_import_cache_is_shared_and_class_level(tmp_path: Path) -> None:

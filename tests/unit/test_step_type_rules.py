@@ -29,7 +29,8 @@ def _step(**fields: Any) -> StepDefinition:
 
 def _merge(step: StepDefinition, state: dict[str, Any],
            *results: tuple[str, dict[str, Any]]) -> dict[str, Any]:
-    target, owners = dict(state), {}
+    target = dict(state)
+    owners: dict[tuple[str, ...], str] = {}
     for name, changes in results:
         merge_into(target, changes, step, owners, name)
     return target
