@@ -1,7 +1,16 @@
-"""The persistence protocol every store implements."""
+"""What a store must do, by concern.
+
+A store implements all of :class:`PersistenceProvider`, which is the sum of five small
+protocols: :class:`WorkflowStore` (workflow rows, their history and the recovery sweep's
+leases), :class:`FanoutStore` (PARALLEL branches), :class:`ScheduleStore` (CRON
+schedules), :class:`DeadLetterStore` (refused messages) and :class:`StatsStore` (counts
+and step durations). Code that needs only one concern can ask for that one.
+``tests/contract`` pins down the rules every store meets.
+"""
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -34,10 +43,18 @@ def same_workflow(new: WorkflowRecord, existing: WorkflowRecord) -> WorkflowReco
                                    "workflow; leave workflow_id out or choose a new one")
 
 
-class PersistenceProvider(Protocol):
+class WorkflowStore(Protocol):
+    """Workflow rows (every write a compare-and-set on ``version``), their history, and
+    the leases the recovery sweep claims."""
+
     async def initialize(self) -> None: ...
 
     async def close(self) -> None: ...
+
+    def pinned(self) -> AbstractContextManager[None]:
+        """Run the queries made inside the block on one connection (one step's queries:
+        one pool checkout, not several). A no-op for stores without connections."""
+        ...
 
     async def create_workflow(self, record: WorkflowRecord,
                               due_in: float | None = None) -> tuple[WorkflowRecord, bool]:
@@ -68,16 +85,10 @@ class PersistenceProvider(Protocol):
         """Push a claimed step's (or branch's) lease to ``lease_seconds`` from now."""
         ...
 
-    async def count_by_status(self) -> dict[str, int]: ...
 
-    async def record_dead_letter(self, task: str | None, workflow_id: str | None, reason: str,
-                                 payload: Any) -> None: ...
+class FanoutStore(Protocol):
+    """PARALLEL fan-outs: a counter per fan-out and one row per branch."""
 
-    async def dead_letters(self, limit: int = 50) -> list[dict[str, Any]]: ...
-
-    async def step_durations(self, workflow_type: str) -> list[dict[str, Any]]: ...
-
-    # PARALLEL fan-outs: a counter per fan-out and one row per branch.
     async def create_fanout(self, workflow_id: str, version: int, step: str,
                             branches: list[dict[str, Any]], lease_seconds: float) -> None: ...
 
@@ -109,7 +120,10 @@ class PersistenceProvider(Protocol):
 
     async def close_fanout(self, workflow_id: str, version: int) -> None: ...
 
-    # CRON_SCHEDULE schedules.
+
+class ScheduleStore(Protocol):
+    """CRON_SCHEDULE schedules."""
+
     async def upsert_schedule(self, schedule: dict[str, Any]) -> None: ...
 
     async def list_schedules(self) -> list[dict[str, Any]]: ...
@@ -124,3 +138,25 @@ class PersistenceProvider(Protocol):
         """Move a schedule from ``tick`` (compare-and-set) to ``next_run_at``, recording
         the tick that ``fired`` (the latest due; ``tick`` unless ticks were missed)."""
         ...
+
+
+class DeadLetterStore(Protocol):
+    """Messages the fleet refused."""
+
+    async def record_dead_letter(self, task: str | None, workflow_id: str | None, reason: str,
+                                 payload: Any) -> None: ...
+
+    async def dead_letters(self, limit: int = 50) -> list[dict[str, Any]]: ...
+
+
+class StatsStore(Protocol):
+    """Read-only summaries for metrics and the CLI."""
+
+    async def count_by_status(self) -> dict[str, int]: ...
+
+    async def step_durations(self, workflow_type: str) -> list[dict[str, Any]]: ...
+
+
+class PersistenceProvider(WorkflowStore, FanoutStore, ScheduleStore, DeadLetterStore,
+                          StatsStore, Protocol):
+    """Everything a store does: what the engine, the fleet and the clients are given."""

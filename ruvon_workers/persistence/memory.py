@@ -8,7 +8,9 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import statistics
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from ..engine.records import HistoryEntry, RecordUpdate, Status, StepOutcome, WorkflowRecord
 from ..errors import StaleStateError
@@ -36,6 +38,11 @@ class MemoryPersistenceProvider:
 
     async def close(self) -> None:
         return None
+
+    @contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Nothing to pin: there are no connections."""
+        yield
 
     @staticmethod
     def _due_at(due_in: float | None) -> dt.datetime | None:
@@ -245,3 +252,9 @@ class MemoryPersistenceProvider:
                    last_workflow_id=workflow_id,
                    runs=row["runs"] + 1)
         return True
+
+
+if TYPE_CHECKING:
+    from .base import PersistenceProvider
+
+    _conforms: PersistenceProvider = MemoryPersistenceProvider()

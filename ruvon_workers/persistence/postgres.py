@@ -6,7 +6,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.types.json import Jsonb, set_json_dumps, set_json_loads
@@ -433,6 +433,13 @@ class BlockingPostgresPersistenceProvider(PostgresPersistenceProvider):
             return _run(self._pinned, query, params, many)
         with self._checkout() as conn:
             return _run(conn, query, params, many)
+
+
+if TYPE_CHECKING:
+    from .base import PersistenceProvider
+
+    _conforms: PersistenceProvider = PostgresPersistenceProvider("")
+    _blocking_conforms: PersistenceProvider = BlockingPostgresPersistenceProvider("")
 
 
 def _run(conn: psycopg.Connection, query: str, params: dict[str, Any], many: bool | None) -> Any:
