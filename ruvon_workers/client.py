@@ -21,6 +21,7 @@ from .definitions import Registry, load_registry
 from .engine.records import HistoryEntry, Status, WorkflowRecord
 from .errors import InvalidTransition
 from .persistence.postgres import PostgresPersistenceProvider
+from .persistence.rows import DeadLetter, Schedule, StepStats
 from .settings import broker_url as env_broker_url
 from .settings import database_url as env_database_url
 from .settings import registry_path
@@ -163,15 +164,16 @@ class AsyncClient:
         history: builtins.list[HistoryEntry] = await coordinator.persistence.history(workflow_id)
         return history
 
-    async def dead_letters(self, limit: int = 50) -> builtins.list[dict[str, Any]]:
+    async def dead_letters(self, limit: int = 50) -> builtins.list[DeadLetter]:
+        """Messages the fleet refused, newest first."""
         coordinator = await self._ready()
-        rows: builtins.list[dict[str, Any]] = await coordinator.persistence.dead_letters(limit)
+        rows: builtins.list[DeadLetter] = await coordinator.persistence.dead_letters(limit)
         return rows
 
-    async def schedules(self) -> builtins.list[dict[str, Any]]:
+    async def schedules(self) -> builtins.list[Schedule]:
         """The CRON schedules CRON_SCHEDULE steps stored, by name."""
         coordinator = await self._ready()
-        rows: builtins.list[dict[str, Any]] = await coordinator.persistence.list_schedules()
+        rows: builtins.list[Schedule] = await coordinator.persistence.list_schedules()
         return rows
 
     async def remove_schedule(self, name: str) -> bool:
@@ -179,11 +181,11 @@ class AsyncClient:
         removed: bool = await coordinator.persistence.delete_schedule(name)
         return removed
 
-    async def step_durations(self, workflow_type: str) -> builtins.list[dict[str, Any]]:
+    async def step_durations(self, workflow_type: str) -> builtins.list[StepStats]:
         coordinator = await self._ready()
         self.registry.get(workflow_type)
         durations = coordinator.persistence.step_durations(workflow_type)
-        rows: builtins.list[dict[str, Any]] = await durations
+        rows: builtins.list[StepStats] = await durations
         return rows
 
 
@@ -254,16 +256,16 @@ class Client:
         rows: builtins.list[HistoryEntry] = self._run(self._async.history(workflow_id))
         return rows
 
-    def dead_letters(self, limit: int = 50) -> builtins.list[dict[str, Any]]:
-        rows: builtins.list[dict[str, Any]] = self._run(self._async.dead_letters(limit))
+    def dead_letters(self, limit: int = 50) -> builtins.list[DeadLetter]:
+        rows: builtins.list[DeadLetter] = self._run(self._async.dead_letters(limit))
         return rows
 
-    def step_durations(self, workflow_type: str) -> builtins.list[dict[str, Any]]:
-        rows: builtins.list[dict[str, Any]] = self._run(self._async.step_durations(workflow_type))
+    def step_durations(self, workflow_type: str) -> builtins.list[StepStats]:
+        rows: builtins.list[StepStats] = self._run(self._async.step_durations(workflow_type))
         return rows
 
-    def schedules(self) -> builtins.list[dict[str, Any]]:
-        rows: builtins.list[dict[str, Any]] = self._run(self._async.schedules())
+    def schedules(self) -> builtins.list[Schedule]:
+        rows: builtins.list[Schedule] = self._run(self._async.schedules())
         return rows
 
     def remove_schedule(self, name: str) -> bool:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
@@ -92,8 +93,8 @@ def metrics(workflow_type: str, database_url: str | None, registry: str | None,
     with Client(db, "memory://", registry) as client:
         rows = client.step_durations(workflow_type)
     if as_json:
-        emit_json(rows)
+        emit_json([dataclasses.asdict(r) for r in rows])
         return
     table(f"{workflow_type}: step durations (ms)", ["step", "runs", "mean", "p50", "p95", "max"],
-          [(r["step"], r["n"], _ms(r["mean_ms"]), _ms(r["p50_ms"]), _ms(r["p95_ms"]),
-            _ms(r["max_ms"])) for r in rows])
+          [(r.step, r.n, _ms(r.mean_ms), _ms(r.p50_ms), _ms(r.p95_ms), _ms(r.max_ms))
+           for r in rows])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Callable
 from functools import wraps
@@ -233,11 +234,11 @@ def dead_letters(client: Client, limit: int, as_json: bool) -> None:
     """Messages the fleet refused (unknown type, invalid data, undecodable), newest first."""
     rows = client.dead_letters(limit)
     if as_json:
-        emit_json(rows)
+        emit_json([dataclasses.asdict(r) for r in rows])
         return
     table("Refused messages", ["at", "task", "workflow", "reason"],
-          [(r["created_at"].strftime("%Y-%m-%d %H:%M:%S"), r["task"], r["workflow_id"] or "-",
-            r["reason"]) for r in rows])
+          [(r.created_at.strftime("%Y-%m-%d %H:%M:%S"), r.task, r.workflow_id or "-",
+            r.reason) for r in rows])
 
 
 @click.group()
@@ -252,15 +253,15 @@ def list_schedules(client: Client, as_json: bool) -> None:
     """List the schedules with their next and last run."""
     rows = client.schedules()
     if as_json:
-        emit_json(rows)
+        emit_json([dataclasses.asdict(r) for r in rows])
         return
 
     def when(value: Any) -> str:
         return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "-"
 
     table("Schedules", ["name", "workflow", "cron", "next run", "last run", "runs"],
-          [(r["name"], r["workflow_type"], r["cron_expression"], when(r["next_run_at"]),
-            when(r["last_run_at"]), str(r["runs"])) for r in rows])
+          [(r.name, r.workflow_type, r.cron_expression, when(r.next_run_at),
+            when(r.last_run_at), str(r.runs)) for r in rows])
 
 
 @schedules.command("remove")

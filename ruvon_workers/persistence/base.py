@@ -10,12 +10,14 @@ and step durations). Code that needs only one concern can ask for that one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..engine.records import HistoryEntry, RecordUpdate, WorkflowRecord
 from ..errors import InvalidStateError
+from .rows import DeadLetter, Schedule, ScheduleSpec, StepStats
 
 
 @dataclass(frozen=True)
@@ -124,14 +126,21 @@ class FanoutStore(Protocol):
 class ScheduleStore(Protocol):
     """CRON_SCHEDULE schedules."""
 
-    async def upsert_schedule(self, schedule: dict[str, Any]) -> None: ...
+    async def upsert_schedule(self, schedule: ScheduleSpec | Mapping[str, Any]) -> None:
+        """Store ``schedule`` by name (a mapping is read as :meth:`ScheduleSpec.of`)."""
+        ...
 
-    async def list_schedules(self) -> list[dict[str, Any]]: ...
+    async def list_schedules(self) -> list[Schedule]:
+        """Every schedule, by name."""
+        ...
 
     async def delete_schedule(self, name: str) -> bool: ...
 
     async def due_schedules(self, limit: int = 50,
-                            workflow_types: list[str] | None = None) -> list[dict[str, Any]]: ...
+                            workflow_types: list[str] | None = None) -> list[Schedule]:
+        """Schedules whose ``next_run_at`` has come, the earliest first; with
+        ``workflow_types``, only those starting one of these types."""
+        ...
 
     async def advance_schedule(self, name: str, tick: Any, next_run_at: Any,
                                workflow_id: str | None, fired: Any) -> bool:
@@ -146,7 +155,9 @@ class DeadLetterStore(Protocol):
     async def record_dead_letter(self, task: str | None, workflow_id: str | None, reason: str,
                                  payload: Any) -> None: ...
 
-    async def dead_letters(self, limit: int = 50) -> list[dict[str, Any]]: ...
+    async def dead_letters(self, limit: int = 50) -> list[DeadLetter]:
+        """The latest ``limit`` dead letters, newest first."""
+        ...
 
 
 class StatsStore(Protocol):
@@ -154,7 +165,10 @@ class StatsStore(Protocol):
 
     async def count_by_status(self) -> dict[str, int]: ...
 
-    async def step_durations(self, workflow_type: str) -> list[dict[str, Any]]: ...
+    async def step_durations(self, workflow_type: str) -> list[StepStats]:
+        """Per step of ``workflow_type``: its COMPLETED history rows, in the order the
+        steps first completed."""
+        ...
 
 
 class PersistenceProvider(WorkflowStore, FanoutStore, ScheduleStore, DeadLetterStore,

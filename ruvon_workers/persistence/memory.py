@@ -6,15 +6,17 @@ For unit tests and prototyping: nothing survives the process.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 import statistics
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ..engine.records import HistoryEntry, RecordUpdate, Status, StepOutcome, WorkflowRecord
 from ..errors import StaleStateError
 from .base import DueStep, same_workflow
+from .rows import DeadLetter, Schedule, ScheduleSpec, StepStats
 
 _DUE_STATUSES = frozenset({Status.ACTIVE, Status.PENDING_ASYNC, Status.PENDING_SUB_WORKFLOW})
 
@@ -29,9 +31,9 @@ class MemoryPersistenceProvider:
         self._due: dict[str, dt.datetime | None] = {}
         self._history: dict[str, list[HistoryEntry]] = {}
         self._keys: dict[str, str] = {}
-        self._dead: list[dict[str, Any]] = []
+        self._dead: list[DeadLetter] = []
         self._fanouts: dict[tuple[str, int], dict[str, Any]] = {}
-        self._schedules: dict[str, dict[str, Any]] = {}
+        self._schedules: dict[str, Schedule] = {}
 
     async def initialize(self) -> None:
         return None
@@ -123,10 +125,10 @@ class MemoryPersistenceProvider:
 
     async def record_dead_letter(self, task: str | None, workflow_id: str | None, reason: str,
                                  payload: Any) -> None:
-        self._dead.append({"id": len(self._dead) + 1, "task": task, "workflow_id": workflow_id,
-                           "reason": reason, "payload": payload, "created_at": _now()})
+        self._dead.append(DeadLetter(len(self._dead) + 1, task, workflow_id, reason,
+                                     copy.deepcopy(payload), _now()))
 
-    async def dead_letters(self, limit: int = 50) -> list[dict[str, Any]]:
+    async def dead_letters(self, limit: int = 50) -> list[DeadLetter]:
         return copy.deepcopy(list(reversed(self._dead))[:limit])
 
     async def count_by_status(self) -> dict[str, int]:
@@ -135,7 +137,7 @@ class MemoryPersistenceProvider:
             counts[row.status] = counts.get(row.status, 0) + 1
         return counts
 
-    async def step_durations(self, workflow_type: str) -> list[dict[str, Any]]:
+    async def step_durations(self, workflow_type: str) -> list[StepStats]:
         by_step: dict[str, list[float]] = {}
         for wid, entries in self._history.items():
             if self._rows[wid].workflow_type != workflow_type:
@@ -144,9 +146,8 @@ class MemoryPersistenceProvider:
                 if e.status == StepOutcome.COMPLETED and e.step and e.duration_ms is not None:
                     by_step.setdefault(e.step, []).append(e.duration_ms)
         return [
-            {"step": step, "n": len(v), "mean_ms": statistics.fmean(v),
-             "p50_ms": statistics.median(v), "p95_ms": sorted(v)[int(0.95 * (len(v) - 1))],
-             "max_ms": max(v)}
+            StepStats(step, len(v), statistics.fmean(v), statistics.median(v),
+                      sorted(v)[int(0.95 * (len(v) - 1))], max(v))
             for step, v in by_step.items()
         ]
 
@@ -221,38 +222,45 @@ class MemoryPersistenceProvider:
 
     # -- CRON_SCHEDULE schedules ----------------------------------------------------------
 
-    async def upsert_schedule(self, schedule: dict[str, Any]) -> None:
-        existing = self._schedules.get(schedule["name"])
-        row = {"last_run_at": None, "last_workflow_id": None, "runs": 0, "created_at": _now(),
-               **(existing or {}), **copy.deepcopy(schedule)}
-        if existing and existing["cron_expression"] == schedule["cron_expression"]:
-            row["next_run_at"] = existing["next_run_at"]
-        self._schedules[schedule["name"]] = row
+    async def upsert_schedule(self, schedule: ScheduleSpec | Mapping[str, Any]) -> None:
+        spec = ScheduleSpec.of(schedule)
+        existing = self._schedules.get(spec.name)
+        if existing is None:
+            self._schedules[spec.name] = Schedule(
+                spec.name, spec.workflow_type, spec.cron_expression,
+                copy.deepcopy(spec.initial_data), spec.next_run_at, last_run_at=None,
+                last_workflow_id=None, runs=0, created_by=spec.created_by, created_at=_now())
+            return
+        self._schedules[spec.name] = dataclasses.replace(
+            existing, workflow_type=spec.workflow_type, cron_expression=spec.cron_expression,
+            initial_data=copy.deepcopy(spec.initial_data),
+            next_run_at=(existing.next_run_at
+                         if existing.cron_expression == spec.cron_expression
+                         else spec.next_run_at))
 
-    async def list_schedules(self) -> list[dict[str, Any]]:
+    async def list_schedules(self) -> list[Schedule]:
         return copy.deepcopy([self._schedules[k] for k in sorted(self._schedules)])
 
     async def delete_schedule(self, name: str) -> bool:
         return self._schedules.pop(name, None) is not None
 
     async def due_schedules(self, limit: int = 50,
-                            workflow_types: list[str] | None = None) -> list[dict[str, Any]]:
+                            workflow_types: list[str] | None = None) -> list[Schedule]:
         now = _now()
-        due = sorted((s for s in self._schedules.values() if s["next_run_at"] <= now
-                      and (workflow_types is None or s["workflow_type"] in workflow_types)),
-                     key=lambda s: s["next_run_at"])
+        due = sorted((s for s in self._schedules.values() if s.next_run_at <= now
+                      and (workflow_types is None or s.workflow_type in workflow_types)),
+                     key=lambda s: s.next_run_at)
         return copy.deepcopy(due[:limit])
 
     async def advance_schedule(self, name: str, tick: Any, next_run_at: Any,
                                workflow_id: str | None, fired: Any) -> bool:
         row = self._schedules.get(name)
-        if row is None or row["next_run_at"] != tick:
+        if row is None or row.next_run_at != tick:
             return False
-        row.update(next_run_at=next_run_at, last_run_at=fired,
-                   last_workflow_id=workflow_id,
-                   runs=row["runs"] + 1)
+        self._schedules[name] = dataclasses.replace(
+            row, next_run_at=next_run_at, last_run_at=fired, last_workflow_id=workflow_id,
+            runs=row.runs + 1)
         return True
-
 
 if TYPE_CHECKING:
     from .base import PersistenceProvider

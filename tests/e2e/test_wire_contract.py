@@ -110,7 +110,7 @@ def test_bad_messages_are_recorded_and_the_worker_keeps_serving(client: Client, 
     push(fleet_env, "x", {}, headers={"task": "ruvon.no_such_task"})  # no id
     push(fleet_env, None, raw=b"this is not even a kombu envelope")
     rows = wait_for(lambda: len(client.dead_letters()) >= 7 and client.dead_letters(), 30)
-    reasons = "\n".join(f"{r['task']}: {r['reason']}" for r in rows)
+    reasons = "\n".join(f"{r.task}: {r.reason}" for r in rows)
     assert "Unknown workflow type 'NoSuchType'" in reasons
     assert "Initial data for 'OrderProcessing'" in reasons and "customer_id" in reasons
     assert "cannot decode message body" in reasons

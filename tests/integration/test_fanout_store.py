@@ -113,5 +113,5 @@ async def test_due_schedules_of_other_types_are_left_out(
         await pg_persistence.upsert_schedule({
             "name": name, "workflow_type": workflow_type, "cron_expression": "0 3 * * *",
             "initial_data": {}, "next_run_at": due, "created_by": None})
-    assert [s["name"] for s in await pg_persistence.due_schedules(10, ["Mine"])] == ["mine"]
+    assert [s.name for s in await pg_persistence.due_schedules(10, ["Mine"])] == ["mine"]
     assert len(await pg_persistence.due_schedules(10)) == 2
