@@ -20,7 +20,6 @@ from typing import Any
 from .definitions import Registry, load_registry
 from .engine.records import HistoryEntry, Status, WorkflowRecord
 from .errors import InvalidTransition
-from .persistence.postgres import PostgresPersistenceProvider
 from .persistence.rows import DeadLetter, Schedule, StepStats
 from .settings import broker_url as env_broker_url
 from .settings import database_url as env_database_url
@@ -74,18 +73,14 @@ class AsyncClient:
             async with self._lock:
                 if self._coordinator is None:
                     from .fleet.app import create_app
-                    from .fleet.coordinator import Coordinator
-                    from .fleet.dispatch import Dispatcher
+                    from .fleet.factory import build_coordinator, build_store
 
                     app = create_app(self.registry, self.broker_url)
-                    persistence = PostgresPersistenceProvider(
-                        self.database_url or "", pool_min_size=1)
+                    persistence = build_store("client", self.database_url)
                     await persistence.initialize()
                     self._app = app
-                    self._coordinator = Coordinator(
-                        self.registry, persistence,
-                        Dispatcher(app, self.registry, app.ruvon_settings),
-                        app.ruvon_settings)
+                    self._coordinator = build_coordinator(persistence, app=app,
+                                                          registry=self.registry)
         return self._coordinator
 
     async def close(self) -> None:

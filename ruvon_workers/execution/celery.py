@@ -41,10 +41,10 @@ class CeleryExecutionProvider:
 
     async def run_next(self, workflow: Workflow,
                        user_input: dict[str, Any]) -> tuple[Any, str | None]:
-        from ..fleet.coordinator import Coordinator
+        from ..fleet.factory import build_coordinator
 
-        coordinator = Coordinator(self.app.ruvon_registry, workflow.persistence,
-                                  self.dispatcher, self.settings)
+        coordinator = build_coordinator(workflow.persistence, registry=self.app.ruvon_registry,
+                                        dispatcher=self.dispatcher, settings=self.settings)
         if workflow.status == Status.WAITING_HUMAN_INPUT:
             workflow.record = await coordinator.resume(workflow.id, user_input)
         else:
