@@ -42,6 +42,14 @@ class ProcessRuntime:
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self.loop.run(coro)
 
+    def can_run_here(self) -> bool:
+        """Whether the calling thread may :meth:`run` a coroutine now: any thread can use a
+        loop thread; an inline loop only the main thread that drives it, between tasks."""
+        if isinstance(self.loop, LoopThread):
+            return True
+        return (threading.current_thread() is threading.main_thread()
+                and not self.loop.loop.is_running())
+
     def close(self) -> None:
         try:
             self.loop.run(self.persistence.close())

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from ..engine.records import HistoryEntry, RecordUpdate, WorkflowRecord
 from ..errors import InvalidStateError
+from ..utils.serialization import serialize
 from .rows import DeadLetter, Schedule, ScheduleSpec, StepStats
 
 
@@ -43,6 +44,45 @@ def same_workflow(new: WorkflowRecord, existing: WorkflowRecord) -> WorkflowReco
     raise InvalidStateError(f"workflow_id {new.id}",
                             detail=f"already taken by another {existing.workflow_type} "
                                    "workflow; leave workflow_id out or choose a new one")
+
+
+#: The longest reason (and stand-in for a payload that is not JSON) a dead letter keeps.
+DEAD_LETTER_TEXT_MAX = 2000
+_NUL = "\x00"
+_NUL_STAND_IN = "\ufffd"
+
+
+def dead_letter_values(task: str | None, workflow_id: str | None, reason: str,
+                       payload: Any) -> tuple[str | None, str | None, str, Any]:
+    """What a store records for a dead letter, so that recording one cannot fail on what
+    the refused message held: every NUL character (PostgreSQL stores none) becomes
+    U+FFFD, in the payload's keys and strings too; the reason is cut to
+    :data:`DEAD_LETTER_TEXT_MAX` characters; a payload the JSON codec cannot encode is
+    kept as its ``repr``, cut likewise."""
+    cleaned = _without_nul(payload)
+    try:
+        serialize(cleaned)
+    except Exception:
+        cleaned = _without_nul(_repr(payload)[:DEAD_LETTER_TEXT_MAX])
+    return (_without_nul(task), _without_nul(workflow_id),
+            _without_nul(str(reason))[:DEAD_LETTER_TEXT_MAX], cleaned)
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace(_NUL, _NUL_STAND_IN)
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_nul(v) for v in value]
+    return value
+
+
+def _repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception:
+        return f"<unrepresentable {type(value).__name__}>"
 
 
 class WorkflowStore(Protocol):
@@ -153,7 +193,9 @@ class DeadLetterStore(Protocol):
     """Messages the fleet refused."""
 
     async def record_dead_letter(self, task: str | None, workflow_id: str | None, reason: str,
-                                 payload: Any) -> None: ...
+                                 payload: Any) -> None:
+        """Record a refused message as :func:`dead_letter_values` cleans it."""
+        ...
 
     async def dead_letters(self, limit: int = 50) -> list[DeadLetter]:
         """The latest ``limit`` dead letters, newest first."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..engine.records import HistoryEntry, RecordUpdate, Status, StepOutcome, WorkflowRecord
 from ..errors import StaleStateError
-from .base import DueStep, same_workflow
+from .base import DueStep, dead_letter_values, same_workflow
 from .rows import DeadLetter, Schedule, ScheduleSpec, StepStats
 
 _DUE_STATUSES = frozenset({Status.ACTIVE, Status.PENDING_ASYNC, Status.PENDING_SUB_WORKFLOW})
@@ -125,6 +125,8 @@ class MemoryPersistenceProvider:
 
     async def record_dead_letter(self, task: str | None, workflow_id: str | None, reason: str,
                                  payload: Any) -> None:
+        task, workflow_id, reason, payload = dead_letter_values(task, workflow_id, reason,
+                                                                payload)
         self._dead.append(DeadLetter(len(self._dead) + 1, task, workflow_id, reason,
                                      copy.deepcopy(payload), _now()))
 

@@ -16,7 +16,7 @@ from ..engine.records import HistoryEntry, RecordUpdate, WorkflowRecord
 from ..errors import RuvonError, StaleStateError, UnstorableValue
 from ..utils.serialization import deserialize, dumps_bytes
 from . import sql
-from .base import DueStep, same_workflow
+from .base import DueStep, dead_letter_values, same_workflow
 from .rows import DeadLetter, Schedule, ScheduleSpec, StepStats
 
 _RECORD_COLUMNS = 14
@@ -359,6 +359,8 @@ class PostgresPersistenceProvider:
 
     async def record_dead_letter(self, task: str | None, workflow_id: str | None, reason: str,
                                  payload: Any) -> None:
+        task, workflow_id, reason, payload = dead_letter_values(task, workflow_id, reason,
+                                                                payload)
         await self._fetch("dead_letter", "insert_dead_letter", {
             "task": task, "workflow_id": workflow_id, "reason": reason,
             "payload": Jsonb(payload)}, many=None)
