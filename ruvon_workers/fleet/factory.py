@@ -19,7 +19,7 @@ background    async       1    2  a worker's recovery sweep, CRON scheduler, sta
 
 Every pool opens one connection and grows on demand up to its maximum.
 ``POSTGRES_POOL_MIN_SIZE`` and ``POSTGRES_POOL_MAX_SIZE``, when set, win over the table for
-every role. ``build_store`` needs no Celery; ``build_coordinator`` imports the fleet.
+every role.
 """
 
 from __future__ import annotations
@@ -32,15 +32,15 @@ from ..persistence.postgres import (
     PostgresPersistenceProvider,
 )
 from ..settings import database_url, float_env
+from .coordinator import Coordinator
+from .dispatch import Dispatcher
+from .settings import FleetSettings
 
 if TYPE_CHECKING:
     from celery import Celery
 
     from ..definitions import Registry
     from ..persistence.base import PersistenceProvider
-    from .coordinator import Coordinator
-    from .dispatch import Dispatcher
-    from .settings import FleetSettings
 
 Role = Literal["step", "threads", "client", "background"]
 Driver = Literal["blocking", "async"]
@@ -95,10 +95,6 @@ def build_coordinator(persistence: PersistenceProvider, *, app: Celery | None = 
                       settings: FleetSettings | None = None) -> Coordinator:
     """A coordinator on ``persistence``. The registry, settings and dispatcher default to
     ``app``'s (``create_app``); without an app, pass the registry and a dispatcher."""
-    from .coordinator import Coordinator
-    from .dispatch import Dispatcher
-    from .settings import FleetSettings
-
     if registry is None:
         if app is None:
             raise TypeError("build_coordinator needs an app or a registry")
