@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import dataclasses
 import datetime as dt
 import threading
 import time
@@ -20,7 +21,7 @@ from typing import Any
 from .definitions import Registry, load_registry
 from .engine.records import HistoryEntry, Status, WorkflowRecord
 from .errors import InvalidTransition
-from .persistence.postgres import PostgresPersistenceProvider
+from .persistence.rows import DeadLetter, Schedule, StepStats
 from .settings import broker_url as env_broker_url
 from .settings import database_url as env_database_url
 from .settings import registry_path
@@ -73,18 +74,14 @@ class AsyncClient:
             async with self._lock:
                 if self._coordinator is None:
                     from .fleet.app import create_app
-                    from .fleet.coordinator import Coordinator
-                    from .fleet.dispatch import Dispatcher
+                    from .fleet.factory import build_coordinator, build_store
 
                     app = create_app(self.registry, self.broker_url)
-                    persistence = PostgresPersistenceProvider(
-                        self.database_url or "", pool_min_size=1)
+                    persistence = build_store("client", self.database_url)
                     await persistence.initialize()
                     self._app = app
-                    self._coordinator = Coordinator(
-                        self.registry, persistence,
-                        Dispatcher(app, self.registry, app.ruvon_settings),
-                        app.ruvon_settings)
+                    self._coordinator = build_coordinator(persistence, app=app,
+                                                          registry=self.registry)
         return self._coordinator
 
     async def close(self) -> None:
@@ -164,15 +161,16 @@ class AsyncClient:
         return history
 
     async def dead_letters(self, limit: int = 50) -> builtins.list[dict[str, Any]]:
+        """Messages the fleet refused, newest first."""
         coordinator = await self._ready()
-        rows: builtins.list[dict[str, Any]] = await coordinator.persistence.dead_letters(limit)
-        return rows
+        rows: builtins.list[DeadLetter] = await coordinator.persistence.dead_letters(limit)
+        return [dataclasses.asdict(row) for row in rows]
 
     async def schedules(self) -> builtins.list[dict[str, Any]]:
         """The CRON schedules CRON_SCHEDULE steps stored, by name."""
         coordinator = await self._ready()
-        rows: builtins.list[dict[str, Any]] = await coordinator.persistence.list_schedules()
-        return rows
+        rows: builtins.list[Schedule] = await coordinator.persistence.list_schedules()
+        return [dataclasses.asdict(row) for row in rows]
 
     async def remove_schedule(self, name: str) -> bool:
         coordinator = await self._ready()
@@ -183,8 +181,8 @@ class AsyncClient:
         coordinator = await self._ready()
         self.registry.get(workflow_type)
         durations = coordinator.persistence.step_durations(workflow_type)
-        rows: builtins.list[dict[str, Any]] = await durations
-        return rows
+        rows: builtins.list[StepStats] = await durations
+        return [dataclasses.asdict(row) for row in rows]
 
 
 class Client:

@@ -17,7 +17,7 @@ from typing import Any
 from croniter import croniter
 
 from .errors import DatabaseError, UnknownWorkflowType
-from .persistence.base import PersistenceProvider
+from .persistence.base import ScheduleStore
 
 log = logging.getLogger("ruvon.scheduler")
 
@@ -57,19 +57,19 @@ def latest_tick(expression: str, due: dt.datetime, now: dt.datetime) -> dt.datet
     return max(due, previous)
 
 
-async def fire_due(persistence: PersistenceProvider, start: Starter, *, limit: int = 50,
+async def fire_due(persistence: ScheduleStore, start: Starter, *, limit: int = 50,
                    workflow_types: list[str] | None = None) -> int:
     """Start the workflow of every schedule whose tick has come; return how many fired.
     With ``workflow_types``, only schedules of those types are looked at."""
     fired = 0
     for schedule in await persistence.due_schedules(limit, workflow_types):
-        name, tick = schedule["name"], schedule["next_run_at"]
+        name, tick = schedule.name, schedule.next_run_at
         now = dt.datetime.now(dt.UTC)
-        firing = latest_tick(schedule["cron_expression"], tick, now)
+        firing = latest_tick(schedule.cron_expression, tick, now)
         workflow_id: str | None = None
         try:
-            workflow_id = await start(schedule["workflow_type"],
-                                      dict(schedule["initial_data"] or {}),
+            workflow_id = await start(schedule.workflow_type,
+                                      dict(schedule.initial_data or {}),
                                       tick_key(name, firing))
             fired += 1
         except UnknownWorkflowType:
@@ -78,15 +78,15 @@ async def fire_due(persistence: PersistenceProvider, start: Starter, *, limit: i
             if name not in _unknown_warned:
                 _unknown_warned.add(name)
                 log.warning("schedule %s starts %s, which this worker's registry lacks; "
-                            "left to a worker that has it", name, schedule["workflow_type"])
+                            "left to a worker that has it", name, schedule.workflow_type)
             continue
         except DatabaseError:
             raise  # the tick stays due; the next round fires it
         except Exception as exc:
             # A schedule that cannot start (data its model rejects) must not fire in a
             # loop: log it and move on to the next tick.
-            log.error("schedule %s: starting %s failed: %s", name, schedule["workflow_type"], exc)
-        following = next_tick(schedule["cron_expression"], max(firing, now))
+            log.error("schedule %s: starting %s failed: %s", name, schedule.workflow_type, exc)
+        following = next_tick(schedule.cron_expression, max(firing, now))
         if await persistence.advance_schedule(name, tick, following, workflow_id, firing):
             log.info("schedule %s fired for %s (workflow %s); next at %s", name,
                      firing.isoformat(), workflow_id, following.isoformat())

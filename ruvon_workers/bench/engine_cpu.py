@@ -8,9 +8,9 @@ import time
 from dataclasses import dataclass
 
 from ..definitions import load_registry
-from ..fleet.coordinator import Coordinator
+from ..fleet.factory import build_coordinator, build_store
 from ..fleet.settings import FleetSettings
-from ..persistence.postgres import QUERY_OBSERVERS, BlockingPostgresPersistenceProvider
+from ..persistence.postgres import QUERY_OBSERVERS
 from .models import make_state
 
 
@@ -39,12 +39,12 @@ async def _measure(db_url: str, workflows: int, state_lines: int) -> EngineCost:
 
     registry = load_registry(bench_registry())
     # As in a prefork worker process: one step at a time, the blocking driver.
-    persistence = BlockingPostgresPersistenceProvider(db_url, pool_min_size=1,
-                                                      pool_max_size=2)
+    persistence = build_store("step", db_url)
     await persistence.initialize()
     dispatcher = _CollectingDispatcher()
-    coordinator = Coordinator(registry, persistence, dispatcher,  # type: ignore[arg-type]
-                              FleetSettings.from_env())
+    coordinator = build_coordinator(persistence, registry=registry,
+                                    dispatcher=dispatcher,  # type: ignore[arg-type]
+                                    settings=FleetSettings.from_env())
     queries: list[str] = []
     QUERY_OBSERVERS.append(lambda operation, _: queries.append(operation))
     try:

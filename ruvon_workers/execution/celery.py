@@ -41,10 +41,10 @@ class CeleryExecutionProvider:
                                  record.version)
 
     def _coordinator(self, workflow: Workflow) -> Coordinator:
-        from ..fleet.coordinator import Coordinator
+        from ..fleet.factory import build_coordinator
 
-        return Coordinator(self.app.ruvon_registry, workflow.persistence, self.dispatcher,
-                           self.settings)
+        return build_coordinator(workflow.persistence, registry=self.app.ruvon_registry,
+                                 dispatcher=self.dispatcher, settings=self.settings)
 
     async def run_next(self, workflow: Workflow,
                        user_input: dict[str, Any]) -> tuple[Any, str | None]:

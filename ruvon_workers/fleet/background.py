@@ -14,11 +14,9 @@ from typing import Any
 
 from celery import Celery
 
-from ..persistence.postgres import PostgresPersistenceProvider
-from ..settings import database_url
 from ..utils.loop import LoopThread
 from .coordinator import Coordinator
-from .dispatch import Dispatcher
+from .factory import build_coordinator, build_store
 
 log = logging.getLogger("ruvon.background")
 
@@ -70,13 +68,9 @@ class Sweeper(threading.Thread):
         return coordinator.sweep()
 
     def run(self) -> None:
-        registry = self.app.ruvon_registry
-        settings = self.app.ruvon_settings
         loop = LoopThread(name=f"{self.name}-loop")
-        persistence = PostgresPersistenceProvider(database_url() or "", pool_min_size=1,
-                                                  pool_max_size=2)
-        coordinator = Coordinator(registry, persistence, Dispatcher(self.app, registry, settings),
-                                  settings)
+        persistence = build_store("background")
+        coordinator = build_coordinator(persistence, app=self.app)
         try:
             while not self.stopped.wait(self.interval * random.uniform(0.8, 1.2)):
                 try:

@@ -1,26 +1,31 @@
 """A Celery consumer that logs, records and drops what it cannot handle.
 
 The stock consumer can exit on a malformed message (an unknown task without an ``id``
-header, a body that is not a mapping). Here every such message is logged, written to
-``ruvon_dead_letters`` and rejected, and the worker keeps serving.
+header, a body that is not a mapping). Here every such message is logged, recorded as a
+dead letter (``ruvon-workers dead-letters`` lists them) and rejected, and the worker
+keeps serving.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import threading
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-import psycopg
 from celery.worker.consumer import Consumer
-from psycopg.types.json import Jsonb
 
-from ..persistence import sql
-from ..persistence.postgres import configure_json
+from ..persistence.base import DeadLetterStore
+from ..persistence.postgres import PostgresPersistenceProvider
 from ..settings import database_url
+from ..utils.loop import LoopThread
+from .factory import build_store
+from .runtime import process_runtimes
 
 log = logging.getLogger("ruvon.consumer")
-_db_lock = threading.Lock()
+_lock = threading.Lock()
 _MAX_BODY = 2000
 
 
@@ -33,18 +38,78 @@ def _body_excerpt(message: Any) -> str:
 
 def record_dead_letter(task: str | None, workflow_id: str | None, reason: str,
                        payload: Any) -> None:
-    """Insert a dead letter with a short-lived connection; never raises."""
-    url = database_url(required=False)
-    if not url:
+    """Record a refused message through a store's ``record_dead_letter`` (which cleans
+    NUL characters and cuts the reason); never raises, and does nothing without a
+    ``DATABASE_URL``.
+
+    A pool process uses its worker runtime's store (it has one by the time it refuses a
+    message); elsewhere (the worker's main process: its consumer and transport) a small
+    store of the process's own does it, built on first use.
+    """
+    if not database_url(required=False):
         return
     try:
-        with _db_lock, psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
-            configure_json(conn)
-            conn.execute(sql.query("insert_dead_letter"), {
-                "task": task, "workflow_id": workflow_id, "reason": reason[:2000],
-                "payload": Jsonb(payload)})
+        store, run = _dead_letter_store()
+        run(store.record_dead_letter(task, workflow_id, reason, payload))
     except Exception as exc:
         log.warning("could not record dead letter (%s): %s", reason, exc)
+
+
+Runner = Callable[[Coroutine[Any, Any, None]], None]
+
+
+def _dead_letter_store() -> tuple[DeadLetterStore, Runner]:
+    for runtime in process_runtimes():
+        if runtime.can_run_here():
+            return runtime.persistence, runtime.run
+    own = _OwnStore.for_this_process()
+    return own.persistence, own.run
+
+
+class _OwnStore:
+    """A "background" store (``fleet.factory``) on a loop thread of its own, for a process
+    without a worker runtime."""
+
+    _current: _OwnStore | None = None
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.loop = LoopThread(name="ruvon-dead-letters")
+        self.persistence: PostgresPersistenceProvider = build_store("background")
+        self.closed = False
+
+    @classmethod
+    def for_this_process(cls) -> _OwnStore:
+        own = cls._current
+        if own is None or own.pid != os.getpid():  # none yet, or the parent's (a fork)
+            with _lock:
+                own = cls._current
+                if own is None or own.pid != os.getpid():
+                    own = cls._current = cls()
+                    atexit.register(own.close)
+        return own
+
+    def run(self, coro: Coroutine[Any, Any, None]) -> None:
+        self.loop.run(self._initialized(coro))
+
+    async def _initialized(self, coro: Coroutine[Any, Any, None]) -> None:
+        try:
+            await self.persistence.initialize()  # again after a failure; else a no-op
+        except BaseException:
+            coro.close()
+            raise
+        await coro
+
+    def close(self) -> None:
+        if self.pid != os.getpid() or self.closed:
+            return
+        self.closed = True
+        try:
+            self.loop.run(self.persistence.close(), timeout=5)
+        except Exception:
+            pass
+        finally:
+            self.loop.stop()
 
 
 def _reject(message: Any) -> None:

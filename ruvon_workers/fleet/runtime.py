@@ -15,14 +15,8 @@ from typing import Any, TypeVar
 from celery import Celery
 
 from ..definitions import Registry
-from ..persistence.postgres import (
-    BlockingPostgresPersistenceProvider,
-    PostgresPersistenceProvider,
-)
-from ..settings import database_url
 from ..utils.loop import InlineLoop, LoopThread
-from .coordinator import Coordinator
-from .dispatch import Dispatcher
+from .factory import build_coordinator, build_store, store_role
 from .settings import FleetSettings
 
 T = TypeVar("T")
@@ -38,19 +32,23 @@ class ProcessRuntime:
         inline = threading.current_thread() is threading.main_thread()
         self.loop: InlineLoop | LoopThread = InlineLoop() if inline else LoopThread()
         # One task at a time per prefork child: a small pool is enough, and queries need
-        # not yield to other coroutines (there are none), so they use the blocking driver.
-        store = BlockingPostgresPersistenceProvider if inline else PostgresPersistenceProvider
-        self.persistence = store(
-            database_url() or "",
-            pool_min_size=int(os.getenv("POSTGRES_POOL_MIN_SIZE", "1")),
-            pool_max_size=int(os.getenv("POSTGRES_POOL_MAX_SIZE", "4")),
-        )
+        # not yield to other coroutines (there are none), so they use the blocking driver
+        # (the "step" role of fleet.factory; a thread pool's store is "threads").
+        self.persistence = build_store(store_role(inline=inline))
         self.loop.run(self.persistence.initialize())
-        self.coordinator = Coordinator(registry, self.persistence,
-                                       Dispatcher(app, registry, settings), settings)
+        self.coordinator = build_coordinator(self.persistence, app=app, registry=registry,
+                                             settings=settings)
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self.loop.run(coro)
+
+    def can_run_here(self) -> bool:
+        """Whether the calling thread may :meth:`run` a coroutine now: any thread can use a
+        loop thread; an inline loop only the main thread that drives it, between tasks."""
+        if isinstance(self.loop, LoopThread):
+            return True
+        return (threading.current_thread() is threading.main_thread()
+                and not self.loop.loop.is_running())
 
     def close(self) -> None:
         try:

@@ -26,10 +26,10 @@ from ..engine.records import Status, WorkflowRecord
 from ..engine.routing import arrive
 from ..fleet import coordinator
 from ..fleet.dispatch import SENT_AT_HEADER
+from ..fleet.factory import build_store
 from ..fleet.runtime import process_runtimes
 from ..fleet.settings import step_task_name
 from ..persistence import postgres
-from ..settings import database_url
 from ..utils.loop import LoopThread
 from . import metrics, multiproc
 
@@ -153,8 +153,7 @@ class StatusCounter:
     def __call__(self) -> None:
         if self.loop is None or self.persistence is None:
             self.loop = LoopThread(name="ruvon-metrics-loop")
-            self.persistence = postgres.PostgresPersistenceProvider(
-                database_url() or "", pool_min_size=1, pool_max_size=1)
+            self.persistence = build_store("background")
         try:
             self.loop.run(self.persistence.initialize())
             counts = self.loop.run(self.persistence.count_by_status())

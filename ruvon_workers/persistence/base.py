@@ -1,13 +1,24 @@
-"""The persistence protocol every store implements."""
+"""What a store must do, by concern.
+
+A store implements all of :class:`PersistenceProvider`, which is the sum of five small
+protocols: :class:`WorkflowStore` (workflow rows, their history and the recovery sweep's
+leases), :class:`FanoutStore` (PARALLEL branches), :class:`ScheduleStore` (CRON
+schedules), :class:`DeadLetterStore` (refused messages) and :class:`StatsStore` (counts
+and step durations). Code that needs only one concern can ask for that one.
+``tests/contract`` pins down the rules every store meets.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..engine.records import HistoryEntry, RecordUpdate, WorkflowRecord
 from ..errors import InvalidStateError
+from ..utils.serialization import serialize
+from .rows import DeadLetter, Schedule, ScheduleSpec, StepStats
 
 
 @dataclass(frozen=True)
@@ -35,14 +46,56 @@ def same_workflow(new: WorkflowRecord, existing: WorkflowRecord) -> WorkflowReco
                                    "workflow; leave workflow_id out or choose a new one")
 
 
-class PersistenceProvider(Protocol):
+#: The longest reason (and stand-in for a payload that is not JSON) a dead letter keeps.
+DEAD_LETTER_TEXT_MAX = 2000
+_NUL = "\x00"
+_NUL_STAND_IN = "\ufffd"
+
+
+def dead_letter_values(task: str | None, workflow_id: str | None, reason: str,
+                       payload: Any) -> tuple[str | None, str | None, str, Any]:
+    """What a store records for a dead letter, so that recording one cannot fail on what
+    the refused message held: every NUL character (PostgreSQL stores none) becomes
+    U+FFFD, in the payload's keys and strings too; the reason is cut to
+    :data:`DEAD_LETTER_TEXT_MAX` characters; a payload the JSON codec cannot encode is
+    kept as its ``repr``, cut likewise."""
+    cleaned = _without_nul(payload)
+    try:
+        serialize(cleaned)
+    except Exception:
+        cleaned = _without_nul(_repr(payload)[:DEAD_LETTER_TEXT_MAX])
+    return (_without_nul(task), _without_nul(workflow_id),
+            _without_nul(str(reason))[:DEAD_LETTER_TEXT_MAX], cleaned)
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace(_NUL, _NUL_STAND_IN)
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_nul(v) for v in value]
+    return value
+
+
+def _repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception:
+        return f"<unrepresentable {type(value).__name__}>"
+
+
+class WorkflowStore(Protocol):
+    """Workflow rows (every write a compare-and-set on ``version``), their history, and
+    the leases the recovery sweep claims."""
+
     async def initialize(self) -> None: ...
 
     async def close(self) -> None: ...
 
     def pinned(self) -> AbstractContextManager[None]:
-        """Run the queries of one step on one connection (a no-op where that means
-        nothing)."""
+        """Run the queries made inside the block on one connection (one step's queries:
+        one pool checkout, not several). A no-op for stores without connections."""
         ...
 
     async def create_workflow(self, record: WorkflowRecord,
@@ -74,16 +127,10 @@ class PersistenceProvider(Protocol):
         """Push a claimed step's (or branch's) lease to ``lease_seconds`` from now."""
         ...
 
-    async def count_by_status(self) -> dict[str, int]: ...
 
-    async def record_dead_letter(self, task: str | None, workflow_id: str | None, reason: str,
-                                 payload: Any) -> None: ...
+class FanoutStore(Protocol):
+    """PARALLEL fan-outs: a counter per fan-out and one row per branch."""
 
-    async def dead_letters(self, limit: int = 50) -> list[dict[str, Any]]: ...
-
-    async def step_durations(self, workflow_type: str) -> list[dict[str, Any]]: ...
-
-    # PARALLEL fan-outs: a counter per fan-out and one row per branch.
     async def create_fanout(self, workflow_id: str, version: int, step: str,
                             branches: list[dict[str, Any]], lease_seconds: float) -> None: ...
 
@@ -115,18 +162,57 @@ class PersistenceProvider(Protocol):
 
     async def close_fanout(self, workflow_id: str, version: int) -> None: ...
 
-    # CRON_SCHEDULE schedules.
-    async def upsert_schedule(self, schedule: dict[str, Any]) -> None: ...
 
-    async def list_schedules(self) -> list[dict[str, Any]]: ...
+class ScheduleStore(Protocol):
+    """CRON_SCHEDULE schedules."""
+
+    async def upsert_schedule(self, schedule: ScheduleSpec | Mapping[str, Any]) -> None:
+        """Store ``schedule`` by name (a mapping is read as :meth:`ScheduleSpec.of`)."""
+        ...
+
+    async def list_schedules(self) -> list[Schedule]:
+        """Every schedule, by name."""
+        ...
 
     async def delete_schedule(self, name: str) -> bool: ...
 
     async def due_schedules(self, limit: int = 50,
-                            workflow_types: list[str] | None = None) -> list[dict[str, Any]]: ...
+                            workflow_types: list[str] | None = None) -> list[Schedule]:
+        """Schedules whose ``next_run_at`` has come, the earliest first; with
+        ``workflow_types``, only those starting one of these types."""
+        ...
 
     async def advance_schedule(self, name: str, tick: Any, next_run_at: Any,
                                workflow_id: str | None, fired: Any) -> bool:
         """Move a schedule from ``tick`` (compare-and-set) to ``next_run_at``, recording
         the tick that ``fired`` (the latest due; ``tick`` unless ticks were missed)."""
         ...
+
+
+class DeadLetterStore(Protocol):
+    """Messages the fleet refused."""
+
+    async def record_dead_letter(self, task: str | None, workflow_id: str | None, reason: str,
+                                 payload: Any) -> None:
+        """Record a refused message as :func:`dead_letter_values` cleans it."""
+        ...
+
+    async def dead_letters(self, limit: int = 50) -> list[DeadLetter]:
+        """The latest ``limit`` dead letters, newest first."""
+        ...
+
+
+class StatsStore(Protocol):
+    """Read-only summaries for metrics and the CLI."""
+
+    async def count_by_status(self) -> dict[str, int]: ...
+
+    async def step_durations(self, workflow_type: str) -> list[StepStats]:
+        """Per step of ``workflow_type``: its COMPLETED history rows, in the order the
+        steps first completed."""
+        ...
+
+
+class PersistenceProvider(WorkflowStore, FanoutStore, ScheduleStore, DeadLetterStore,
+                          StatsStore, Protocol):
+    """Everything a store does: what the engine, the fleet and the clients are given."""

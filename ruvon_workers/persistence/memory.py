@@ -1,4 +1,4 @@
-"""An in-memory store with the same compare-and-set rules as PostgreSQL.
+"""An in-memory store with the same rules as PostgreSQL (``tests/contract`` checks both).
 
 For unit tests and prototyping: nothing survives the process.
 """
@@ -6,15 +6,18 @@ For unit tests and prototyping: nothing survives the process.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
+import math
 import statistics
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..engine.records import HistoryEntry, RecordUpdate, Status, StepOutcome, WorkflowRecord
 from ..errors import StaleStateError
-from .base import DueStep, same_workflow
+from .base import DueStep, dead_letter_values, same_workflow
+from .rows import DeadLetter, Schedule, ScheduleSpec, StepStats
 
 _DUE_STATUSES = frozenset({Status.ACTIVE, Status.PENDING_ASYNC, Status.PENDING_SUB_WORKFLOW})
 
@@ -28,21 +31,23 @@ class MemoryPersistenceProvider:
         self._rows: dict[str, WorkflowRecord] = {}
         self._due: dict[str, dt.datetime | None] = {}
         self._history: dict[str, list[HistoryEntry]] = {}
+        # Every history row in the order written (PostgreSQL's ``workflow_step_history.id``).
+        self._log: list[tuple[str, HistoryEntry]] = []
         self._keys: dict[str, str] = {}
-        self._dead: list[dict[str, Any]] = []
+        self._dead: list[DeadLetter] = []
         self._fanouts: dict[tuple[str, int], dict[str, Any]] = {}
-        self._schedules: dict[str, dict[str, Any]] = {}
+        self._schedules: dict[str, Schedule] = {}
 
     async def initialize(self) -> None:
+        return None
+
+    async def close(self) -> None:
         return None
 
     @contextmanager
     def pinned(self) -> Iterator[None]:
         """Nothing to pin: there are no connections."""
         yield
-
-    async def close(self) -> None:
-        return None
 
     @staticmethod
     def _due_at(due_in: float | None) -> dt.datetime | None:
@@ -60,8 +65,10 @@ class MemoryPersistenceProvider:
         stored.created_at = stored.updated_at = _now()
         self._rows[stored.id] = stored
         self._due[stored.id] = self._due_at(due_in)
-        self._history[stored.id] = [HistoryEntry(stored.current_step, StepOutcome.CREATED, 1,
-                                                 version=0, created_at=stored.created_at)]
+        created = HistoryEntry(stored.current_step, StepOutcome.CREATED, 1, version=0,
+                               created_at=stored.created_at)
+        self._history[stored.id] = [created]
+        self._log.append((stored.id, created))
         if key is not None:
             self._keys[key] = stored.id
         return copy.deepcopy(stored), True
@@ -86,6 +93,7 @@ class MemoryPersistenceProvider:
             stored.version = row.version
             stored.created_at = now
             self._history[row.id].append(stored)
+            self._log.append((row.id, stored))
         return row.version
 
     async def history(self, workflow_id: str) -> list[HistoryEntry]:
@@ -103,30 +111,84 @@ class MemoryPersistenceProvider:
     async def claim_due(self, *, lease_seconds: float, limit: int = 100,
                         workflow_types: list[str] | None = None) -> list[DueStep]:
         now = _now()
-        due = []
-        for wid, when in self._due.items():
+        due: list[DueStep] = []
+        for wid, _ in sorted(((wid, when) for wid, when in self._due.items()
+                              if when is not None and when <= now), key=lambda d: d[1]):
             row = self._rows[wid]
-            if workflow_types is not None and row.workflow_type not in workflow_types:
+            if row.status not in _DUE_STATUSES or (
+                    workflow_types is not None and row.workflow_type not in workflow_types):
                 continue
-            if row.status in _DUE_STATUSES and when is not None and when <= now:
-                self._due[wid] = self._due_at(lease_seconds)
-                due.append(DueStep(wid, row.workflow_type, row.current_step or "", row.version))
-                if len(due) >= limit:
-                    break
+            if len(due) >= limit:
+                break
+            self._due[wid] = self._lease_of(row, lease_seconds, now)
+            due.append(DueStep(wid, row.workflow_type, row.current_step or "", row.version))
+        self._abandon_stale_branches(limit, now)
+        return due + self._claim_due_branches(lease_seconds, limit, workflow_types, now)
+
+    @staticmethod
+    def _lease_of(row: WorkflowRecord, lease_seconds: float, now: dt.datetime) -> dt.datetime:
+        """A claimed row's new due time: the lease, or sooner a fan-out's deadline."""
+        lease = now + dt.timedelta(seconds=lease_seconds)
+        deadline = row.runtime.parallel["deadline"] if row.runtime.parallel else None
+        if row.status != Status.PENDING_ASYNC or deadline is None:
+            return lease
+        return min(lease, dt.datetime.fromtimestamp(float(deadline) + 0.5, dt.UTC))
+
+    def _pending_due_branches(self, now: dt.datetime
+                              ) -> list[tuple[tuple[str, int], dict[str, Any]]]:
+        found = [(key, branch) for key, fanout in self._fanouts.items()
+                 for branch in fanout["branches"]
+                 if branch["status"] == "PENDING" and branch["due"] is not None
+                 and branch["due"] <= now]
+        found.sort(key=lambda kb: kb[1]["due"])
+        return found
+
+    def _abandon_stale_branches(self, limit: int, now: dt.datetime) -> None:
+        """Pending branches of a fan-out the workflow no longer waits on."""
+        abandoned = 0
+        for (wid, version), branch in self._pending_due_branches(now):
+            if abandoned >= limit:
+                return
+            row = self._rows.get(wid)
+            if row is None or row.status != Status.PENDING_ASYNC or row.version != version:
+                branch.update(status="ABANDONED", due=None)
+                abandoned += 1
+
+    def _claim_due_branches(self, lease_seconds: float, limit: int,
+                            workflow_types: list[str] | None,
+                            now: dt.datetime) -> list[DueStep]:
+        due: list[DueStep] = []
+        for (wid, version), branch in self._pending_due_branches(now):
+            row = self._rows.get(wid)
+            if (row is None or row.status != Status.PENDING_ASYNC or row.version != version
+                    or (workflow_types is not None
+                        and row.workflow_type not in workflow_types)):
+                continue
+            if len(due) >= limit:
+                break
+            branch["due"] = now + dt.timedelta(seconds=lease_seconds)
+            due.append(DueStep(wid, row.workflow_type, self._fanouts[(wid, version)]["step"],
+                               version, branch=branch["idx"]))
         return due
 
     async def extend_due(self, item: DueStep, lease_seconds: float) -> None:
+        if item.branch is not None:
+            branch = self._branch(item.workflow_id, item.version, item.branch)
+            if branch is not None and branch["status"] == "PENDING":
+                branch["due"] = self._due_at(lease_seconds)
+            return
         row = self._rows.get(item.workflow_id)
-        if item.branch is None and row and row.version == item.version \
-                and row.status == Status.ACTIVE:
+        if row and row.version == item.version and row.status == Status.ACTIVE:
             self._due[item.workflow_id] = self._due_at(lease_seconds)
 
     async def record_dead_letter(self, task: str | None, workflow_id: str | None, reason: str,
                                  payload: Any) -> None:
-        self._dead.append({"id": len(self._dead) + 1, "task": task, "workflow_id": workflow_id,
-                           "reason": reason, "payload": payload, "created_at": _now()})
+        task, workflow_id, reason, payload = dead_letter_values(task, workflow_id, reason,
+                                                                payload)
+        self._dead.append(DeadLetter(len(self._dead) + 1, task, workflow_id, reason,
+                                     copy.deepcopy(payload), _now()))
 
-    async def dead_letters(self, limit: int = 50) -> list[dict[str, Any]]:
+    async def dead_letters(self, limit: int = 50) -> list[DeadLetter]:
         return copy.deepcopy(list(reversed(self._dead))[:limit])
 
     async def count_by_status(self) -> dict[str, int]:
@@ -135,20 +197,22 @@ class MemoryPersistenceProvider:
             counts[row.status] = counts.get(row.status, 0) + 1
         return counts
 
-    async def step_durations(self, workflow_type: str) -> list[dict[str, Any]]:
-        by_step: dict[str, list[float]] = {}
-        for wid, entries in self._history.items():
-            if self._rows[wid].workflow_type != workflow_type:
-                continue
-            for e in entries:
-                if e.status == StepOutcome.COMPLETED and e.step and e.duration_ms is not None:
-                    by_step.setdefault(e.step, []).append(e.duration_ms)
-        return [
-            {"step": step, "n": len(v), "mean_ms": statistics.fmean(v),
-             "p50_ms": statistics.median(v), "p95_ms": sorted(v)[int(0.95 * (len(v) - 1))],
-             "max_ms": max(v)}
-            for step, v in by_step.items()
-        ]
+    async def step_durations(self, workflow_type: str) -> list[StepStats]:
+        # Grouped by step in the order the steps first completed; every COMPLETED row
+        # counts, the figures are over those with a duration.
+        by_step: dict[str | None, list[float | None]] = {}
+        for wid, entry in self._log:
+            if (entry.status == StepOutcome.COMPLETED
+                    and self._rows[wid].workflow_type == workflow_type):
+                by_step.setdefault(entry.step, []).append(entry.duration_ms)
+        stats = []
+        for step, durations in by_step.items():
+            known = sorted(d for d in durations if d is not None)
+            stats.append(StepStats(step, len(durations),
+                                   statistics.fmean(known) if known else None,
+                                   _percentile(known, 0.5), _percentile(known, 0.95),
+                                   known[-1] if known else None))
+        return stats
 
     # -- PARALLEL fan-outs ----------------------------------------------------------------
 
@@ -157,10 +221,11 @@ class MemoryPersistenceProvider:
         key = (str(workflow_id), version)
         if key in self._fanouts:
             return
+        due = self._due_at(lease_seconds)
         self._fanouts[key] = {"step": step, "remaining": len(branches), "branches": [
             {"idx": b["idx"], "name": b["name"], "item": copy.deepcopy(b.get("item")),
              "status": "PENDING", "attempt": 0, "result": None, "error": None,
-             "duration_ms": None} for b in branches]}
+             "duration_ms": None, "lost": 0, "due": due} for b in branches]}
 
     def _branch(self, workflow_id: str, version: int, idx: int) -> dict[str, Any] | None:
         fanout = self._fanouts.get((str(workflow_id), version))
@@ -172,12 +237,16 @@ class MemoryPersistenceProvider:
     async def get_branch(self, workflow_id: str, version: int,
                          idx: int) -> dict[str, Any] | None:
         branch = self._branch(workflow_id, version, idx)
-        return copy.deepcopy(branch) if branch else None
+        if branch is None:
+            return None
+        return copy.deepcopy({k: branch[k] for k in ("name", "item", "status", "attempt")})
 
     async def load_branch(self, workflow_id: str, version: int, idx: int
                           ) -> tuple[WorkflowRecord | None, dict[str, Any] | None]:
-        return (await self.load_workflow(workflow_id),
-                await self.get_branch(workflow_id, version, idx))
+        record = await self.load_workflow(workflow_id)
+        if record is None:
+            return None, None
+        return record, await self.get_branch(workflow_id, version, idx)
 
     async def finish_branch(self, workflow_id: str, version: int, idx: int, *, status: str,
                             result: Any, error: dict[str, Any] | None, attempt: int,
@@ -185,8 +254,8 @@ class MemoryPersistenceProvider:
         branch = self._branch(workflow_id, version, idx)
         if branch is None or branch["status"] != "PENDING":
             return None
-        branch.update(status=status, result=copy.deepcopy(result), error=error,
-                      attempt=attempt, duration_ms=duration_ms)
+        branch.update(status=status, result=copy.deepcopy(result), error=copy.deepcopy(error),
+                      attempt=attempt, duration_ms=duration_ms, due=None)
         fanout = self._fanouts[(str(workflow_id), version)]
         fanout["remaining"] -= 1
         return int(fanout["remaining"])
@@ -196,7 +265,7 @@ class MemoryPersistenceProvider:
         branch = self._branch(workflow_id, version, idx)
         if branch is None or branch["status"] != "PENDING" or branch["attempt"] >= attempt:
             return False
-        branch.update(attempt=attempt, error=error)
+        branch.update(attempt=attempt, error=copy.deepcopy(error), due=self._due_at(delay))
         return True
 
     async def lose_branch(self, workflow_id: str, version: int, idx: int, *,
@@ -204,51 +273,75 @@ class MemoryPersistenceProvider:
         branch = self._branch(workflow_id, version, idx)
         if branch is None or branch["status"] != "PENDING":
             return None
-        branch.update(lost=branch.get("lost", 0) + 1, error=error)
+        branch.update(lost=branch["lost"] + 1, error=copy.deepcopy(error),
+                      due=self._due_at(lease_seconds))
         return int(branch["lost"]), int(branch["attempt"])
 
     async def list_branches(self, workflow_id: str, version: int) -> list[dict[str, Any]]:
         fanout = self._fanouts.get((str(workflow_id), version))
         if fanout is None:
             return []
-        return [{**copy.deepcopy(b), "remaining": fanout["remaining"]}
-                for b in fanout["branches"]]
+        keys = ("idx", "name", "status", "attempt", "result", "error", "duration_ms")
+        return [{**copy.deepcopy({k: b[k] for k in keys}), "remaining": fanout["remaining"]}
+                for b in sorted(fanout["branches"], key=lambda b: b["idx"])]
 
     async def close_fanout(self, workflow_id: str, version: int) -> None:
         for branch in self._fanouts.get((str(workflow_id), version), {}).get("branches", []):
             if branch["status"] == "PENDING":
-                branch["status"] = "ABANDONED"
+                branch.update(status="ABANDONED", due=None)
 
     # -- CRON_SCHEDULE schedules ----------------------------------------------------------
 
-    async def upsert_schedule(self, schedule: dict[str, Any]) -> None:
-        existing = self._schedules.get(schedule["name"])
-        row = {"last_run_at": None, "last_workflow_id": None, "runs": 0, "created_at": _now(),
-               **(existing or {}), **copy.deepcopy(schedule)}
-        if existing and existing["cron_expression"] == schedule["cron_expression"]:
-            row["next_run_at"] = existing["next_run_at"]
-        self._schedules[schedule["name"]] = row
+    async def upsert_schedule(self, schedule: ScheduleSpec | Mapping[str, Any]) -> None:
+        spec = ScheduleSpec.of(schedule)
+        existing = self._schedules.get(spec.name)
+        if existing is None:
+            self._schedules[spec.name] = Schedule(
+                spec.name, spec.workflow_type, spec.cron_expression,
+                copy.deepcopy(spec.initial_data), spec.next_run_at, last_run_at=None,
+                last_workflow_id=None, runs=0, created_by=spec.created_by, created_at=_now())
+            return
+        self._schedules[spec.name] = dataclasses.replace(
+            existing, workflow_type=spec.workflow_type, cron_expression=spec.cron_expression,
+            initial_data=copy.deepcopy(spec.initial_data),
+            next_run_at=(existing.next_run_at
+                         if existing.cron_expression == spec.cron_expression
+                         else spec.next_run_at))
 
-    async def list_schedules(self) -> list[dict[str, Any]]:
+    async def list_schedules(self) -> list[Schedule]:
         return copy.deepcopy([self._schedules[k] for k in sorted(self._schedules)])
 
     async def delete_schedule(self, name: str) -> bool:
         return self._schedules.pop(name, None) is not None
 
     async def due_schedules(self, limit: int = 50,
-                            workflow_types: list[str] | None = None) -> list[dict[str, Any]]:
+                            workflow_types: list[str] | None = None) -> list[Schedule]:
         now = _now()
-        due = sorted((s for s in self._schedules.values() if s["next_run_at"] <= now
-                      and (workflow_types is None or s["workflow_type"] in workflow_types)),
-                     key=lambda s: s["next_run_at"])
+        due = sorted((s for s in self._schedules.values() if s.next_run_at <= now
+                      and (workflow_types is None or s.workflow_type in workflow_types)),
+                     key=lambda s: s.next_run_at)
         return copy.deepcopy(due[:limit])
 
     async def advance_schedule(self, name: str, tick: Any, next_run_at: Any,
                                workflow_id: str | None, fired: Any) -> bool:
         row = self._schedules.get(name)
-        if row is None or row["next_run_at"] != tick:
+        if row is None or row.next_run_at != tick:
             return False
-        row.update(next_run_at=next_run_at, last_run_at=fired,
-                   last_workflow_id=workflow_id,
-                   runs=row["runs"] + 1)
+        self._schedules[name] = dataclasses.replace(
+            row, next_run_at=next_run_at, last_run_at=fired, last_workflow_id=workflow_id,
+            runs=row.runs + 1)
         return True
+
+
+def _percentile(ordered: list[float], fraction: float) -> float | None:
+    """PostgreSQL's ``percentile_cont``: interpolated between the two nearest values."""
+    if not ordered:
+        return None
+    position = fraction * (len(ordered) - 1)
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+if TYPE_CHECKING:
+    from .base import PersistenceProvider
+
+    _conforms: PersistenceProvider = MemoryPersistenceProvider()

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.types.json import Jsonb, set_json_dumps, set_json_loads
@@ -29,7 +29,8 @@ from ..engine.runtime import Runtime
 from ..errors import DatabaseError, RuvonError, StaleStateError, UnstorableValue
 from ..utils.serialization import deserialize, dumps_bytes
 from . import sql
-from .base import DueStep, same_workflow
+from .base import DueStep, dead_letter_values, same_workflow
+from .rows import DeadLetter, Schedule, ScheduleSpec, StepStats
 
 _RECORD_COLUMNS = 14
 
@@ -72,6 +73,15 @@ def row_to_record(row: tuple[Any, ...]) -> WorkflowRecord:
         updated_at=row[12],
         completed_at=row[13],
     )
+
+
+def _schedule(row: tuple[Any, ...]) -> Schedule:
+    """A ``ruvon_schedules`` row (``list_schedules``' columns); uuids as text."""
+    return Schedule(name=row[0], workflow_type=row[1], cron_expression=row[2],
+                    initial_data=row[3], next_run_at=row[4], last_run_at=row[5],
+                    last_workflow_id=str(row[6]) if row[6] is not None else None,
+                    runs=int(row[7]), created_by=str(row[8]) if row[8] is not None else None,
+                    created_at=row[9])
 
 
 class PostgresPersistenceProvider:
@@ -384,26 +394,25 @@ class PostgresPersistenceProvider:
 
     # -- CRON_SCHEDULE schedules ----------------------------------------------------------
 
-    async def upsert_schedule(self, schedule: dict[str, Any]) -> None:
-        await self._fetch("save_schedule", "upsert_schedule",
-                          {**schedule, "initial_data": Jsonb(schedule["initial_data"])},
-                          many=None)
+    async def upsert_schedule(self, schedule: ScheduleSpec | Mapping[str, Any]) -> None:
+        spec = ScheduleSpec.of(schedule)
+        await self._fetch("save_schedule", "upsert_schedule", {
+            "name": spec.name, "workflow_type": spec.workflow_type,
+            "cron_expression": spec.cron_expression, "initial_data": Jsonb(spec.initial_data),
+            "next_run_at": spec.next_run_at, "created_by": spec.created_by}, many=None)
 
-    async def list_schedules(self) -> list[dict[str, Any]]:
+    async def list_schedules(self) -> list[Schedule]:
         rows = await self._fetch("list_schedules", "list_schedules", {}, many=True)
-        keys = ("name", "workflow_type", "cron_expression", "initial_data", "next_run_at",
-                "last_run_at", "last_workflow_id", "runs", "created_by", "created_at")
-        return [dict(zip(keys, r, strict=True)) for r in rows]
+        return [_schedule(r) for r in rows]
 
     async def delete_schedule(self, name: str) -> bool:
         return await self._fetch("delete_schedule", "delete_schedule", {"name": name}) is not None
 
     async def due_schedules(self, limit: int = 50,
-                            workflow_types: list[str] | None = None) -> list[dict[str, Any]]:
+                            workflow_types: list[str] | None = None) -> list[Schedule]:
         rows = await self._fetch("due_schedules", "due_schedules",
                                  {"limit": limit, "types": workflow_types}, many=True)
-        keys = ("name", "workflow_type", "cron_expression", "initial_data", "next_run_at")
-        return [dict(zip(keys, r, strict=True)) for r in rows]
+        return [_schedule(r) for r in rows]
 
     async def advance_schedule(self, name: str, tick: Any, next_run_at: Any,
                                workflow_id: str | None, fired: Any) -> bool:
@@ -414,24 +423,24 @@ class PostgresPersistenceProvider:
 
     async def record_dead_letter(self, task: str | None, workflow_id: str | None, reason: str,
                                  payload: Any) -> None:
+        task, workflow_id, reason, payload = dead_letter_values(task, workflow_id, reason,
+                                                                payload)
         await self._fetch("dead_letter", "insert_dead_letter", {
             "task": task, "workflow_id": workflow_id, "reason": reason,
             "payload": Jsonb(payload)}, many=None)
 
-    async def dead_letters(self, limit: int = 50) -> list[dict[str, Any]]:
+    async def dead_letters(self, limit: int = 50) -> list[DeadLetter]:
         rows = await self._fetch("dead_letters", "list_dead_letters", {"limit": limit}, many=True)
-        keys = ("id", "task", "workflow_id", "reason", "payload", "created_at")
-        return [dict(zip(keys, r, strict=True)) for r in rows]
+        return [DeadLetter(int(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
     async def count_by_status(self) -> dict[str, int]:
         rows = await self._fetch("count_by_status", "count_by_status", {}, many=True)
         return {r[0]: int(r[1]) for r in rows}
 
-    async def step_durations(self, workflow_type: str) -> list[dict[str, Any]]:
+    async def step_durations(self, workflow_type: str) -> list[StepStats]:
         rows = await self._fetch("step_durations", "step_durations",
                                  {"workflow_type": workflow_type}, many=True)
-        keys = ("step", "n", "mean_ms", "p50_ms", "p95_ms", "max_ms")
-        return [dict(zip(keys, r, strict=True)) for r in rows]
+        return [StepStats(r[0], int(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
 
 
 class BlockingPostgresPersistenceProvider(PostgresPersistenceProvider):
@@ -506,6 +515,13 @@ class BlockingPostgresPersistenceProvider(PostgresPersistenceProvider):
             return _run(self._pinned, query, params, many)
         with self._checkout() as conn:
             return _run(conn, query, params, many)
+
+
+if TYPE_CHECKING:
+    from .base import PersistenceProvider
+
+    _conforms: PersistenceProvider = PostgresPersistenceProvider("")
+    _blocking_conforms: PersistenceProvider = BlockingPostgresPersistenceProvider("")
 
 
 def _run(conn: psycopg.Connection, query: str, params: dict[str, Any], many: bool | None) -> Any:

@@ -95,10 +95,10 @@ async def test_flagged_order_shows_every_step_type(builder, persistence, carrier
     assert "PAR-F-9-3" in email.state["body"] and email.state["message_id"].startswith("msg-")
     # CRON_SCHEDULE: the daily stock report is stored for the fleet's schedulers.
     (schedule,) = await persistence.list_schedules()
-    assert (schedule["name"], schedule["workflow_type"], schedule["cron_expression"]) == (
+    assert (schedule.name, schedule.workflow_type, schedule.cron_expression) == (
         "daily-stock-report", "StockReport", "0 6 * * *")
-    assert schedule["initial_data"] == {"warehouse": "BER-1"}
-    assert (schedule["next_run_at"].hour, schedule["next_run_at"].minute) == (6, 0)
+    assert schedule.initial_data == {"warehouse": "BER-1"}
+    assert (schedule.next_run_at.hour, schedule.next_run_at.minute) == (6, 0)
     assert steps[-3:] == ["Record_Shipment", "Notify_Customer", "Schedule_Stock_Report"]
 
 
@@ -119,7 +119,7 @@ async def test_plain_order_skips_review_and_gift_wrap(builder, persistence, carr
 async def test_the_scheduled_stock_report_runs(builder, persistence, carrier) -> None:
     await run(builder, persistence, order(carrier))
     (schedule,) = await persistence.list_schedules()
-    report = await run(builder, persistence, schedule["initial_data"], schedule["workflow_type"])
+    report = await run(builder, persistence, schedule.initial_data, schedule.workflow_type)
     assert report.status == "COMPLETED"
     assert report.state.low_stock == ["lamp", "mug"] and report.state.published
 

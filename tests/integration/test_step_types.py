@@ -105,9 +105,9 @@ async def test_cron_schedule_step_stores_the_schedule(types_builder, persistence
     wf = await _run(await _create(types_builder, persistence, "Scheduler", {"label": "L"}))
     assert wf.status == "COMPLETED"
     (schedule,) = await persistence.list_schedules()
-    assert schedule["name"] == "test-every-2s"
-    assert schedule["workflow_type"] == "Ticked"
-    assert schedule["initial_data"] == {"label": "tick of L"}
+    assert schedule.name == "test-every-2s"
+    assert schedule.workflow_type == "Ticked"
+    assert schedule.initial_data == {"label": "tick of L"}
     # Running the step again keeps one schedule (stored by name).
     await _run(await _create(types_builder, persistence, "Scheduler", {"label": "L"}))
     assert len(await persistence.list_schedules()) == 1

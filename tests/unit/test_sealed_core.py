@@ -57,7 +57,7 @@ async def main():
         "http_policies": [p.max_attempts if p else None for p in policies],
         "waited": waited, "status": str(wf.status), "state": wf.state.model_dump(),
         "spawned": str(spawned.status),
-        "schedules": [s["name"] for s in await store.list_schedules()],
+        "schedules": [s.name for s in await store.list_schedules()],
         "drivers": sorted(m for m in sys.modules if m.split(".")[0] in DRIVERS),
     }))
 

@@ -16,9 +16,10 @@ from ruvon_workers.engine.steps.parallel import merge_into
 from ruvon_workers.engine.templates import render_data, template_problems
 from ruvon_workers.errors import DefinitionError, MergeConflict
 from ruvon_workers.persistence import MemoryPersistenceProvider
+from ruvon_workers.persistence.rows import ScheduleSpec
 from ruvon_workers.scheduling import cron_problem, fire_due, next_tick, tick_key
 
-from ..helpers import S, workflow_yaml, write_registry
+from ..helpers import S, not_none, workflow_yaml, write_registry
 
 
 def _step(**fields: Any) -> StepDefinition:
@@ -97,9 +98,9 @@ def test_cron_ticks_are_utc_and_bad_expressions_are_named() -> None:
 async def test_schedulers_racing_start_each_tick_once() -> None:
     store = MemoryPersistenceProvider()
     due = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
-    await store.upsert_schedule({"name": "nightly", "workflow_type": "T",
-                                 "cron_expression": "0 3 * * *", "initial_data": {"a": 1},
-                                 "next_run_at": due, "created_by": None})
+    await store.upsert_schedule(ScheduleSpec(name="nightly", workflow_type="T",
+                                             cron_expression="0 3 * * *", initial_data={"a": 1},
+                                             next_run_at=due))
     started: dict[str, dict[str, Any]] = {}
 
     async def start(workflow_type: str, data: dict[str, Any], key: str) -> str:
@@ -110,7 +111,7 @@ async def test_schedulers_racing_start_each_tick_once() -> None:
     fired = await asyncio.gather(*(fire_due(store, start) for _ in range(3)))
     assert sum(fired) == 3 and list(started) == [tick_key("nightly", due)]
     (schedule,) = await store.list_schedules()
-    assert schedule["runs"] == 1 and schedule["next_run_at"].hour == 3
+    assert schedule.runs == 1 and schedule.next_run_at.hour == 3
     assert await fire_due(store, start) == 0  # nothing due any more
 
 
@@ -181,9 +182,9 @@ async def test_a_tick_for_a_type_this_worker_lacks_is_left_to_another() -> None:
 
     store = MemoryPersistenceProvider()
     due = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
-    await store.upsert_schedule({"name": "other-team", "workflow_type": "Elsewhere",
-                                 "cron_expression": "0 3 * * *", "initial_data": {},
-                                 "next_run_at": due, "created_by": None})
+    await store.upsert_schedule(ScheduleSpec(name="other-team", workflow_type="Elsewhere",
+                                             cron_expression="0 3 * * *", initial_data={},
+                                             next_run_at=due))
 
     async def lacks(workflow_type: str, data: dict[str, Any], key: str) -> str:
         raise UnknownWorkflowType(workflow_type, ["Mine"])
@@ -193,10 +194,10 @@ async def test_a_tick_for_a_type_this_worker_lacks_is_left_to_another() -> None:
 
     assert await fire_due(store, lacks) == 0
     (schedule,) = await store.list_schedules()
-    assert schedule["next_run_at"] == due and schedule["runs"] == 0  # still due
+    assert schedule.next_run_at == due and schedule.runs == 0  # still due
     assert await fire_due(store, has) == 1
     (schedule,) = await store.list_schedules()
-    assert schedule["runs"] == 1 and schedule["last_workflow_id"] == "started"
+    assert schedule.runs == 1 and schedule.last_workflow_id == "started"
 
 
 async def test_a_database_error_leaves_the_tick_due() -> None:
@@ -204,9 +205,9 @@ async def test_a_database_error_leaves_the_tick_due() -> None:
 
     store = MemoryPersistenceProvider()
     due = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
-    await store.upsert_schedule({"name": "n", "workflow_type": "T",
-                                 "cron_expression": "0 3 * * *", "initial_data": {},
-                                 "next_run_at": due, "created_by": None})
+    await store.upsert_schedule(ScheduleSpec(name="n", workflow_type="T",
+                                             cron_expression="0 3 * * *", initial_data={},
+                                             next_run_at=due))
 
     async def down(workflow_type: str, data: dict[str, Any], key: str) -> str:
         raise DatabaseError("statement timeout")
@@ -214,16 +215,16 @@ async def test_a_database_error_leaves_the_tick_due() -> None:
     with pytest.raises(DatabaseError):
         await fire_due(store, down)
     (schedule,) = await store.list_schedules()
-    assert schedule["next_run_at"] == due and schedule["runs"] == 0
+    assert schedule.next_run_at == due and schedule.runs == 0
 
 
 async def test_a_scheduler_back_from_downtime_fires_the_latest_missed_tick_once() -> None:
     store = MemoryPersistenceProvider()
     now = dt.datetime.now(dt.UTC)
     due = now.replace(second=0, microsecond=0) - dt.timedelta(minutes=3)  # 3 ticks missed
-    await store.upsert_schedule({"name": "minutely", "workflow_type": "T",
-                                 "cron_expression": "* * * * *", "initial_data": {},
-                                 "next_run_at": due, "created_by": None})
+    await store.upsert_schedule(ScheduleSpec(name="minutely", workflow_type="T",
+                                             cron_expression="* * * * *", initial_data={},
+                                             next_run_at=due))
     keys: list[str] = []
 
     async def start(workflow_type: str, data: dict[str, Any], key: str) -> str:
@@ -232,20 +233,19 @@ async def test_a_scheduler_back_from_downtime_fires_the_latest_missed_tick_once(
 
     assert await fire_due(store, start) == 1
     (schedule,) = await store.list_schedules()
-    fired = schedule["last_run_at"]
+    fired = not_none(schedule.last_run_at)
     assert due + dt.timedelta(minutes=3) <= fired <= dt.datetime.now(dt.UTC)
-    assert keys == [tick_key("minutely", fired)] and schedule["runs"] == 1
-    assert schedule["next_run_at"] == fired + dt.timedelta(minutes=1)
+    assert keys == [tick_key("minutely", fired)] and schedule.runs == 1
+    assert schedule.next_run_at == fired + dt.timedelta(minutes=1)
 
 
 async def test_schedules_of_types_this_worker_lacks_do_not_crowd_out_its_own() -> None:
     store = MemoryPersistenceProvider()
     now = dt.datetime.now(dt.UTC)
     for name, workflow_type, ago in (("theirs", "Elsewhere", 60), ("mine", "Mine", 1)):
-        await store.upsert_schedule({"name": name, "workflow_type": workflow_type,
-                                     "cron_expression": "0 3 * * *", "initial_data": {},
-                                     "next_run_at": now - dt.timedelta(seconds=ago),
-                                     "created_by": None})
+        await store.upsert_schedule(ScheduleSpec(name=name, workflow_type=workflow_type,
+                                                 cron_expression="0 3 * * *", initial_data={},
+                                                 next_run_at=now - dt.timedelta(seconds=ago)))
 
     async def start(workflow_type: str, data: dict[str, Any], key: str) -> str:
         assert workflow_type == "Mine"
@@ -253,5 +253,5 @@ async def test_schedules_of_types_this_worker_lacks_do_not_crowd_out_its_own() -
 
     # One schedule per round: the older foreign one would otherwise take the slot forever.
     assert await fire_due(store, start, limit=1, workflow_types=["Mine"]) == 1
-    runs = {s["name"]: s["runs"] for s in await store.list_schedules()}
+    runs = {s.name: s.runs for s in await store.list_schedules()}
     assert runs == {"theirs": 0, "mine": 1}

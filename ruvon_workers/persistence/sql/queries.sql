@@ -273,8 +273,9 @@ DELETE FROM ruvon_schedules WHERE name = %(name)s RETURNING name
 
 -- name: due_schedules
 -- With %(types)s, only schedules that start one of those types: a schedule no worker
--- here can start must not crowd out the ones it can.
-SELECT name, workflow_type, cron_expression, initial_data, next_run_at
+-- here can start must not crowd out the ones it can. The columns of list_schedules.
+SELECT name, workflow_type, cron_expression, initial_data, next_run_at, last_run_at,
+       last_workflow_id, runs, created_by, created_at
   FROM ruvon_schedules
  WHERE next_run_at <= now()
    AND (%(types)s::text[] IS NULL OR workflow_type = ANY(%(types)s::text[]))
