@@ -19,7 +19,8 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined, nodes
+from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, Undefined, nodes
+from jinja2.environment import TemplateExpression
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import ValidationError
@@ -226,12 +227,12 @@ class _Renderer:
 
 
 @lru_cache(maxsize=1024)
-def _template(source: str) -> Any:
+def _template(source: str) -> Template:
     return _ENV.from_string(source)
 
 
 @lru_cache(maxsize=1024)
-def _expression(source: str) -> Callable[..., Any]:
+def _expression(source: str) -> TemplateExpression:
     return _ENV.compile_expression(source, undefined_to_none=False)
 
 

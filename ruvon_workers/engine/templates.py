@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..definitions.conditions import ConditionError, compile_expression
+from ..definitions.conditions import compile_expression
+from ..errors import ConditionError
 
 _WHOLE = re.compile(r"^\s*\{\{(.+?)\}\}\s*$", re.S)
 _PART = re.compile(r"\{\{(.+?)\}\}", re.S)

@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from ...definitions.conditions import ConditionError
-from ...errors import StepFailed
+from ...errors import ConditionError, StepFailed
 from ..templates import render_data
 from .base import StepKind
 
