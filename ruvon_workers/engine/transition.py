@@ -23,7 +23,7 @@ class Transition:
     update: RecordUpdate
     history: list[HistoryEntry]
     step: str
-    result: Any = None
+    result: object = None
     jumped_to: str | None = None
     #: Seconds until the step runs again (a failed attempt its retry policy retries).
     retry_delay: float | None = None
