@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
 from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, Undefined, nodes
@@ -122,7 +122,7 @@ def _templates(config: dict[str, Any]) -> Iterator[tuple[str, str]]:
     yield from _leaves("http_config.body", config.get("body"))
 
 
-def _leaves(field: str, value: Any) -> Iterator[tuple[str, str]]:
+def _leaves(field: str, value: object) -> Iterator[tuple[str, str]]:
     if isinstance(value, str):
         yield field, value
     elif isinstance(value, dict):
@@ -178,7 +178,7 @@ class _Secrets:
 class _Renderer:
     """Renders one step's templates against one state."""
 
-    def __init__(self, step: str, state: dict[str, Any], workflow_id: str):
+    def __init__(self, step: str, state: dict[str, Any], workflow_id: str) -> None:
         self.step = step
         self.secrets = _Secrets()
         self.context = {"state": state, "secrets": self.secrets, "workflow_id": workflow_id}
@@ -196,13 +196,13 @@ class _Renderer:
             reason = self.secrets.redact(f"{type(exc).__name__}: {exc}")
             raise TemplateRefused(self.step, field, reason) from None
 
-    def text(self, field: str, source: Any) -> str:
+    def text(self, field: str, source: object) -> str:
         if not isinstance(source, str):
             return str(source)
         with self._guard(field):
             return _template(source).render(self.context)
 
-    def body(self, field: str, value: Any) -> Any:
+    def body(self, field: str, value: object) -> object:
         """Render leaf by leaf; a leaf that is one ``{{ expr }}`` keeps the value's type."""
         if isinstance(value, dict):
             return {key: self.body(f"{field}.{key}", item) for key, item in value.items()}
@@ -219,7 +219,7 @@ class _Renderer:
                 str(value)  # a StrictUndefined raises the error it stands for
             return value
 
-    def encode_json(self, body: Any) -> bytes:
+    def encode_json(self, body: object) -> bytes:
         """The rendered body as JSON; values JSON cannot carry are refused here."""
         with self._guard("http_config.body"):
             return json.dumps(body, default=_not_json, allow_nan=False, ensure_ascii=False,
@@ -252,7 +252,7 @@ def _single_expression(source: str) -> str | None:
     return inner[:-1] if inner[-1:] in ("-", "+") else inner
 
 
-def _not_json(value: Any) -> Any:
+def _not_json(value: object) -> NoReturn:
     if isinstance(value, Undefined):
         str(value)  # a StrictUndefined raises the error it stands for
     raise TypeError(f"a {type(value).__name__} value cannot be sent as JSON")
@@ -260,7 +260,7 @@ def _not_json(value: Any) -> Any:
 
 # --- the request ---------------------------------------------------------------------------
 
-_RESPONSE_FIELDS: dict[str, Callable[[httpx.Response], Any]] = {
+_RESPONSE_FIELDS: dict[str, Callable[[httpx.Response], object]] = {
     "status_code": lambda r: r.status_code,
     "headers": lambda r: dict(r.headers),
     "body": lambda r: _parse_body(r.text),
@@ -400,7 +400,7 @@ def _transient(exc: Exception) -> bool:
                       | httpx.RemoteProtocolError | httpx.ProxyError)
 
 
-def _parse_body(text: str) -> Any:
+def _parse_body(text: str) -> object:
     """JSON when the text is JSON (NaN/Infinity are not), else the text itself."""
     try:
         return json.loads(text, parse_constant=_reject_constant)
@@ -408,5 +408,5 @@ def _parse_body(text: str) -> Any:
         return text
 
 
-def _reject_constant(name: str) -> Any:
+def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
