@@ -26,7 +26,10 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import ValidationError
 
 from ..definitions.models import RetryPolicy, StepDefinition
-from ..errors import HttpRequestFailed, TemplateRefused
+
+# The errors an HTTP step raises, re-exported: callers catch them from this module too.
+from ..errors import HttpRequestFailed as HttpRequestFailed
+from ..errors import TemplateRefused as TemplateRefused
 
 if TYPE_CHECKING:
     import httpx
