@@ -16,16 +16,20 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined, nodes
+from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, Undefined, nodes
+from jinja2.environment import TemplateExpression
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import ValidationError
 
 from ..definitions.models import RetryPolicy, StepDefinition
-from ..errors import HttpRequestFailed, TemplateRefused
+
+# The errors an HTTP step raises, re-exported: callers catch them from this module too.
+from ..errors import HttpRequestFailed as HttpRequestFailed
+from ..errors import TemplateRefused as TemplateRefused
 
 if TYPE_CHECKING:
     import httpx
@@ -121,7 +125,7 @@ def _templates(config: dict[str, Any]) -> Iterator[tuple[str, str]]:
     yield from _leaves("http_config.body", config.get("body"))
 
 
-def _leaves(field: str, value: Any) -> Iterator[tuple[str, str]]:
+def _leaves(field: str, value: object) -> Iterator[tuple[str, str]]:
     if isinstance(value, str):
         yield field, value
     elif isinstance(value, dict):
@@ -177,7 +181,7 @@ class _Secrets:
 class _Renderer:
     """Renders one step's templates against one state."""
 
-    def __init__(self, step: str, state: dict[str, Any], workflow_id: str):
+    def __init__(self, step: str, state: dict[str, Any], workflow_id: str) -> None:
         self.step = step
         self.secrets = _Secrets()
         self.context = {"state": state, "secrets": self.secrets, "workflow_id": workflow_id}
@@ -195,13 +199,13 @@ class _Renderer:
             reason = self.secrets.redact(f"{type(exc).__name__}: {exc}")
             raise TemplateRefused(self.step, field, reason) from None
 
-    def text(self, field: str, source: Any) -> str:
+    def text(self, field: str, source: object) -> str:
         if not isinstance(source, str):
             return str(source)
         with self._guard(field):
             return _template(source).render(self.context)
 
-    def body(self, field: str, value: Any) -> Any:
+    def body(self, field: str, value: object) -> object:
         """Render leaf by leaf; a leaf that is one ``{{ expr }}`` keeps the value's type."""
         if isinstance(value, dict):
             return {key: self.body(f"{field}.{key}", item) for key, item in value.items()}
@@ -218,7 +222,7 @@ class _Renderer:
                 str(value)  # a StrictUndefined raises the error it stands for
             return value
 
-    def encode_json(self, body: Any) -> bytes:
+    def encode_json(self, body: object) -> bytes:
         """The rendered body as JSON; values JSON cannot carry are refused here."""
         with self._guard("http_config.body"):
             return json.dumps(body, default=_not_json, allow_nan=False, ensure_ascii=False,
@@ -226,12 +230,12 @@ class _Renderer:
 
 
 @lru_cache(maxsize=1024)
-def _template(source: str) -> Any:
+def _template(source: str) -> Template:
     return _ENV.from_string(source)
 
 
 @lru_cache(maxsize=1024)
-def _expression(source: str) -> Callable[..., Any]:
+def _expression(source: str) -> TemplateExpression:
     return _ENV.compile_expression(source, undefined_to_none=False)
 
 
@@ -251,7 +255,7 @@ def _single_expression(source: str) -> str | None:
     return inner[:-1] if inner[-1:] in ("-", "+") else inner
 
 
-def _not_json(value: Any) -> Any:
+def _not_json(value: object) -> NoReturn:
     if isinstance(value, Undefined):
         str(value)  # a StrictUndefined raises the error it stands for
     raise TypeError(f"a {type(value).__name__} value cannot be sent as JSON")
@@ -259,7 +263,7 @@ def _not_json(value: Any) -> Any:
 
 # --- the request ---------------------------------------------------------------------------
 
-_RESPONSE_FIELDS: dict[str, Callable[[httpx.Response], Any]] = {
+_RESPONSE_FIELDS: dict[str, Callable[[httpx.Response], object]] = {
     "status_code": lambda r: r.status_code,
     "headers": lambda r: dict(r.headers),
     "body": lambda r: _parse_body(r.text),
@@ -399,7 +403,7 @@ def _transient(exc: Exception) -> bool:
                       | httpx.RemoteProtocolError | httpx.ProxyError)
 
 
-def _parse_body(text: str) -> Any:
+def _parse_body(text: str) -> object:
     """JSON when the text is JSON (NaN/Infinity are not), else the text itself."""
     try:
         return json.loads(text, parse_constant=_reject_constant)
@@ -407,5 +411,5 @@ def _parse_body(text: str) -> Any:
         return text
 
 
-def _reject_constant(name: str) -> Any:
+def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")

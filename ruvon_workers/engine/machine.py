@@ -36,7 +36,7 @@ class RunStep:
     """Run the current step (with the input ``resume`` handed over, unless given)."""
 
     user_input: dict[str, Any] | None = None
-    previous_result: Any = None
+    previous_result: object = None
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from .runtime import Runtime
 
@@ -92,6 +92,17 @@ class WorkflowRecord:
             self.runtime = Runtime.from_dict(self.runtime)
 
 
+class UpdateFields(TypedDict, total=False):
+    """The fields of a :class:`RecordUpdate`, as :meth:`RecordUpdate.keep` takes them."""
+
+    status: str
+    current_step: str | None
+    state: dict[str, Any]
+    runtime: Runtime
+    error: dict[str, Any] | None
+    due_in: float | None
+
+
 @dataclass
 class RecordUpdate:
     """The new values of a workflow row after one transition."""
@@ -112,8 +123,8 @@ class RecordUpdate:
         return Status(self.status).is_terminal
 
     @classmethod
-    def keep(cls, record: WorkflowRecord, **changes: Any) -> RecordUpdate:
-        values: dict[str, Any] = {
+    def keep(cls, record: WorkflowRecord, **changes: Unpack[UpdateFields]) -> RecordUpdate:
+        values: UpdateFields = {
             "status": record.status,
             "current_step": record.current_step,
             "state": record.state,

@@ -36,7 +36,8 @@ class StepRunner:
     """Runs ``record.current_step`` once and returns the transition."""
 
     def __init__(self, defn: WorkflowDefinition, record: WorkflowRecord, *,
-                 user_input: dict[str, Any] | None = None, previous_result: Any = None):
+                 user_input: dict[str, Any] | None = None,
+                 previous_result: object = None) -> None:
         if record.current_step is None:
             raise StepFailed("<none>", "workflow has no current step")
         self.defn = defn
@@ -88,7 +89,7 @@ class StepRunner:
         except Exception as exc:
             return await self.fail(exc, started)
 
-    async def call(self, state: BaseModel, validated: BaseModel | None) -> Any:
+    async def call(self, state: BaseModel, validated: BaseModel | None) -> object:
         """Call the step's function with the state, its context and the input."""
         fn = self.defn.function(self.step.function)
         return await call_step_function(fn, state, self.context(validated), self.user_input)
@@ -98,13 +99,14 @@ class StepRunner:
     def runtime_after(self, *, completed: bool) -> Runtime:
         return self.record.runtime.after_step(self.step.name, completed=completed)
 
-    def complete(self, new_state: dict[str, Any], result: Any, started: float) -> Transition:
+    def complete(self, new_state: dict[str, Any], result: object, started: float
+                 ) -> Transition:
         """The step is done: go to the next step (routes and injected steps apply)."""
         runtime = self.runtime_after(completed=True)
         target, routed = next_after(self.defn, self.step, new_state, runtime)
         return self.advance(new_state, result, target, routed, started, runtime)
 
-    def advance(self, new_state: dict[str, Any], result: Any, target: str | None,
+    def advance(self, new_state: dict[str, Any], result: object, target: str | None,
                 jumped: bool, started: float, runtime: Runtime) -> Transition:
         """The step is done: go to ``target`` (``None``: the run is complete)."""
         step = self.step

@@ -17,7 +17,7 @@ _WHOLE = re.compile(r"^\s*\{\{(.+?)\}\}\s*$", re.S)
 _PART = re.compile(r"\{\{(.+?)\}\}", re.S)
 
 
-def render_data(template: Any, state: dict[str, Any], **extra: Any) -> Any:
+def render_data(template: object, state: dict[str, Any], **extra: Any) -> object:
     """Render every placeholder in ``template`` (dicts and lists recursively)."""
     if isinstance(template, dict):
         return {key: render_data(value, state, **extra) for key, value in template.items()}
@@ -32,7 +32,8 @@ def render_data(template: Any, state: dict[str, Any], **extra: Any) -> Any:
                      template)
 
 
-def template_problems(template: Any, path: str = "initial_data_template") -> list[tuple[str, str]]:
+def template_problems(template: object, path: str = "initial_data_template"
+                      ) -> list[tuple[str, str]]:
     """``(field, message)`` for each placeholder outside the grammar."""
     if isinstance(template, dict):
         return [p for key, value in template.items()
@@ -40,7 +41,7 @@ def template_problems(template: Any, path: str = "initial_data_template") -> lis
     if isinstance(template, list):
         return [p for i, value in enumerate(template)
                 for p in template_problems(value, f"{path}[{i}]")]
-    problems = []
+    problems: list[tuple[str, str]] = []
     if isinstance(template, str):
         for match in _PART.finditer(template):
             try:

@@ -5,10 +5,17 @@ from __future__ import annotations
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from ..directives import StartSubWorkflowDirective
 from .records import HistoryEntry, RecordUpdate, Status
+
+
+class Spawn(TypedDict):
+    """The independent workflow a FIRE_AND_FORGET step starts."""
+
+    workflow_type: str | None
+    initial_data: dict[str, Any]
 
 
 @dataclass
@@ -23,7 +30,7 @@ class Transition:
     update: RecordUpdate
     history: list[HistoryEntry]
     step: str
-    result: Any = None
+    result: object = None
     jumped_to: str | None = None
     #: Seconds until the step runs again (a failed attempt its retry policy retries).
     retry_delay: float | None = None
@@ -34,7 +41,7 @@ class Transition:
     hold: bool = False
     #: Side effects performed before the commit:
     child: StartSubWorkflowDirective | None = None  # start a sub-workflow and wait for it
-    spawn: dict[str, Any] | None = None  # FIRE_AND_FORGET: start an independent workflow
+    spawn: Spawn | None = None  # FIRE_AND_FORGET: start an independent workflow
     schedule: dict[str, Any] | None = None  # CRON_SCHEDULE: store a schedule
     fanout: list[dict[str, Any]] | None = None  # PARALLEL: the branches to run
     #: Side effects performed after the commit:

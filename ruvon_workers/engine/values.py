@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -13,8 +14,14 @@ from ..utils.serialization import NUL_REFUSED, nul_path
 from .context import StepContext
 from .records import WorkflowRecord
 
+#: A step's function (also a compensation, a LOOP body, a PARALLEL branch or task), called
+#: as ``fn(state, context, **input)``. Its parameters are typed by the workflow's own
+#: models, so only the shape of the call is known here; it returns a dict of state fields,
+#: a model or None (or an awaitable of one), checked by :func:`merge_result`.
+StepFunction = Callable[..., object]
 
-def check_storable(data: Any, step_name: str, what: str = "state field") -> None:
+
+def check_storable(data: object, step_name: str, what: str = "state field") -> None:
     """Refuse data PostgreSQL cannot store (a NUL character in a string), naming where."""
     path = nul_path(data)
     if path is not None:
@@ -22,8 +29,8 @@ def check_storable(data: Any, step_name: str, what: str = "state field") -> None
                                     "(e.g. value.replace('\\x00', ''))")
 
 
-async def call_step_function(fn: Any, state: Any, context: StepContext,
-                             kwargs: dict[str, Any]) -> Any:
+async def call_step_function(fn: StepFunction, state: BaseModel, context: StepContext,
+                             kwargs: dict[str, Any]) -> object:
     """``fn(state, context, **kwargs)``, awaited if it is a coroutine."""
     result = fn(state, context, **kwargs)
     if inspect.isawaitable(result):
@@ -55,7 +62,7 @@ def validate_input(defn: WorkflowDefinition, step: StepDefinition,
             f"Input for step '{step.name}'", exc) from None
 
 
-def merge_result(defn: WorkflowDefinition, state: BaseModel, result: Any,
+def merge_result(defn: WorkflowDefinition, state: BaseModel, result: object,
                  step_name: str) -> dict[str, Any]:
     """Merge a step's returned dict (and in-place changes) into the state; re-validate."""
     # The live field values (not a dump): in-place changes are kept, and nested models

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
@@ -47,7 +47,7 @@ class StepKind:
         if fn is None:
             # HUMAN_IN_LOOP without a function (and a routes-only DECISION): the input,
             # if any, is the step's result.
-            result: Any = validated.model_dump() if validated else (runner.user_input or None)
+            result: object = validated.model_dump() if validated else (runner.user_input or None)
         else:
             result = await runner.call(state, validated)
         new_state = merge_result(runner.defn, state, result, runner.step.name)

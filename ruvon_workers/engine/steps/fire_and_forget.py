@@ -16,7 +16,7 @@ from .base import StepKind
 
 if TYPE_CHECKING:
     from ..runner import StepRunner
-    from ..transition import Transition
+    from ..transition import Spawn, Transition
 
 
 def rendered_data(runner: StepRunner) -> dict[str, Any]:
@@ -33,8 +33,8 @@ class FireAndForgetStep(StepKind):
 
     async def run(self, runner: StepRunner, state: BaseModel, validated: BaseModel | None,
                   started: float) -> Transition:
-        spawn = {"workflow_type": runner.step.target_workflow_type,
-                 "initial_data": rendered_data(runner)}
+        spawn: Spawn = {"workflow_type": runner.step.target_workflow_type,
+                        "initial_data": rendered_data(runner)}
         transition = runner.complete(runner.record.state, None, started)
         transition.spawn = spawn
         return transition

@@ -26,7 +26,7 @@ from ...errors import MergeConflict, StepFailed
 from ..context import StepContext
 from ..records import HistoryEntry, RecordUpdate, Status, StepOutcome, WorkflowRecord
 from ..transition import Transition, elapsed_ms
-from ..values import call_step_function, check_storable, validated_state
+from ..values import StepFunction, call_step_function, check_storable, validated_state
 from .base import Problem, StepKind
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ CONFLICT_BEHAVIORS = (PREFER_NEW, PREFER_EXISTING, RAISE_ERROR)
 _MISSING = object()
 
 #: How a branch function is called: ``call(fn, state, context, kwargs)``.
-Caller = Callable[[Any, Any, StepContext, dict[str, Any]], Awaitable[Any]]
+Caller = Callable[[StepFunction, BaseModel, StepContext, dict[str, Any]], Awaitable[object]]
 
 #: Branch statuses.
 PENDING, COMPLETED, FAILED = "PENDING", "COMPLETED", "FAILED"
@@ -132,7 +132,7 @@ def deadline_for(step: StepDefinition) -> float | None:
 
 
 @functools.lru_cache(maxsize=1024)
-def accepts(fn: Any, name: str) -> bool:
+def accepts(fn: StepFunction, name: str) -> bool:
     """Whether ``fn`` takes keyword ``name`` (cached: signatures cost ~50 us each)."""
     try:
         params = inspect.signature(fn).parameters
@@ -141,7 +141,8 @@ def accepts(fn: Any, name: str) -> bool:
     return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
-def changes_of(before: dict[str, Any], after: Any, result: Any, step: str) -> dict[str, Any]:
+def changes_of(before: dict[str, Any], after: BaseModel, result: object, step: str
+               ) -> dict[str, Any]:
     """What a branch changed: the fields it changed in place plus the dict it returned."""
     changes = {key: value for key, value in after.model_dump(mode="json").items()
                if before.get(key, _MISSING) != value}
