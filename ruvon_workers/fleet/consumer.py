@@ -18,10 +18,8 @@ from typing import Any
 from celery.worker.consumer import Consumer
 
 from ..persistence.base import DeadLetterStore
-from ..persistence.postgres import PostgresPersistenceProvider
 from ..settings import database_url
-from ..utils.loop import LoopThread
-from .factory import build_store
+from .factory import BackgroundStore
 from .runtime import process_runtimes
 
 log = logging.getLogger("ruvon.consumer")
@@ -67,49 +65,21 @@ def _dead_letter_store() -> tuple[DeadLetterStore, Runner]:
 
 
 class _OwnStore:
-    """A "background" store (``fleet.factory``) on a loop thread of its own, for a process
-    without a worker runtime."""
+    """The process's own background store (``fleet.factory.BackgroundStore``), made on
+    first use, and again in a forked child."""
 
-    _current: _OwnStore | None = None
-
-    def __init__(self) -> None:
-        self.pid = os.getpid()
-        self.loop = LoopThread(name="ruvon-dead-letters")
-        self.persistence: PostgresPersistenceProvider = build_store("background")
-        self.closed = False
+    _current: BackgroundStore | None = None
 
     @classmethod
-    def for_this_process(cls) -> _OwnStore:
+    def for_this_process(cls) -> BackgroundStore:
         own = cls._current
         if own is None or own.pid != os.getpid():  # none yet, or the parent's (a fork)
             with _lock:
                 own = cls._current
                 if own is None or own.pid != os.getpid():
-                    own = cls._current = cls()
+                    own = cls._current = BackgroundStore("ruvon-dead-letters")
                     atexit.register(own.close)
         return own
-
-    def run(self, coro: Coroutine[Any, Any, None]) -> None:
-        self.loop.run(self._initialized(coro))
-
-    async def _initialized(self, coro: Coroutine[Any, Any, None]) -> None:
-        try:
-            await self.persistence.initialize()  # again after a failure; else a no-op
-        except BaseException:
-            coro.close()
-            raise
-        await coro
-
-    def close(self) -> None:
-        if self.pid != os.getpid() or self.closed:
-            return
-        self.closed = True
-        try:
-            self.loop.run(self.persistence.close(), timeout=5)
-        except Exception:
-            pass
-        finally:
-            self.loop.stop()
 
 
 def _reject(message: Any) -> None:

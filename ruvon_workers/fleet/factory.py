@@ -24,14 +24,17 @@ every role.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ..persistence.postgres import (
     BlockingPostgresPersistenceProvider,
     PostgresPersistenceProvider,
 )
 from ..settings import database_url, float_env
+from ..utils.loop import LoopThread
 from .coordinator import Coordinator
 from .dispatch import Dispatcher
 from .settings import FleetSettings
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
     from ..definitions import Registry
     from ..persistence.base import PersistenceProvider
 
+T = TypeVar("T")
 Role = Literal["step", "threads", "client", "background"]
 Driver = Literal["blocking", "async"]
 
@@ -110,3 +114,39 @@ def build_coordinator(persistence: PersistenceProvider, *, app: Celery | None = 
 
 __all__ = ["POOL_RULES", "PoolRule", "Role", "build_coordinator", "build_store",
            "pool_sizes", "store_role"]
+
+
+class BackgroundStore:
+    """A "background" store on an event loop thread of its own, for synchronous code in a
+    process without a worker runtime (the worker's main process: its consumer, transport
+    and metrics). ``run`` opens the pool first (again after a failure), so a database
+    that was down when the process started is used once it is back."""
+
+    def __init__(self, name: str):
+        self.pid = os.getpid()
+        self.loop = LoopThread(name=name)
+        self.persistence: PostgresPersistenceProvider = build_store("background")
+        self.closed = False
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        return self.loop.run(self._initialized(coro), timeout)
+
+    async def _initialized(self, coro: Coroutine[Any, Any, T]) -> T:
+        try:
+            await self.persistence.initialize()  # a no-op once open
+        except BaseException:
+            coro.close()
+            raise
+        return await coro
+
+    def close(self) -> None:
+        """Close the pool and stop the loop (only in the process that made them)."""
+        if self.pid != os.getpid() or self.closed:
+            return
+        self.closed = True
+        try:
+            self.loop.run(self.persistence.close(), timeout=5)
+        except Exception:
+            pass
+        finally:
+            self.loop.stop()

@@ -26,11 +26,10 @@ from ..engine.records import Status, WorkflowRecord
 from ..engine.routing import arrive
 from ..fleet import coordinator
 from ..fleet.dispatch import SENT_AT_HEADER
-from ..fleet.factory import build_store
+from ..fleet.factory import BackgroundStore
 from ..fleet.runtime import process_runtimes
 from ..fleet.settings import step_task_name
 from ..persistence import postgres
-from ..utils.loop import LoopThread
 from . import metrics, multiproc
 
 log = logging.getLogger("ruvon.metrics")
@@ -146,17 +145,14 @@ class StatusCounter:
     """Sets ``ruvon_workflows{status}`` from PostgreSQL (in the worker's main process)."""
 
     def __init__(self) -> None:
-        self.loop: LoopThread | None = None
-        self.persistence: postgres.PostgresPersistenceProvider | None = None
+        self.store: BackgroundStore | None = None
         self.failing = False
 
     def __call__(self) -> None:
-        if self.loop is None or self.persistence is None:
-            self.loop = LoopThread(name="ruvon-metrics-loop")
-            self.persistence = build_store("background")
+        if self.store is None:
+            self.store = BackgroundStore("ruvon-metrics-loop")
         try:
-            self.loop.run(self.persistence.initialize())
-            counts = self.loop.run(self.persistence.count_by_status())
+            counts = self.store.run(self.store.persistence.count_by_status())
         except Exception as exc:
             if not self.failing:
                 log.warning("cannot count workflows by status (will try again): %s", exc)
@@ -166,13 +162,8 @@ class StatusCounter:
         metrics.set_statuses(counts, [s.value for s in Status])
 
     def close(self) -> None:
-        if self.loop is not None and self.persistence is not None:
-            try:
-                self.loop.run(self.persistence.close(), timeout=5)
-            except Exception:
-                pass
-            finally:
-                self.loop.stop()
+        if self.store is not None:
+            self.store.close()
 
 
 class WorkerHooks:
