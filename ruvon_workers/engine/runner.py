@@ -20,6 +20,7 @@ from .context import StepContext
 from .records import HistoryEntry, RecordUpdate, Status, StepOutcome, WorkflowRecord
 from .routing import arrive, next_after
 from .runtime import Runtime
+from .steps import kind_of
 from .transition import Transition, elapsed_ms, error_info
 from .values import call_step_function, load_state, merge_result, validate_input
 
@@ -51,8 +52,6 @@ class StepRunner:
         self.execution_version = (execution["version"]
                                   if execution and execution["step"] == self.step.name
                                   else record.version)
-        from .steps import kind_of
-
         self.kind = kind_of(self.step.type)
         self.policy: RetryPolicy | None = self.kind.retry_policy(self.step)
 

@@ -95,29 +95,43 @@ class Runtime:
             return data
         if not data:
             return cls()
-        known = {k: v for k, v in data.items() if k in _FIELDS}
-        extra = {k: v for k, v in data.items() if k not in _FIELDS}
+        if _FIELD_SET.issuperset(data):  # the usual case: every key is a field
+            return cls(**data)
+        known = {k: v for k, v in data.items() if k in _FIELD_SET}
+        extra = {k: v for k, v in data.items() if k not in _FIELD_SET}
         return cls(**known, extra=extra)
 
     def to_dict(self) -> dict[str, Any]:
-        out = dict(self.extra)
+        """The stored form: every field that is set (not ``None``, not empty)."""
+        out = dict(self.extra) if self.extra else {}
         for name in _FIELDS:
             value = getattr(self, name)
-            if value is not None and value != {} and value != []:
+            if value:
                 out[name] = value
         return out
 
     def copy(self) -> Runtime:
-        """A copy whose containers can be changed without touching this one."""
-        return Runtime(
-            attempts=dict(self.attempts), completed=list(self.completed),
-            compensated=None if self.compensated is None else list(self.compensated),
-            waiting_for=self.waiting_for, waiting_reason=self.waiting_reason,
-            pending_input=self.pending_input, execution=self.execution, lost=dict(self.lost),
-            compensate=self.compensate, child=None if self.child is None else {**self.child},
-            parent=self.parent, spawned_by=self.spawned_by, spawned=dict(self.spawned),
-            loop=self.loop, parallel=self.parallel, inserted=self.inserted,
-            extra=dict(self.extra))
+        """A copy whose containers can be changed without touching this one (values that
+        are only ever replaced whole, never changed in place, are shared)."""
+        new: Runtime = _new(Runtime)
+        new.attempts = dict(self.attempts)
+        new.completed = list(self.completed)
+        new.compensated = None if self.compensated is None else list(self.compensated)
+        new.waiting_for = self.waiting_for
+        new.waiting_reason = self.waiting_reason
+        new.pending_input = self.pending_input
+        new.execution = self.execution
+        new.lost = dict(self.lost)
+        new.compensate = self.compensate
+        new.child = None if self.child is None else {**self.child}
+        new.parent = self.parent
+        new.spawned_by = self.spawned_by
+        new.spawned = dict(self.spawned)
+        new.loop = self.loop
+        new.parallel = self.parallel
+        new.inserted = self.inserted
+        new.extra = dict(self.extra)
+        return new
 
     def after_step(self, step: str, *, completed: bool) -> Runtime:
         """The bookkeeping once ``step`` has run: its attempt count, input, waits and
@@ -135,3 +149,5 @@ class Runtime:
 
 
 _FIELDS = tuple(f.name for f in fields(Runtime) if f.name != "extra")
+_FIELD_SET = frozenset(_FIELDS)
+_new = object.__new__

@@ -64,3 +64,13 @@ def test_a_record_built_from_a_stored_dict_gets_a_typed_runtime() -> None:
     record = WorkflowRecord("id", "T", "1", "ACTIVE", "A", {}, runtime=dict(STORED))  # type: ignore[arg-type]
     assert isinstance(record.runtime, Runtime)
     assert record.runtime.to_dict() == STORED
+
+
+def test_a_copy_equals_its_original_and_shares_no_container() -> None:
+    runtime = Runtime.from_dict({**STORED, "unknown": {"kept": True}})
+    copied = runtime.copy()
+    assert copied == runtime
+    copied.attempts["Other"] = 1
+    copied.completed.append("Other")
+    copied.extra["more"] = 1
+    assert runtime.to_dict() == {**STORED, "unknown": {"kept": True}}
