@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .definitions import Registry, load_registry
-from .engine.records import HistoryEntry, Status, WorkflowRecord
+from .engine.records import Branch, HistoryEntry, Status, WorkflowRecord
 from .errors import InvalidTransition
 from .persistence.rows import DeadLetter, Schedule, StepStats
 from .settings import broker_url as env_broker_url
@@ -115,10 +115,10 @@ class AsyncClient:
         record = await coordinator.load(workflow_id)
         if record.status != Status.PENDING_ASYNC:
             return []
-        rows: builtins.list[dict[str, Any]] = await coordinator.persistence.list_branches(
+        branches: builtins.list[Branch] = await coordinator.persistence.list_branches(
             record.id, record.version)
-        return [{k: v for k, v in row.items() if k not in ("result", "remaining")}
-                for row in rows]
+        return [{"idx": b.idx, "name": b.name, "status": b.status, "attempt": b.attempt,
+                 "error": b.error, "duration_ms": b.duration_ms} for b in branches]
 
     async def wait(self, workflow_id: str, timeout: float = 30.0) -> WorkflowInfo:
         """Wait until the workflow finishes or waits for input; ``TimeoutError`` after

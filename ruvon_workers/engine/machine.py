@@ -22,11 +22,11 @@ from typing import Any
 from ..definitions.models import WorkflowDefinition
 from ..errors import InvalidTransition, RuvonError, StepFailed
 from ..errors import WorkerLost as WorkerLostError
-from .records import HistoryEntry, RecordUpdate, Status, StepOutcome, WorkflowRecord
+from .records import Branch, HistoryEntry, RecordUpdate, Status, StepOutcome, WorkflowRecord
 from .routing import arrive
 from .runner import StepRunner
 from .saga import compensate
-from .steps.parallel import BranchOutcome, join
+from .steps.parallel import join
 from .transition import Transition, error_info
 from .values import validate_input
 
@@ -86,7 +86,7 @@ class Join:
     """A PARALLEL step's branches have reported (or its timeout passed); ``started``:
     when the step began, where its branches ran in the same call."""
 
-    branches: list[BranchOutcome]
+    branches: list[Branch]
     started: float | None = None
 
 

@@ -142,3 +142,23 @@ class RecordUpdate:
         record.error = self.error
         record.version = version
         return record
+
+
+@dataclass
+class Branch:
+    """One branch of a PARALLEL step's fan-out: planned (``item`` is what it works on),
+    then PENDING until it reports COMPLETED (``result``: the changes it made) or FAILED
+    (``error``); ABANDONED when its workflow no longer waits for it."""
+
+    idx: int
+    name: str
+    status: str = "PENDING"
+    attempt: int = 0
+    item: Any = None
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    duration_ms: float | None = None
+
+    def plan(self) -> dict[str, Any]:
+        """What the fan-out stores of a planned branch."""
+        return {"idx": self.idx, "name": self.name, "item": self.item}

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, TypedDict
 
 from ..directives import StartSubWorkflowDirective
-from .records import HistoryEntry, RecordUpdate, Status
+from .records import Branch, HistoryEntry, RecordUpdate, Status
 
 
 class Spawn(TypedDict):
@@ -43,7 +43,7 @@ class Transition:
     child: StartSubWorkflowDirective | None = None  # start a sub-workflow and wait for it
     spawn: Spawn | None = None  # FIRE_AND_FORGET: start an independent workflow
     schedule: dict[str, Any] | None = None  # CRON_SCHEDULE: store a schedule
-    fanout: list[dict[str, Any]] | None = None  # PARALLEL: the branches to run
+    fanout: list[Branch] | None = None  # PARALLEL: the branches to run
     #: Side effects performed after the commit:
     cancel_child: str | None = None  # the sub-workflow to cancel (reason), see ``cancel``
 

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 from ..definitions.models import WorkflowDefinition
 from ..engine.context import StepContext
 from ..engine.machine import ChildChanged, Join, RunStep, decide
-from ..engine.records import Status, WorkflowRecord
+from ..engine.records import Branch, Status, WorkflowRecord
 from ..engine.runner import StepRunner
-from ..engine.steps.parallel import COMPLETED, FAILED, BranchOutcome, run_branch
+from ..engine.steps.parallel import COMPLETED, FAILED, run_branch
 from ..engine.transition import Transition, elapsed_ms, error_info
 from ..errors import (
     InvalidTransition,
@@ -100,8 +100,8 @@ class SyncExecutionProvider:
         step = runner.step
         started = time.perf_counter()
 
-        async def branch(plan: dict[str, Any]) -> BranchOutcome:
-            outcome = BranchOutcome(idx=plan["idx"], name=plan["name"])
+        async def branch(plan: Branch) -> Branch:
+            outcome = Branch(plan.idx, plan.name, item=plan.item)
             began = time.perf_counter()
             while True:
                 outcome.attempt += 1
@@ -123,8 +123,7 @@ class SyncExecutionProvider:
         done, pending = await asyncio.wait(tasks, timeout=step.timeout_seconds)
         for task in pending:
             task.cancel()  # a blocking function in its thread runs on, unheard
-        outcomes = [task.result() if task in done else
-                    BranchOutcome(idx=plan["idx"], name=plan["name"])
+        outcomes = [task.result() if task in done else plan
                     for task, plan in zip(tasks, plans, strict=True)]
         joined = await decide(defn, record, Join(outcomes, started))
         assert joined is not None

@@ -278,7 +278,7 @@ class Coordinator:
             self.wake_parent(other)
         for branch in transition.fanout or ():
             self.send(record.workflow_type, transition.step, record.id, version,
-                      branch=branch["idx"])
+                      branch=branch.idx)
         self.wake_parent(record)
         self.dispatch(record, countdown=transition.retry_delay)
         duration = transition.history[0].duration_ms if transition.history else None

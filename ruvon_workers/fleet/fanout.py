@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..engine import machine
 from ..engine.records import Status, WorkflowRecord
 from ..engine.runner import StepRunner
-from ..engine.steps.parallel import COMPLETED, FAILED, BranchOutcome, due_to_join, run_branch
+from ..engine.steps.parallel import COMPLETED, FAILED, PENDING, due_to_join, run_branch
 from ..engine.transition import elapsed_ms, error_info
 from ..errors import StepFailed, UnstorableValue, WorkerLost
 
@@ -60,14 +60,13 @@ class FanOut:
         if (record.status != Status.PENDING_ASYNC or record.version != version
                 or record.current_step != step):
             return self.coordinator.stale(record)
-        if branch is None or branch["status"] != "PENDING":
+        if branch is None or branch.status != PENDING:
             return StepOutcomeReport(False, f"branch {idx} already finished")
         runner = self._runner(record)
         started = time.perf_counter()
-        attempt = int(branch["attempt"]) + 1
+        attempt = branch.attempt + 1
         try:
-            result = await run_branch(runner.defn, runner.step, record, {"idx": idx, **branch},
-                                      attempt)
+            result = await run_branch(runner.defn, runner.step, record, branch, attempt)
         except Exception as exc:
             return await self.failed(record, idx, exc, started=started, attempt=attempt)
         return await self._done(record, idx, COMPLETED, result, None, attempt, started)
@@ -81,9 +80,9 @@ class FanOut:
         started = time.perf_counter() if started is None else started
         if attempt is None:
             branch = await self.store.get_branch(record.id, record.version, idx)
-            if branch is None or branch["status"] != "PENDING":
+            if branch is None or branch.status != PENDING:
                 return StepOutcomeReport(False, f"branch {idx} already finished")
-            attempt = int(branch["attempt"]) + 1
+            attempt = branch.attempt + 1
         runner = self._runner(record)
         error = error_info(runner.step.name, exc)
         delay = runner.retry_delay(exc, attempt)
@@ -155,15 +154,14 @@ class FanOut:
     async def join(self, record: WorkflowRecord) -> StepOutcomeReport:
         """Merge the branches and move on, once all have reported or the step's
         ``timeout_seconds`` has passed; otherwise nothing."""
-        rows = await self.store.list_branches(record.id, record.version)
-        outcomes = [BranchOutcome.from_row(row) for row in rows]
+        branches = await self.store.list_branches(record.id, record.version)
         deadline = record.runtime.parallel["deadline"] if record.runtime.parallel else None
-        if not due_to_join(outcomes, deadline):
-            remaining = rows[0]["remaining"] if rows else 0
+        if not due_to_join(branches, deadline):
+            remaining = sum(1 for b in branches if b.status == PENDING)
             return StepOutcomeReport(False, f"waiting for {remaining} branch(es)")
         version = record.version
         transition = await machine.decide(self.coordinator.registry.get(record.workflow_type),
-                                          record, machine.Join(outcomes))
+                                          record, machine.Join(branches))
         report = await self.coordinator.commit(record, transition)
         if report.applied:
             await self.store.close_fanout(record.id, version)

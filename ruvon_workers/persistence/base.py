@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..engine.records import HistoryEntry, RecordUpdate, WorkflowRecord
+from ..engine.records import Branch, HistoryEntry, RecordUpdate, WorkflowRecord
 from ..errors import InvalidStateError
 from ..utils.serialization import serialize
 from .rows import DeadLetter, Schedule, ScheduleSpec, StepStats
@@ -132,13 +132,17 @@ class FanoutStore(Protocol):
     """PARALLEL fan-outs: a counter per fan-out and one row per branch."""
 
     async def create_fanout(self, workflow_id: str, version: int, step: str,
-                            branches: list[dict[str, Any]], lease_seconds: float) -> None: ...
+                            branches: list[Branch], lease_seconds: float) -> None:
+        """Store the planned branches (their ``idx``, ``name`` and ``item``), all PENDING,
+        and the counter; a second call for the same fan-out changes nothing."""
+        ...
 
-    async def get_branch(self, workflow_id: str, version: int,
-                         idx: int) -> dict[str, Any] | None: ...
+    async def get_branch(self, workflow_id: str, version: int, idx: int) -> Branch | None:
+        """Branch ``idx`` (``idx``, ``name``, ``item``, ``status``, ``attempt``)."""
+        ...
 
     async def load_branch(self, workflow_id: str, version: int, idx: int
-                          ) -> tuple[WorkflowRecord | None, dict[str, Any] | None]:
+                          ) -> tuple[WorkflowRecord | None, Branch | None]:
         """The workflow and its branch ``idx`` of the fan-out at ``version``, in one read."""
         ...
 
@@ -158,7 +162,9 @@ class FanoutStore(Protocol):
         when the branch already finished."""
         ...
 
-    async def list_branches(self, workflow_id: str, version: int) -> list[dict[str, Any]]: ...
+    async def list_branches(self, workflow_id: str, version: int) -> list[Branch]:
+        """Every branch of the fan-out, by ``idx``, with its outcome (not its ``item``)."""
+        ...
 
     async def close_fanout(self, workflow_id: str, version: int) -> None: ...
 

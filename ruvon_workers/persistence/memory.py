@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from ..engine.records import HistoryEntry, RecordUpdate, Status, StepOutcome, WorkflowRecord
+from ..engine.records import Branch, HistoryEntry, RecordUpdate, Status, StepOutcome, WorkflowRecord
 from ..errors import StaleStateError
 from .base import DueStep, dead_letter_values, same_workflow
 from .rows import DeadLetter, Schedule, ScheduleSpec, StepStats
@@ -217,13 +217,13 @@ class MemoryPersistenceProvider:
     # -- PARALLEL fan-outs ----------------------------------------------------------------
 
     async def create_fanout(self, workflow_id: str, version: int, step: str,
-                            branches: list[dict[str, Any]], lease_seconds: float) -> None:
+                            branches: list[Branch], lease_seconds: float) -> None:
         key = (str(workflow_id), version)
         if key in self._fanouts:
             return
         due = self._due_at(lease_seconds)
         self._fanouts[key] = {"step": step, "remaining": len(branches), "branches": [
-            {"idx": b["idx"], "name": b["name"], "item": copy.deepcopy(b.get("item")),
+            {"idx": b.idx, "name": b.name, "item": copy.deepcopy(b.item),
              "status": "PENDING", "attempt": 0, "result": None, "error": None,
              "duration_ms": None, "lost": 0, "due": due} for b in branches]}
 
@@ -234,15 +234,15 @@ class MemoryPersistenceProvider:
         branch: dict[str, Any] = fanout["branches"][idx]
         return branch
 
-    async def get_branch(self, workflow_id: str, version: int,
-                         idx: int) -> dict[str, Any] | None:
+    async def get_branch(self, workflow_id: str, version: int, idx: int) -> Branch | None:
         branch = self._branch(workflow_id, version, idx)
         if branch is None:
             return None
-        return copy.deepcopy({k: branch[k] for k in ("name", "item", "status", "attempt")})
+        return Branch(idx, branch["name"], branch["status"], branch["attempt"],
+                      item=copy.deepcopy(branch["item"]))
 
     async def load_branch(self, workflow_id: str, version: int, idx: int
-                          ) -> tuple[WorkflowRecord | None, dict[str, Any] | None]:
+                          ) -> tuple[WorkflowRecord | None, Branch | None]:
         record = await self.load_workflow(workflow_id)
         if record is None:
             return None, None
@@ -277,12 +277,13 @@ class MemoryPersistenceProvider:
                       due=self._due_at(lease_seconds))
         return int(branch["lost"]), int(branch["attempt"])
 
-    async def list_branches(self, workflow_id: str, version: int) -> list[dict[str, Any]]:
+    async def list_branches(self, workflow_id: str, version: int) -> list[Branch]:
         fanout = self._fanouts.get((str(workflow_id), version))
         if fanout is None:
             return []
-        keys = ("idx", "name", "status", "attempt", "result", "error", "duration_ms")
-        return [{**copy.deepcopy({k: b[k] for k in keys}), "remaining": fanout["remaining"]}
+        return [Branch(b["idx"], b["name"], b["status"], b["attempt"],
+                       result=copy.deepcopy(b["result"]), error=copy.deepcopy(b["error"]),
+                       duration_ms=b["duration_ms"])
                 for b in sorted(fanout["branches"], key=lambda b: b["idx"])]
 
     async def close_fanout(self, workflow_id: str, version: int) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,7 @@ from psycopg_pool import (
     TooManyRequests,
 )
 
-from ..engine.records import HistoryEntry, RecordUpdate, WorkflowRecord
+from ..engine.records import Branch, HistoryEntry, RecordUpdate, WorkflowRecord
 from ..engine.runtime import Runtime
 from ..errors import DatabaseError, RuvonError, StaleStateError, UnstorableValue
 from ..utils.serialization import deserialize, dumps_bytes
@@ -335,27 +335,26 @@ class PostgresPersistenceProvider:
     # -- PARALLEL fan-outs ----------------------------------------------------------------
 
     async def create_fanout(self, workflow_id: str, version: int, step: str,
-                            branches: list[dict[str, Any]], lease_seconds: float) -> None:
+                            branches: list[Branch], lease_seconds: float) -> None:
         await self._fetch("create_fanout", "insert_fanout", {
             "id": workflow_id, "version": version, "step": step, "total": len(branches),
-            "branches": Jsonb(branches), "lease": lease_seconds}, many=None)
+            "branches": Jsonb([b.plan() for b in branches]), "lease": lease_seconds},
+            many=None)
 
-    async def get_branch(self, workflow_id: str, version: int,
-                         idx: int) -> dict[str, Any] | None:
+    async def get_branch(self, workflow_id: str, version: int, idx: int) -> Branch | None:
         row = await self._fetch("load_branch", "get_branch",
                                 {"id": workflow_id, "version": version, "idx": idx})
-        return dict(zip(("name", "item", "status", "attempt"), row, strict=True)) if row else None
+        return _planned_branch(idx, row) if row else None
 
     async def load_branch(self, workflow_id: str, version: int, idx: int
-                          ) -> tuple[WorkflowRecord | None, dict[str, Any] | None]:
+                          ) -> tuple[WorkflowRecord | None, Branch | None]:
         row = await self._fetch("load_workflow", "get_workflow_with_branch",
                                 {"id": _uuid(workflow_id), "version": version, "idx": idx})
         if row is None:
             return None, None
         branch = row[_RECORD_COLUMNS:]
-        return row_to_record(row), (
-            dict(zip(("name", "item", "status", "attempt"), branch, strict=True))
-            if branch[0] is not None else None)
+        return row_to_record(row), (_planned_branch(idx, branch)
+                                    if branch[0] is not None else None)
 
     async def finish_branch(self, workflow_id: str, version: int, idx: int, *, status: str,
                             result: Any, error: dict[str, Any] | None, attempt: int,
@@ -381,12 +380,12 @@ class PostgresPersistenceProvider:
             "lease": lease_seconds})
         return (int(row[0]), int(row[1])) if row else None
 
-    async def list_branches(self, workflow_id: str, version: int) -> list[dict[str, Any]]:
+    async def list_branches(self, workflow_id: str, version: int) -> list[Branch]:
         rows = await self._fetch("load_branches", "list_branches",
                                  {"id": workflow_id, "version": version}, many=True)
-        keys = ("idx", "name", "status", "attempt", "result", "error", "duration_ms",
-                "remaining")
-        return [dict(zip(keys, r, strict=True)) for r in rows]
+        return [Branch(idx, name, status, attempt, result=result, error=error,
+                       duration_ms=duration_ms)
+                for idx, name, status, attempt, result, error, duration_ms in rows]
 
     async def close_fanout(self, workflow_id: str, version: int) -> None:
         await self._fetch("close_fanout", "close_fanout",
@@ -527,6 +526,11 @@ if TYPE_CHECKING:
 def _run(conn: psycopg.Connection, query: str, params: dict[str, Any], many: bool | None) -> Any:
     cur = conn.execute(query, params, prepare=True)
     return None if many is None else (cur.fetchall() if many else cur.fetchone())
+
+
+def _planned_branch(idx: int, row: Sequence[Any]) -> Branch:
+    name, item, status, attempt = row
+    return Branch(idx, name, status, attempt, item=item)
 
 
 def _uuid(value: str) -> str:

@@ -16,11 +16,13 @@ from typing import Any
 
 import pytest
 
-from ruvon_workers.engine.records import HistoryEntry, RecordUpdate, WorkflowRecord
+from ruvon_workers.engine.records import Branch, HistoryEntry, RecordUpdate, WorkflowRecord
 from ruvon_workers.engine.runtime import Runtime
 from ruvon_workers.errors import InvalidStateError, StaleStateError
 from ruvon_workers.persistence.base import DueStep, PersistenceProvider
 from ruvon_workers.persistence.rows import DeadLetter, Schedule, ScheduleSpec, StepStats
+
+from ..helpers import not_none
 
 Store = PersistenceProvider
 
@@ -280,12 +282,11 @@ async def test_extend_due_pushes_a_claimed_steps_lease(store: Store) -> None:
 
 # -- PARALLEL fan-outs ----------------------------------------------------------------
 
-BRANCHES = [{"idx": 0, "name": "b0", "item": None},
-            {"idx": 1, "name": "b1", "item": {"start": 0, "items": [1, 2]}}]
+BRANCHES = [Branch(0, "b0"), Branch(1, "b1", item={"start": 0, "items": [1, 2]})]
 
 
 async def _fanned_out(store: Store, *, lease: float = 300, deadline: float | None = None,
-                      workflow_type: str = "T", branches: list[dict[str, Any]] | None = None,
+                      workflow_type: str = "T", branches: list[Branch] | None = None,
                       due_in: float = 300) -> WorkflowRecord:
     """A workflow waiting (PENDING_ASYNC) on a fan-out written at its next version."""
     record = await _created(store, workflow_type)
@@ -298,19 +299,14 @@ async def test_a_fan_out_starts_with_every_branch_pending(store: Store) -> None:
     record = await _fanned_out(store)
     loaded, branch = await store.load_branch(record.id, record.version, 1)
     assert loaded is not None and loaded.version == record.version
-    assert branch == {"name": "b1", "item": {"start": 0, "items": [1, 2]},
-                      "status": "PENDING", "attempt": 0}
-    assert await store.get_branch(record.id, record.version, 0) == {
-        "name": "b0", "item": None, "status": "PENDING", "attempt": 0}
+    assert branch == Branch(1, "b1", "PENDING", 0, item={"start": 0, "items": [1, 2]})
+    assert await store.get_branch(record.id, record.version, 0) == Branch(0, "b0", "PENDING", 0)
     assert await store.get_branch(record.id, record.version, 2) is None
     assert await store.get_branch(record.id, record.version + 1, 0) is None
     assert (await store.load_branch(record.id, record.version, 5))[1] is None
     assert await store.load_branch(str(uuid.uuid4()), 1, 0) == (None, None)
     assert await store.list_branches(record.id, record.version) == [
-        {"idx": 0, "name": "b0", "status": "PENDING", "attempt": 0, "result": None,
-         "error": None, "duration_ms": None, "remaining": 2},
-        {"idx": 1, "name": "b1", "status": "PENDING", "attempt": 0, "result": None,
-         "error": None, "duration_ms": None, "remaining": 2}]
+        Branch(0, "b0", "PENDING", 0), Branch(1, "b1", "PENDING", 0)]  # no item: the outcome
     assert await store.list_branches(record.id, record.version + 1) == []
 
 
@@ -327,11 +323,10 @@ async def test_finish_branch_counts_down_once_per_branch(store: Store) -> None:
     assert await store.finish_branch(record.id, v, 7, status="COMPLETED", result=None,
                                      error=None, attempt=1, duration_ms=None) is None
     rows = await store.list_branches(record.id, v)
-    assert [(r["idx"], r["status"], r["attempt"], r["result"], r["error"], r["duration_ms"],
-             r["remaining"]) for r in rows] == [
-        (0, "COMPLETED", 1, {"x": 0}, None, 2.0, 0),
-        (1, "FAILED", 2, None, {"message": "no"}, 3.5, 0)]
-    assert (await store.get_branch(record.id, v, 1) or {}).get("status") == "FAILED"
+    assert [(r.idx, r.status, r.attempt, r.result, r.error, r.duration_ms) for r in rows] == [
+        (0, "COMPLETED", 1, {"x": 0}, None, 2.0),
+        (1, "FAILED", 2, None, {"message": "no"}, 3.5)]
+    assert not_none(await store.get_branch(record.id, v, 1)).status == "FAILED"
 
 
 async def test_a_fan_out_written_twice_keeps_its_count(store: Store) -> None:
@@ -340,11 +335,11 @@ async def test_a_fan_out_written_twice_keeps_its_count(store: Store) -> None:
                               error=None, attempt=1, duration_ms=1.0)
     await store.create_fanout(record.id, record.version, "A", BRANCHES, 300)  # redelivery
     rows = await store.list_branches(record.id, record.version)
-    assert [(r["status"], r["remaining"]) for r in rows] == [("COMPLETED", 1), ("PENDING", 1)]
+    assert [r.status for r in rows] == ["COMPLETED", "PENDING"]
 
 
 async def test_concurrent_branches_count_down_to_zero_exactly_once(store: Store) -> None:
-    many = [{"idx": i, "name": f"b{i}", "item": None} for i in range(20)]
+    many = [Branch(i, f"b{i}") for i in range(20)]
     record = await _fanned_out(store, branches=many)
 
     async def finish(idx: int) -> int | None:
@@ -357,7 +352,7 @@ async def test_concurrent_branches_count_down_to_zero_exactly_once(store: Store)
     counted = [r for r in remaining if r is not None]
     assert sorted(counted) == list(range(20))  # each branch once; one of them saw 0
     rows = await store.list_branches(record.id, record.version)
-    assert [r["result"] for r in rows] == [{"i": i} for i in range(20)]
+    assert [r.result for r in rows] == [{"i": i} for i in range(20)]
 
 
 async def test_retry_branch_moves_the_attempt_forward_only(store: Store) -> None:
@@ -366,9 +361,8 @@ async def test_retry_branch_moves_the_attempt_forward_only(store: Store) -> None
     error = {"message": "try again"}
     assert await store.retry_branch(record.id, v, 0, attempt=1, error=error, delay=300)
     assert not await store.retry_branch(record.id, v, 0, attempt=1, error=error, delay=300)
-    assert await store.get_branch(record.id, v, 0) == {
-        "name": "b0", "item": None, "status": "PENDING", "attempt": 1}
-    assert (await store.list_branches(record.id, v))[0]["error"] == error
+    assert await store.get_branch(record.id, v, 0) == Branch(0, "b0", "PENDING", 1)
+    assert (await store.list_branches(record.id, v))[0].error == error
     await store.finish_branch(record.id, v, 0, status="COMPLETED", result={}, error=None,
                               attempt=2, duration_ms=1.0)
     assert not await store.retry_branch(record.id, v, 0, attempt=3, error=error, delay=0)
@@ -391,7 +385,7 @@ async def test_a_lost_branch_is_counted_apart_from_its_attempts(store: Store) ->
                                    lease_seconds=300) == (1, 0)
     assert await store.lose_branch(record.id, record.version, 0, error=error,
                                    lease_seconds=300) == (2, 0)
-    assert (await store.list_branches(record.id, record.version))[0]["error"] == error
+    assert (await store.list_branches(record.id, record.version))[0].error == error
     await store.finish_branch(record.id, record.version, 0, status="COMPLETED",
                               result={}, error=None, attempt=1, duration_ms=1.0)
     assert await store.lose_branch(record.id, record.version, 0, error=error,
@@ -404,8 +398,7 @@ async def test_close_fanout_abandons_the_branches_still_pending(store: Store) ->
                               error=None, attempt=1, duration_ms=1.0)
     await store.close_fanout(record.id, record.version)
     rows = await store.list_branches(record.id, record.version)
-    assert [(r["status"], r["remaining"]) for r in rows] == [("COMPLETED", 1),
-                                                              ("ABANDONED", 1)]
+    assert [r.status for r in rows] == ["COMPLETED", "ABANDONED"]
     assert await store.finish_branch(record.id, record.version, 1, status="COMPLETED",
                                      result={}, error=None, attempt=1,
                                      duration_ms=1.0) is None
@@ -439,7 +432,7 @@ async def test_branches_of_a_fan_out_no_longer_awaited_are_abandoned(store: Stor
     due = await store.claim_due(lease_seconds=300)
     assert [d for d in due if d.branch is not None] == []
     rows = await store.list_branches(record.id, record.version)
-    assert {r["status"] for r in rows} == {"ABANDONED"}
+    assert {r.status for r in rows} == {"ABANDONED"}
 
 
 async def test_a_fan_out_with_a_timeout_comes_due_at_its_deadline(store: Store) -> None:

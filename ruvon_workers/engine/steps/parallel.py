@@ -13,7 +13,6 @@ import functools
 import inspect
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -24,7 +23,7 @@ from ...definitions.models import StepDefinition, WorkflowDefinition
 from ...directives import Directive
 from ...errors import MergeConflict, StepFailed
 from ..context import StepContext
-from ..records import HistoryEntry, RecordUpdate, Status, StepOutcome, WorkflowRecord
+from ..records import Branch, HistoryEntry, RecordUpdate, Status, StepOutcome, WorkflowRecord
 from ..transition import Transition, elapsed_ms
 from ..values import StepFunction, call_step_function, check_storable, validated_state
 from .base import Problem, StepKind
@@ -44,25 +43,6 @@ Caller = Callable[[StepFunction, BaseModel, StepContext, dict[str, Any]], Awaita
 
 #: Branch statuses.
 PENDING, COMPLETED, FAILED = "PENDING", "COMPLETED", "FAILED"
-
-
-@dataclass
-class BranchOutcome:
-    """Where one branch stands: PENDING, COMPLETED (with the changes it made) or FAILED."""
-
-    idx: int
-    name: str
-    status: str = PENDING
-    result: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
-    attempt: int = 0
-    duration_ms: float | None = None
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> BranchOutcome:
-        return cls(idx=row["idx"], name=row["name"], status=row["status"],
-                   result=row.get("result"), error=row.get("error"),
-                   attempt=int(row.get("attempt") or 0), duration_ms=row.get("duration_ms"))
 
 
 class ParallelStep(StepKind):
@@ -115,15 +95,15 @@ def items_of(step: StepDefinition, state: dict[str, Any], what: str = "iterate_o
     return list(items)
 
 
-def plan_branches(step: StepDefinition, state: dict[str, Any]) -> list[dict[str, Any]]:
-    """One ``{idx, name, item}`` per branch: the declared tasks, or the items of
-    ``iterate_over`` in groups of ``batch_size``."""
+def plan_branches(step: StepDefinition, state: dict[str, Any]) -> list[Branch]:
+    """One branch per declared task, or per group of ``batch_size`` items of
+    ``iterate_over``."""
     if step.tasks:
-        return [{"idx": i, "name": task.name, "item": None} for i, task in enumerate(step.tasks)]
+        return [Branch(i, task.name) for i, task in enumerate(step.tasks)]
     items = items_of(step, state)
     size = max(step.batch_size or 1, 1)
-    return [{"idx": n, "name": f"{step.name}[{start}]",
-             "item": {"start": start, "items": items[start:start + size]}}
+    return [Branch(n, f"{step.name}[{start}]",
+                   item={"start": start, "items": items[start:start + size]})
             for n, start in enumerate(range(0, len(items), size))]
 
 
@@ -159,34 +139,34 @@ def changes_of(before: dict[str, Any], after: BaseModel, result: object, step: s
 
 
 async def run_branch(defn: WorkflowDefinition, step: StepDefinition, record: WorkflowRecord,
-                     branch: dict[str, Any], attempt: int, *,
+                     branch: Branch, attempt: int, *,
                      call: Caller = call_step_function) -> dict[str, Any]:
     """Run one branch on a copy of the state; return the changes it makes."""
     try:
         return await _run_branch(defn, step, record, branch, attempt, call)
     except Directive as directive:
         # Branches run side by side: none of them can steer the workflow alone.
-        raise StepFailed(step.name, f"branch {branch['idx']}: a PARALLEL branch cannot "
+        raise StepFailed(step.name, f"branch {branch.idx}: a PARALLEL branch cannot "
                                     f"{directive}; do that in a step after the PARALLEL "
                                     "step") from None
 
 
 async def _run_branch(defn: WorkflowDefinition, step: StepDefinition, record: WorkflowRecord,
-                      branch: dict[str, Any], attempt: int, call: Caller) -> dict[str, Any]:
+                      branch: Branch, attempt: int, call: Caller) -> dict[str, Any]:
     base = StepContext(workflow_id=record.id, step_name=step.name, attempt=attempt,
                        idempotency_key=f"{record.id}:{step.name}:{record.version}:"
-                                       f"{branch['idx']}",
+                                       f"{branch.idx}",
                        workflow_type=record.workflow_type)
     if step.tasks:
-        fn = defn.function(step.tasks[branch["idx"]].function_path)
+        fn = defn.function(step.tasks[branch.idx].function_path)
         state = defn.state_model.model_validate(record.state)
-        base.loop_index = branch["idx"]
+        base.loop_index = branch.idx
         return changes_of(record.state, state, await call(fn, state, base, {}), step.name)
     fn = defn.function(step.task_function)
     item_var = step.item_var_name or "item"
     merged: dict[str, Any] = {}
     owners: dict[tuple[str, ...], str] = {}
-    item = branch["item"] or {"start": 0, "items": []}
+    item = branch.item or {"start": 0, "items": []}
     for offset, value in enumerate(item["items"]):
         index = item["start"] + offset
         state = defn.state_model.model_validate(record.state)
@@ -251,13 +231,13 @@ def merge_branches(defn: WorkflowDefinition, step: StepDefinition, state: dict[s
     return target
 
 
-def due_to_join(outcomes: list[BranchOutcome], deadline: float | None) -> bool:
+def due_to_join(outcomes: list[Branch], deadline: float | None) -> bool:
     """Whether the fan-out joins now: every branch reported, or its timeout passed."""
     pending = sum(1 for b in outcomes if b.status == PENDING)
     return pending == 0 or (deadline is not None and time.time() >= deadline)
 
 
-async def join(runner: StepRunner, branches: list[BranchOutcome],
+async def join(runner: StepRunner, branches: list[Branch],
                started: float | None = None) -> Transition:
     """Merge finished branches in declared order and move on; branches still pending
     (past ``timeout_seconds``) count as failed."""

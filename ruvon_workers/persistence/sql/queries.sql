@@ -219,11 +219,10 @@ UPDATE workflow_branches b
  WHERE b.workflow_id = stale.workflow_id AND b.version = stale.version AND b.idx = stale.idx
 
 -- name: list_branches
-SELECT b.idx, b.name, b.status, b.attempt, b.result, b.error, b.duration_ms, f.remaining
-  FROM workflow_fanouts f
-  JOIN workflow_branches b ON b.workflow_id = f.workflow_id AND b.version = f.version
- WHERE f.workflow_id = %(id)s AND f.version = %(version)s
- ORDER BY b.idx
+SELECT idx, name, status, attempt, result, error, duration_ms
+  FROM workflow_branches
+ WHERE workflow_id = %(id)s AND version = %(version)s
+ ORDER BY idx
 
 -- name: close_fanout
 -- After the join: branches that never reported are given up, so no sweep re-sends them.
