@@ -13,12 +13,14 @@ from .engine.records import WorkflowRecord
 from .engine.routing import arrive
 from .engine.runtime import Link, Runtime
 from .errors import InvalidStateError, WorkflowNotFound
+from .observers import started
 from .utils.imports import IMPORT_CACHE, import_from_string
 from .utils.serialization import NUL_REFUSED, nul_path
 from .workflow import Workflow
 
 if TYPE_CHECKING:
     from .execution.base import ExecutionProvider
+    from .observers import WorkflowObserver
     from .persistence.base import PersistenceProvider
 
 
@@ -27,6 +29,9 @@ class WorkflowBuilder:
 
     #: Dotted path -> resolved object, shared by the whole process.
     _import_cache: ClassVar[dict[str, Any]] = IMPORT_CACHE
+    #: What ``create_workflow`` and ``load_workflow`` return (``ruvon.workflow.Workflow``
+    #: adds Ruvon's members).
+    workflow_class: ClassVar[type[Workflow]] = Workflow
 
     def __init__(self, registry: Registry):
         self.registry = registry
@@ -108,7 +113,8 @@ class WorkflowBuilder:
                               *, persistence_provider: PersistenceProvider,
                               execution_provider: ExecutionProvider,
                               idempotency_key: str | None = None,
-                              parent_id: str | None = None) -> Workflow:
+                              parent_id: str | None = None,
+                              workflow_observer: WorkflowObserver | None = None) -> Workflow:
         """Validate, store and (on the fleet) dispatch a new workflow.
 
         With an ``idempotency_key`` already used, the existing workflow is returned.
@@ -119,13 +125,18 @@ class WorkflowBuilder:
         stored, created = await persistence_provider.create_workflow(record, due_in=due_in)
         if created:
             await execution_provider.on_created(stored)
-        return Workflow(self.definition(stored.workflow_type), stored, persistence_provider,
-                        execution_provider, builder=self)
+            if workflow_observer is not None:
+                await started(workflow_observer, stored)
+        return self.workflow_class(self.definition(stored.workflow_type), stored,
+                                   persistence_provider, execution_provider, builder=self,
+                                   observer=workflow_observer)
 
     async def load_workflow(self, workflow_id: str, *, persistence_provider: PersistenceProvider,
-                            execution_provider: ExecutionProvider) -> Workflow:
+                            execution_provider: ExecutionProvider,
+                            workflow_observer: WorkflowObserver | None = None) -> Workflow:
         record = await persistence_provider.load_workflow(workflow_id)
         if record is None:
             raise WorkflowNotFound(workflow_id)
-        return Workflow(self.definition(record.workflow_type), record, persistence_provider,
-                        execution_provider, builder=self)
+        return self.workflow_class(self.definition(record.workflow_type), record,
+                                   persistence_provider, execution_provider, builder=self,
+                                   observer=workflow_observer)

@@ -13,6 +13,7 @@ from .errors import InvalidTransition
 if TYPE_CHECKING:
     from .builder import WorkflowBuilder
     from .execution.base import ExecutionProvider
+    from .observers import WorkflowObserver
     from .persistence.base import PersistenceProvider
 
 
@@ -21,9 +22,12 @@ class Workflow:
 
     def __init__(self, definition: WorkflowDefinition, record: WorkflowRecord,
                  persistence: PersistenceProvider, execution: ExecutionProvider, *,
-                 builder: WorkflowBuilder | None = None):
+                 builder: WorkflowBuilder | None = None,
+                 observer: WorkflowObserver | None = None):
         self.definition = definition
         self.builder = builder
+        #: Told what each step did, after it committed (in-process).
+        self.observer = observer
         self.record = record
         self.persistence = persistence
         self.execution = execution
@@ -89,3 +93,12 @@ class Workflow:
         if status.is_terminal:
             raise InvalidTransition(self.id, status, "cancel")
         await self.execution.cancel(self, reason)
+
+    async def set_saga_mode(self, on: bool = True) -> None:
+        """Make a failure of this run compensate its completed steps (newest first) and
+        end FAILED_ROLLED_BACK, as ``saga_enabled`` does for every run of the type."""
+        from .engine.machine import SetSagaMode
+        from .execution.operations import apply_event
+
+        self.record, _ = await apply_event(self.persistence, lambda _: self.definition, self.id,
+                                           SetSagaMode(on))

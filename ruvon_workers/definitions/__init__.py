@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .loader import Registry, load_registry, load_workflow_file
+from .loader import Registry, load_registry, load_registry_mapping, load_workflow_file
 from .models import RetryPolicy, Route, StepDefinition, StepType, WorkflowDefinition
 
 __all__ = [
@@ -13,5 +13,6 @@ __all__ = [
     "StepType",
     "WorkflowDefinition",
     "load_registry",
+    "load_registry_mapping",
     "load_workflow_file",
 ]

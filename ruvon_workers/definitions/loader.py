@@ -7,7 +7,7 @@ print them all; each names the file, the step and the field (and the line when k
 from __future__ import annotations
 
 import inspect
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +103,24 @@ def load_registry(path: str | Path) -> Registry:
     if issues:
         raise DefinitionError(issues)
     return Registry(registry_path, workflows)
+
+
+def load_registry_mapping(entries: Mapping[str, Any], config_dir: str | Path,
+                          *, source: str = "<workflow_registry>") -> Registry:
+    """Load a registry given as Ruvon's builder takes it: ``{type: entry}``, each entry
+    naming its ``config_file`` relative to ``config_dir`` and its state model; raise
+    :class:`DefinitionError` listing every problem found."""
+    base = Path(config_dir)
+    issues: list[DefinitionIssue] = []
+    workflows: dict[str, WorkflowDefinition] = {}
+    for wf_type, entry in entries.items():
+        if isinstance(entry, Mapping):
+            entry = {"type": wf_type, **entry}
+        _load_entry(base / source, entry, workflows, issues)
+    _check_targets(workflows, issues)
+    if issues:
+        raise DefinitionError(issues)
+    return Registry(base / source, workflows)
 
 
 def _check_targets(workflows: dict[str, WorkflowDefinition],

@@ -181,6 +181,10 @@ class WorkflowDefinition:
             return self.steps[self._index[name]]
         return self.injected_steps[name]
 
+    def index_of(self, name: str | None) -> int:
+        """The position of step ``name`` in the workflow (-1: an injected step, or none)."""
+        return self._index.get(name, -1) if name is not None else -1
+
     def has_step(self, name: str) -> bool:
         return name in self._index or name in self.injected_steps
 

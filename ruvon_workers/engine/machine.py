@@ -6,7 +6,8 @@ coordinator and the in-process provider only load, decide, commit (compare-and-s
 then send or run what comes next: the same rules run in both places.
 
 Events: :class:`RunStep` (a step message, a retry that came due, ``next_step``),
-:class:`Resume`, :class:`Cancel`, :class:`Retry` (an operator's), :class:`WorkerLost`,
+:class:`Resume`, :class:`Cancel`, :class:`Retry` (an operator's), :class:`SetSagaMode`,
+:class:`WorkerLost`,
 :class:`FailedOutside` (a hard time limit, or a lost process past its allowance),
 :class:`ChildChanged` (a sub-workflow ended or waits), :class:`Join` (a PARALLEL step's
 branches reported). A branch's own outcome is decided by
@@ -59,6 +60,13 @@ class Retry:
 
 
 @dataclass
+class SetSagaMode:
+    """Turn saga mode on (or off) for this run."""
+
+    on: bool = True
+
+
+@dataclass
 class WorkerLost:
     """The process running the step died under it, for the ``count``-th time
     (``allowed``: how many losses are sent again before one counts as a failure)."""
@@ -90,7 +98,8 @@ class Join:
     started: float | None = None
 
 
-Event = RunStep | Resume | Cancel | Retry | WorkerLost | FailedOutside | ChildChanged | Join
+Event = (RunStep | Resume | Cancel | Retry | SetSagaMode | WorkerLost | FailedOutside
+         | ChildChanged | Join)
 
 
 async def decide(defn: WorkflowDefinition, record: WorkflowRecord,
@@ -106,6 +115,8 @@ async def decide(defn: WorkflowDefinition, record: WorkflowRecord,
         return cancel(record, event.reason)
     if isinstance(event, Retry):
         return retry(defn, record, event.from_step)
+    if isinstance(event, SetSagaMode):
+        return set_saga_mode(record, event.on)
     if isinstance(event, WorkerLost):
         return await worker_lost(defn, record, event.allowed)
     if isinstance(event, FailedOutside):
@@ -157,6 +168,15 @@ def cancel(record: WorkflowRecord, reason: str) -> Transition:
                               detail={"reason": reason})],
         step=record.current_step or "",
         cancel_child=child.get("id") if record.current_step else None)
+
+
+def set_saga_mode(record: WorkflowRecord, on: bool) -> Transition:
+    if Status(record.status).is_terminal:
+        raise InvalidTransition(record.id, record.status, "change the saga mode of")
+    runtime = record.runtime.copy()
+    runtime.saga_mode = on
+    return Transition(update=RecordUpdate.keep(record, runtime=runtime), history=[],
+                      step=record.current_step or "")
 
 
 _RETRYABLE = frozenset({Status.FAILED, Status.FAILED_CHILD_WORKFLOW, Status.CANCELLED})
@@ -284,7 +304,7 @@ async def child_changed(defn: WorkflowDefinition, record: WorkflowRecord,
     assert transition.update.error is not None
     transition.update.error.update(type="SubWorkflowFailed", child_id=child.id,
                                    child_status=child.status)
-    if defn.saga_enabled:
+    if defn.saga_enabled or record.runtime.saga_mode:
         await compensate(defn, record, transition)
     return transition
 

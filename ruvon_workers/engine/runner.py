@@ -183,7 +183,8 @@ class StepRunner:
 
     def compensates(self, exc: BaseException | None) -> bool:
         """Whether failing for good with ``exc`` runs compensation functions."""
-        return self.defn.saga_enabled or isinstance(exc, SagaWorkflowException)
+        return (self.defn.saga_enabled or self.record.runtime.saga_mode
+                or isinstance(exc, SagaWorkflowException))
 
     def retry_delay(self, exc: BaseException, attempt: int | None = None) -> float | None:
         """Seconds until the next attempt when the retry policy runs the step (or a

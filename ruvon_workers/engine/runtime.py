@@ -87,6 +87,9 @@ class Runtime:
     loop: LoopProgress | None = None
     parallel: FanOutProgress | None = None
     inserted: Inserted | None = None
+    #: A failure runs the saga's compensations even where the definition has no
+    #: ``saga_enabled`` (Ruvon's ``enable_saga_mode()`` on one run).
+    saga_mode: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -130,6 +133,7 @@ class Runtime:
         new.loop = self.loop
         new.parallel = self.parallel
         new.inserted = self.inserted
+        new.saga_mode = self.saga_mode
         new.extra = dict(self.extra)
         return new
 

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from ..definitions.models import WorkflowDefinition
 from ..engine import machine
-from ..engine.machine import Cancel, Resume, Retry
+from ..engine.machine import Cancel, Resume, Retry, SetSagaMode
 from ..engine.records import WorkflowRecord
 from ..engine.transition import Transition
 from ..errors import InvalidTransition, StaleStateError, WorkflowNotFound
@@ -27,7 +27,8 @@ def _never(record: WorkflowRecord, transition: Transition) -> float | None:
 
 async def apply_event(store: PersistenceProvider,
                       definition: Callable[[str], WorkflowDefinition], workflow_id: str,
-                      event: Resume | Cancel | Retry, *, due_in: DueIn = _never,
+                      event: Resume | Cancel | Retry | SetSagaMode, *,
+                      due_in: DueIn = _never,
                       ) -> tuple[WorkflowRecord, Transition]:
     """Apply ``event`` to the stored run; ``(the run as committed, the transition)``."""
     for _ in range(CAS_ATTEMPTS):
@@ -39,6 +40,8 @@ async def apply_event(store: PersistenceProvider,
             transition = machine.resume(defn, record, event.user_input)
         elif isinstance(event, Cancel):
             transition = machine.cancel(record, event.reason)
+        elif isinstance(event, SetSagaMode):
+            transition = machine.set_saga_mode(record, event.on)
         else:
             transition = machine.retry(defn, record, event.from_step)
         transition.update.due_in = due_in(record, transition)

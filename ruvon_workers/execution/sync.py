@@ -7,6 +7,7 @@ differs is only where the next thing runs: here, now, in this process.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import logging
 import time
@@ -25,6 +26,7 @@ from ..errors import (
     UnstorableValue,
     WorkflowFailedException,
 )
+from ..observers import report
 from .effects import prepare, refused
 from .operations import cancel_tree
 
@@ -132,6 +134,7 @@ class SyncExecutionProvider:
     @staticmethod
     async def _commit(workflow: Workflow, transition: Transition) -> None:
         record = workflow.record
+        before = dataclasses.replace(record) if workflow.observer is not None else record
         try:
             version = await workflow.persistence.apply(
                 workflow.id, record.version, transition.update, transition.history)
@@ -143,6 +146,9 @@ class SyncExecutionProvider:
                 workflow.id, record.version, failure.update, failure.history)
             transition = failure
         transition.update.applied_to(record, version)
+        if workflow.observer is not None:
+            await report(workflow.observer, before, transition, record,
+                         workflow.definition.index_of(transition.step))
 
     async def _load(self, workflow: Workflow, record_id: str) -> Workflow:
         assert workflow.builder is not None

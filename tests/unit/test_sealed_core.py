@@ -37,6 +37,12 @@ from ruvon_workers.definitions.models import StepType
 from ruvon_workers.engine.http import effective_retry_policy
 from ruvon_workers.execution import SyncExecutionProvider
 from ruvon_workers.persistence import MemoryPersistenceProvider
+# Ruvon's front door for in-process use is sealed too.
+import ruvon, ruvon.builder, ruvon.workflow, ruvon.models, ruvon.providers.observer
+import ruvon.implementations.persistence.memory, ruvon.implementations.execution.sync
+import ruvon.implementations.observability.logging, ruvon.implementations.observability.noop
+import ruvon.implementations.expression_evaluator.simple
+import ruvon.implementations.templating.jinja2
 
 async def main():
     builder = WorkflowBuilder.from_registry("tests/fixtures/sealed/workflow_registry.yaml")

@@ -1,0 +1,24 @@
+"""``SyncExecutor``: run steps in the caller's process, one ``next_step`` at a time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ruvon_workers.execution.sync import SyncExecutionProvider
+
+
+class SyncExecutor(SyncExecutionProvider):
+    """Ruvon's in-process executor. PARALLEL branches run at once (``async def`` ones
+    on the event loop, others in threads) without an ``initialize`` call."""
+
+    def __init__(self, workflow_builder: Any = None) -> None:
+        self.workflow_builder = workflow_builder
+
+    async def initialize(self, engine: Any = None) -> None:
+        """Nothing to start: kept for Ruvon programs that call it."""
+
+    async def close(self) -> None:
+        """Nothing to stop."""
+
+
+__all__ = ["SyncExecutionProvider", "SyncExecutor"]

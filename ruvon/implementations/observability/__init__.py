@@ -1,0 +1,1 @@
+"""Ruvon's `ruvon.implementations.observability` package."""

@@ -1,0 +1,90 @@
+"""Ruvon's ``Workflow``: the engine's workflow with the members Ruvon programs use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ruvon_workers.engine.records import Status
+from ruvon_workers.workflow import Workflow as _Workflow
+
+
+class Workflow(_Workflow):
+    """One run, as Ruvon programs see it: ``current_step`` is the index of the current
+    step (``current_step_name`` its name), ``workflow_steps`` the steps in order."""
+
+    @property
+    def current_step(self) -> int:
+        """The index of the current step; the number of steps once the run completed."""
+        name = self.current_step_name
+        if name is None:
+            return len(self.definition.steps) if self.status == Status.COMPLETED else 0
+        index = self.definition.index_of(name)
+        return index if index >= 0 else len(self.definition.steps)
+
+    @property
+    def current_step_index(self) -> int:
+        return self.current_step
+
+    @property
+    def workflow_steps(self) -> list[Any]:
+        return list(self.definition.steps)
+
+    @property
+    def steps_config(self) -> list[dict[str, Any]]:
+        return [step.model_dump(exclude_unset=True) for step in self.definition.steps]
+
+    @property
+    def workflow_version(self) -> str:
+        return self.record.workflow_version
+
+    @property
+    def state_model_path(self) -> str:
+        return self.definition.state_model_path
+
+    @property
+    def saga_mode(self) -> bool:
+        return bool(self.definition.saga_enabled or self.record.runtime.saga_mode)
+
+    @property
+    def completed_steps_stack(self) -> list[dict[str, Any]]:
+        """The completed steps a saga would compensate, oldest first."""
+        return [{"step_index": self.definition.index_of(name), "step_name": name}
+                for name in self.record.runtime.completed]
+
+    @property
+    def parent_execution_id(self) -> str | None:
+        return self.record.parent_id
+
+    @property
+    def blocked_on_child_id(self) -> str | None:
+        child = self.record.runtime.child
+        return child.get("id") if child and self.status == Status.PENDING_SUB_WORKFLOW else None
+
+    @property
+    def idempotency_key(self) -> str | None:
+        return self.record.idempotency_key
+
+    async def enable_saga_mode(self) -> None:
+        """From now on a failure runs the compensations of the completed steps (newest
+        first) and ends the run FAILED_ROLLED_BACK."""
+        await self.set_saga_mode(True)
+
+    async def save(self) -> None:
+        """Every transition is stored as it commits: nothing is left to save."""
+
+    def to_dict(self) -> dict[str, Any]:
+        record = self.record
+        return {
+            "id": record.id, "workflow_type": record.workflow_type,
+            "workflow_version": record.workflow_version,
+            "current_step": record.current_step, "status": str(record.status),
+            "state": record.state, "steps_config": self.steps_config,
+            "state_model_path": self.state_model_path, "saga_mode": self.saga_mode,
+            "completed_steps_stack": self.completed_steps_stack,
+            "parent_execution_id": record.parent_id,
+            "blocked_on_child_id": self.blocked_on_child_id,
+            "idempotency_key": record.idempotency_key,
+        }
+
+
+__all__ = ["Workflow"]
