@@ -12,8 +12,10 @@ class Directive(Exception):
 class WorkflowJumpDirective(Directive):
     """Continue at ``target_step_name`` instead of the next step in order."""
 
-    def __init__(self, target_step_name: str):
+    def __init__(self, target_step_name: str, result: dict[str, Any] | None = None):
         self.target_step_name = target_step_name
+        #: Merged into the state before the jump, like a step's returned dict.
+        self.result = result
         super().__init__(f"jump to '{target_step_name}'")
 
 
@@ -29,7 +31,10 @@ class WorkflowPauseDirective(Directive):
 class StartSubWorkflowDirective(Directive):
     """Start a child workflow; the parent waits (PENDING_SUB_WORKFLOW) for its result."""
 
-    def __init__(self, workflow_type: str, initial_data: dict[str, Any] | None = None):
+    def __init__(self, workflow_type: str, initial_data: dict[str, Any] | None = None,
+                 data_region: str | None = None, owner_id: str | None = None):
         self.workflow_type = workflow_type
         self.initial_data = initial_data or {}
+        self.data_region = data_region
+        self.owner_id = owner_id
         super().__init__(f"start sub-workflow '{workflow_type}'")

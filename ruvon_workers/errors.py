@@ -126,22 +126,42 @@ class StepFailed(RuvonError):
 
 class WorkflowFailedException(RuvonError):
     """Raised by a step to fail its workflow now (no retries), or by the engine when a
-    workflow ended FAILED."""
+    workflow ended FAILED.
 
-    def __init__(self, message: str = "workflow failed", *, workflow_id: str | None = None,
-                 step: str | None = None):
+    Takes a message, or Ruvon's ``(workflow_id, step_name, original_exception)``."""
+
+    def __init__(self, message: str = "workflow failed", step_name: str | None = None,
+                 original_exception: BaseException | None = None, *,
+                 workflow_id: str | None = None, step: str | None = None):
+        if original_exception is not None and step_name is not None and workflow_id is None:
+            # Ruvon's positional form: the first argument is the workflow id.
+            workflow_id, message = message, f"step '{step_name}' failed: {original_exception}"
+        elif original_exception is not None and message == "workflow failed":
+            message = f"step '{step_name}' failed: {original_exception}"
         self.workflow_id = workflow_id
-        self.step = step
+        self.step = step or step_name
+        self.step_name = self.step
+        self.original_exception = original_exception
         super().__init__(message)
 
 
 class SagaWorkflowException(WorkflowFailedException):
-    """The workflow failed and its saga compensation ran (status FAILED_ROLLED_BACK)."""
+    """The workflow failed and its saga compensation ran (status FAILED_ROLLED_BACK); a
+    step raising it rolls its workflow back even without ``saga_enabled``.
 
-    def __init__(self, message: str = "workflow rolled back", *, workflow_id: str | None = None,
-                 step: str | None = None, compensated: Sequence[str] = ()):
+    Takes a message, or Ruvon's ``(step_name, original_exception)``."""
+
+    def __init__(self, message: str = "workflow rolled back",
+                 original_exception: BaseException | None = None, *,
+                 workflow_id: str | None = None, step: str | None = None,
+                 step_name: str | None = None, compensated: Sequence[str] = ()):
         self.compensated = list(compensated)
-        super().__init__(message, workflow_id=workflow_id, step=step)
+        if original_exception is not None:
+            # Ruvon's form: the first argument names the step.
+            step_name = step_name or message
+            message = f"Saga step '{step_name}' failed: {original_exception}"
+        super().__init__(message, workflow_id=workflow_id, step=step or step_name)
+        self.original_exception = original_exception
 
 
 class MergeConflict(StepFailed):

@@ -136,10 +136,13 @@ class StepRunner:
             return await self.fail(StepFailed(self.step.name,
                                               f"jumped to '{target}', which names no step"),
                                    started, retry=False, compensate=False)
+        try:
+            new_state = merge_result(self.defn, state, jump.result, self.step.name)
+        except StepFailed as exc:
+            return await self.fail(exc, started, retry=False, compensate=False)
         runtime = self.runtime_after(completed=True)
         runtime.inserted = None  # a jump leaves any injected steps behind
-        return self.advance(state.model_dump(mode="json"), None, target, True, started,
-                            runtime)
+        return self.advance(new_state, jump.result, target, True, started, runtime)
 
     async def pause(self, state: BaseModel, pause: WorkflowPauseDirective,
                     started: float) -> Transition:

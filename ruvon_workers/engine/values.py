@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -29,10 +30,34 @@ def check_storable(data: object, step_name: str, what: str = "state field") -> N
                                     "(e.g. value.replace('\\x00', ''))")
 
 
+@functools.lru_cache(maxsize=1024)
+def _keywords(fn: StepFunction) -> frozenset[str] | None:
+    """The keywords ``fn`` takes after ``(state, context)``; ``None``: any (``**kwargs``)."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return frozenset(p.name for p in params[2:] if p.kind in named)
+
+
+def accepted(fn: StepFunction, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The part of ``kwargs`` that ``fn`` declares (all of it for ``**kwargs``): input
+    reaches a function that asks for it, and a ``(state, context)`` one is not broken by
+    it. The whole input stays on ``context.user_input``."""
+    if not kwargs:
+        return kwargs
+    names = _keywords(fn)
+    return kwargs if names is None else {k: v for k, v in kwargs.items() if k in names}
+
+
 async def call_step_function(fn: StepFunction, state: BaseModel, context: StepContext,
                              kwargs: dict[str, Any]) -> object:
-    """``fn(state, context, **kwargs)``, awaited if it is a coroutine."""
-    result = fn(state, context, **kwargs)
+    """``fn(state, context, **kwargs)`` with the keywords it takes, awaited if it is a
+    coroutine."""
+    result = fn(state, context, **accepted(fn, kwargs))
     if inspect.isawaitable(result):
         result = await result
     return result

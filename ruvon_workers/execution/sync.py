@@ -20,6 +20,7 @@ from ..engine.records import Branch, Status, WorkflowRecord
 from ..engine.runner import StepRunner
 from ..engine.steps.parallel import COMPLETED, FAILED, run_branch
 from ..engine.transition import Transition, elapsed_ms, error_info
+from ..engine.values import accepted
 from ..errors import (
     InvalidTransition,
     SagaWorkflowException,
@@ -220,6 +221,7 @@ async def _call_in_thread(fn: Any, state: Any, context: StepContext,
                           kwargs: dict[str, Any]) -> Any:
     """Call a branch function so that branches run at the same time: ``async def`` ones
     on the loop, blocking ones in a thread."""
+    kwargs = accepted(fn, kwargs)
     if inspect.iscoroutinefunction(fn):
         return await fn(state, context, **kwargs)
     result = await asyncio.to_thread(fn, state, context, **kwargs)

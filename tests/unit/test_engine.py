@@ -151,6 +151,32 @@ async def test_pause_directive_waits_then_next_step_gets_input(tmp_path: Path) -
     assert wf.status == "COMPLETED" and wf.state.count == 5
 
 
+async def test_input_reaches_only_functions_that_take_it(tmp_path: Path) -> None:
+    # A (state, context) step resumed with input runs (the input stays on its context);
+    # one declaring a keyword gets that keyword; **kwargs gets everything.
+    b = builder_for(tmp_path, f"- name: A\n  function: {S}.pause_for_review\n"
+                              f"- name: B\n  function: {S}.increment\n"
+                              f"- name: C\n  function: {S}.pause_for_review\n"
+                              f"- name: D\n  function: {S}.use_input\n")
+    wf = await start(b)
+    await wf.next_step()
+    await wf.next_step({"amount": 5, "note": "ignored by B"})
+    assert wf.status == "ACTIVE" and wf.current_step_name == "C"
+    assert wf.state.count == 1 and wf.state.path == ["B"]
+    await wf.next_step()
+    await wf.next_step({"amount": 5, "extra": True})
+    assert wf.status == "COMPLETED" and wf.state.count == 6
+
+
+async def test_saga_exception_in_ruvons_form_rolls_back(tmp_path: Path) -> None:
+    exc = SagaWorkflowException("Charge", RuntimeError("card declined"))
+    assert str(exc) == "Saga step 'Charge' failed: card declined" and exc.step == "Charge"
+    failed = WorkflowFailedException("wf-1", "Charge", ValueError("no stock"))
+    assert (failed.workflow_id, failed.step_name) == ("wf-1", "Charge")
+    assert str(failed) == "step 'Charge' failed: no stock"
+    assert str(WorkflowFailedException("plain message")) == "plain message"
+
+
 async def test_saga_compensates_in_reverse_order(tmp_path: Path) -> None:
     b = builder_for(tmp_path, f"""\
         - name: A

@@ -19,7 +19,7 @@ from ..records import HistoryEntry, RecordUpdate, Status, StepOutcome
 from ..transition import Transition, elapsed_ms
 from ..values import call_step_function, merge_result
 from .base import Problem, StepKind
-from .parallel import accepts, items_of
+from .parallel import items_of
 
 if TYPE_CHECKING:
     from ..runner import StepRunner
@@ -67,9 +67,8 @@ class LoopStep(StepKind):
         for fn in runner.defn.loop_body(step):
             context = runner.context()
             context.loop_item, context.loop_index = item, index
-            kwargs = {item_var: item} if accepts(fn, item_var) else {}
             try:
-                result = await call_step_function(fn, state, context, kwargs)
+                result = await call_step_function(fn, state, context, {item_var: item})
             except WorkflowJumpDirective as jump:
                 return await runner.jump(state, jump, started)  # leaves the loop
             except (WorkflowPauseDirective, StartSubWorkflowDirective) as directive:

@@ -9,8 +9,6 @@ finished in.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -111,16 +109,6 @@ def deadline_for(step: StepDefinition) -> float | None:
     return time.time() + step.timeout_seconds if step.timeout_seconds else None
 
 
-@functools.lru_cache(maxsize=1024)
-def accepts(fn: StepFunction, name: str) -> bool:
-    """Whether ``fn`` takes keyword ``name`` (cached: signatures cost ~50 us each)."""
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return True
-    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-
 def changes_of(before: dict[str, Any], after: BaseModel, result: object, step: str
                ) -> dict[str, Any]:
     """What a branch changed: the fields it changed in place plus the dict it returned."""
@@ -171,8 +159,7 @@ async def _run_branch(defn: WorkflowDefinition, step: StepDefinition, record: Wo
         index = item["start"] + offset
         state = defn.state_model.model_validate(record.state)
         context = StepContext(**{**base.__dict__, "loop_item": value, "loop_index": index})
-        kwargs = {item_var: value} if accepts(fn, item_var) else {}
-        changes = changes_of(record.state, state, await call(fn, state, context, kwargs),
+        changes = changes_of(record.state, state, await call(fn, state, context, {item_var: value}),
                              step.name)
         merge_into(merged, changes, step, owners, f"{step.name}[{index}]")
     return merged
