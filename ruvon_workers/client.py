@@ -20,7 +20,7 @@ from typing import Any
 
 from .definitions import Registry, load_registry
 from .engine.records import Branch, HistoryEntry, Status, WorkflowRecord
-from .errors import InvalidTransition
+from .errors import InvalidTransition, WorkflowNotFound
 from .persistence.rows import DeadLetter, Schedule, StepStats
 from .settings import broker_url as env_broker_url
 from .settings import database_url as env_database_url
@@ -63,32 +63,55 @@ class AsyncClient:
     def __init__(self, database_url: str | None = None, broker_url: str | None = None,
                  registry: str | Path | Registry | None = None):
         self.database_url = env_database_url(database_url)
-        self.broker_url = env_broker_url(broker_url)
+        # Only what sends (start, resume, retry, cancel) needs the broker: reading a
+        # workflow, its history or the lists needs the database alone.
+        self.broker_url = env_broker_url(broker_url, required=False)
         self.registry = (registry if isinstance(registry, Registry)
                          else load_registry(registry_path(registry)))
+        self._persistence: Any = None
         self._coordinator: Any = None
         self._lock = asyncio.Lock()
 
+    async def _store(self) -> Any:
+        """The client's store (its pool opened on first use)."""
+        if self._persistence is None:
+            async with self._lock:
+                if self._persistence is None:
+                    from .fleet.factory import build_store
+
+                    persistence = build_store("client", self.database_url)
+                    await persistence.initialize()
+                    self._persistence = persistence
+        return self._persistence
+
     async def _ready(self) -> Any:
+        """The coordinator, for what sends messages (needs ``CELERY_BROKER_URL``)."""
         if self._coordinator is None:
+            persistence = await self._store()
             async with self._lock:
                 if self._coordinator is None:
                     from .fleet.app import create_app
-                    from .fleet.factory import build_coordinator, build_store
+                    from .fleet.factory import build_coordinator
 
                     app = create_app(self.registry, self.broker_url)
-                    persistence = build_store("client", self.database_url)
-                    await persistence.initialize()
                     self._app = app
                     self._coordinator = build_coordinator(persistence, app=app,
                                                           registry=self.registry)
         return self._coordinator
 
+    async def _load(self, workflow_id: str) -> WorkflowRecord:
+        record: WorkflowRecord | None = await (await self._store()).load_workflow(workflow_id)
+        if record is None:
+            raise WorkflowNotFound(workflow_id)
+        return record
+
     async def close(self) -> None:
         if self._coordinator is not None:
-            await self._coordinator.persistence.close()
             self._app.close()
             self._coordinator = None
+        if self._persistence is not None:
+            await self._persistence.close()
+            self._persistence = None
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -105,17 +128,15 @@ class AsyncClient:
         return str(record.id)
 
     async def get(self, workflow_id: str) -> WorkflowInfo:
-        coordinator = await self._ready()
-        return WorkflowInfo.from_record(await coordinator.load(workflow_id))
+        return WorkflowInfo.from_record(await self._load(workflow_id))
 
     async def branches(self, workflow_id: str) -> builtins.list[dict[str, Any]]:
         """The branches of the PARALLEL step a PENDING_ASYNC workflow waits on (``idx``,
         ``name``, ``status``, ``attempt``, ``error``, ``duration_ms``); else ``[]``."""
-        coordinator = await self._ready()
-        record = await coordinator.load(workflow_id)
+        record = await self._load(workflow_id)
         if record.status != Status.PENDING_ASYNC:
             return []
-        branches: builtins.list[Branch] = await coordinator.persistence.list_branches(
+        branches: builtins.list[Branch] = await (await self._store()).list_branches(
             record.id, record.version)
         return [{"idx": b.idx, "name": b.name, "status": b.status, "attempt": b.attempt,
                  "error": b.error, "duration_ms": b.duration_ms} for b in branches]
@@ -149,38 +170,32 @@ class AsyncClient:
 
     async def list(self, status: str | None = None, workflow_type: str | None = None,
                    limit: int = 50) -> builtins.list[WorkflowInfo]:
-        coordinator = await self._ready()
-        records = await coordinator.persistence.list_workflows(
+        records = await (await self._store()).list_workflows(
             status=status, workflow_type=workflow_type, limit=limit)
         return [WorkflowInfo.from_record(r) for r in records]
 
     async def history(self, workflow_id: str) -> builtins.list[HistoryEntry]:
-        coordinator = await self._ready()
-        await coordinator.load(workflow_id)
-        history: builtins.list[HistoryEntry] = await coordinator.persistence.history(workflow_id)
+        await self._load(workflow_id)
+        history: builtins.list[HistoryEntry] = await (await self._store()).history(workflow_id)
         return history
 
     async def dead_letters(self, limit: int = 50) -> builtins.list[dict[str, Any]]:
         """Messages the fleet refused, newest first."""
-        coordinator = await self._ready()
-        rows: builtins.list[DeadLetter] = await coordinator.persistence.dead_letters(limit)
+        rows: builtins.list[DeadLetter] = await (await self._store()).dead_letters(limit)
         return [dataclasses.asdict(row) for row in rows]
 
     async def schedules(self) -> builtins.list[dict[str, Any]]:
         """The CRON schedules CRON_SCHEDULE steps stored, by name."""
-        coordinator = await self._ready()
-        rows: builtins.list[Schedule] = await coordinator.persistence.list_schedules()
+        rows: builtins.list[Schedule] = await (await self._store()).list_schedules()
         return [dataclasses.asdict(row) for row in rows]
 
     async def remove_schedule(self, name: str) -> bool:
-        coordinator = await self._ready()
-        removed: bool = await coordinator.persistence.delete_schedule(name)
+        removed: bool = await (await self._store()).delete_schedule(name)
         return removed
 
     async def step_durations(self, workflow_type: str) -> builtins.list[dict[str, Any]]:
-        coordinator = await self._ready()
         self.registry.get(workflow_type)
-        durations = coordinator.persistence.step_durations(workflow_type)
+        durations = (await self._store()).step_durations(workflow_type)
         rows: builtins.list[StepStats] = await durations
         return [dataclasses.asdict(row) for row in rows]
 

@@ -1,0 +1,55 @@
+"""Reading workflows from the command line needs the database alone: ``show``, ``list``
+and ``logs`` run with no broker configured; what sends says what to set."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ruvon_workers import WorkflowBuilder
+from ruvon_workers.execution import SyncExecutionProvider
+from ruvon_workers.persistence import PostgresPersistenceProvider
+
+ROOT = Path(__file__).resolve().parents[2]
+REGISTRY = ROOT / "config" / "workflow_registry.yaml"
+ORDER = {"order_id": "cli-1", "customer_id": "c", "items": [
+    {"sku": "s", "quantity": 1, "unit_price": 5}]}
+
+
+def _cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("CELERY_BROKER_URL", "TEST_REDIS_URL", "REDIS_URL")}
+    env.update(DATABASE_URL=database_url, RUVON_REGISTRY=str(REGISTRY),
+               PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "ruvon_workers.cli.main", *args], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+async def test_show_list_and_logs_need_no_broker(database_url: str) -> None:
+    store = PostgresPersistenceProvider(database_url)
+    await store.initialize()
+    try:
+        wf = await WorkflowBuilder.from_registry(REGISTRY).create_workflow(
+            "OrderProcessing", ORDER, persistence_provider=store,
+            execution_provider=SyncExecutionProvider())
+        await wf.next_step()
+    finally:
+        await store.close()
+    shown = _cli(database_url, "show", wf.id, "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["id"] == wf.id
+    listed = _cli(database_url, "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [w["id"] for w in json.loads(listed.stdout)] == [wf.id]
+    logged = _cli(database_url, "logs", wf.id, "--json")
+    assert logged.returncode == 0, logged.stderr
+    assert [h["status"] for h in json.loads(logged.stdout)][:2] == ["CREATED", "COMPLETED"]
+
+
+def test_what_sends_says_to_set_the_broker(database_url: str) -> None:
+    started = _cli(database_url, "start", "OrderProcessing", "--data", json.dumps(ORDER))
+    assert started.returncode != 0
+    assert "CELERY_BROKER_URL" in started.stderr and "Traceback" not in started.stderr
