@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ruvon_workers import WorkflowBuilder
+from ruvon_workers import Workflow, WorkflowBuilder
 from ruvon_workers.execution import SyncExecutionProvider
 from ruvon_workers.persistence import PostgresPersistenceProvider
 
@@ -28,7 +28,8 @@ def _cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=60, check=False)
 
 
-async def test_show_list_and_logs_need_no_broker(database_url: str) -> None:
+async def _one_step_run(database_url: str) -> Workflow:
+    """An OrderProcessing run in the database, one step in."""
     store = PostgresPersistenceProvider(database_url)
     await store.initialize()
     try:
@@ -38,6 +39,11 @@ async def test_show_list_and_logs_need_no_broker(database_url: str) -> None:
         await wf.next_step()
     finally:
         await store.close()
+    return wf
+
+
+async def test_show_list_and_logs_need_no_broker(database_url: str) -> None:
+    wf = await _one_step_run(database_url)
     shown = _cli(database_url, "show", wf.id, "--json")
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["id"] == wf.id
@@ -53,3 +59,28 @@ def test_what_sends_says_to_set_the_broker(database_url: str) -> None:
     started = _cli(database_url, "start", "OrderProcessing", "--data", json.dumps(ORDER))
     assert started.returncode != 0
     assert "CELERY_BROKER_URL" in started.stderr and "Traceback" not in started.stderr
+
+
+def test_the_ruvon_command_reads_the_database_alone(database_url: str) -> None:
+    import asyncio
+
+    from click.testing import CliRunner
+
+    from ruvon.cli import app
+
+    wf = asyncio.run(_one_step_run(database_url))
+    runner = CliRunner()
+    listed = runner.invoke(app, ["list", "--json", "--db-url", database_url])
+    assert listed.exit_code == 0, listed.output
+    assert [w["id"] for w in json.loads(listed.stdout)] == [wf.id]
+    shown = runner.invoke(app, ["show", wf.id, "--logs", "--json", "--db-url", database_url])
+    assert shown.exit_code == 0, shown.output
+    data = json.loads(shown.stdout)
+    assert data["status"] == wf.status and data["logs"][0]["status"] == "CREATED"
+    logged = runner.invoke(app, ["logs", wf.id, "--step", "Validate_Order", "--json",
+                                 "--db-url", database_url])
+    assert logged.exit_code == 0, logged.output
+    assert [e["status"] for e in json.loads(logged.stdout)] == ["CREATED", "COMPLETED"]
+    missing = runner.invoke(app, ["show", "7a3c1a8e-7d1f-4d55-9f1e-1d1a1d1a1d1a",
+                                  "--db-url", database_url])
+    assert missing.exit_code == 1 and "not found" in missing.stderr
