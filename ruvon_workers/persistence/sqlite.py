@@ -26,8 +26,10 @@ writes; ``synchronous`` stays at SQLite's default (FULL): a commit is durable.
 **Values.** Ids are canonical UUID text (as PostgreSQL's ``uuid``: a non-UUID id is
 refused on insert and not found on read); JSON values are TEXT written by the project's
 codec (:mod:`ruvon_workers.utils.serialization`); every timestamp is REAL unix seconds
-(UTC), read back as timezone-aware ``datetime``. The transaction's clock is read once,
-after its write lock was taken, as PostgreSQL's ``now()``.
+(UTC), read back as timezone-aware ``datetime`` (to the microsecond until 2106; a
+schedule's tick read back compares equal to the stored one always). The transaction's
+clock is read once, after its write lock was taken, as PostgreSQL's ``now()``. Each
+``*_txn`` method is one transaction, run on the provider's thread.
 
 **Errors.** This module is the only one that sees ``sqlite3``'s errors: each leaves it as
 :class:`~ruvon_workers.errors.UnstorableValue` (a value SQLite cannot hold: retrying
@@ -240,9 +242,9 @@ class SQLitePersistenceProvider:
                           else _new_id(record.parent_id, "create_workflow")),
             "due_in": due_in,
         }
-        return await self._run("create_workflow", self._create, record, params)
+        return await self._run("create_workflow", self._create_txn, record, params)
 
-    def _create(self, record: WorkflowRecord, params: dict[str, Any]
+    def _create_txn(self, record: WorkflowRecord, params: dict[str, Any]
                 ) -> tuple[WorkflowRecord, bool]:
         with self._write() as now:
             params["now"] = now
@@ -283,9 +285,9 @@ class SQLitePersistenceProvider:
         rows = [{"id": params["id"], **row, "status": str(row["status"]),
                  "error": _json(row["error"]), "detail": _json(row["detail"])}
                 for row in (h.as_row() for h in history)]
-        return await self._run("save_workflow", self._apply, str(workflow_id), params, rows)
+        return await self._run("save_workflow", self._apply_txn, str(workflow_id), params, rows)
 
-    def _apply(self, workflow_id: str, params: dict[str, Any],
+    def _apply_txn(self, workflow_id: str, params: dict[str, Any],
                history: list[dict[str, Any]]) -> int:
         with self._write() as now:
             params["now"] = now
@@ -320,9 +322,9 @@ class SQLitePersistenceProvider:
                         workflow_types: list[str] | None = None) -> list[DueStep]:
         params = {"lease": lease_seconds, "limit": limit,
                   "types": None if workflow_types is None else serialize(list(workflow_types))}
-        return await self._run("claim_due", self._claim_due, params)
+        return await self._run("claim_due", self._claim_due_txn, params)
 
-    def _claim_due(self, params: dict[str, Any]) -> list[DueStep]:
+    def _claim_due_txn(self, params: dict[str, Any]) -> list[DueStep]:
         with self._write() as now:
             params["now"] = now
             due = [DueStep(r[0], r[1], r[2], r[3]) for r in self._all("claim_due", params)]
@@ -337,9 +339,9 @@ class SQLitePersistenceProvider:
         params = {"id": _id(item.workflow_id), "version": item.version, "idx": item.branch,
                   "lease": lease_seconds}
         name = "extend_due" if item.branch is None else "extend_branch_due"
-        await self._run("claim_due", self._written, name, params)
+        await self._run("claim_due", self._statement_txn, name, params)
 
-    def _written(self, name: str, params: dict[str, Any]) -> list[Row]:
+    def _statement_txn(self, name: str, params: dict[str, Any]) -> list[Row]:
         """One statement in a write transaction of its own; its rows."""
         with self._write() as now:
             return self._all(name, {**params, "now": now})
@@ -351,9 +353,9 @@ class SQLitePersistenceProvider:
         params = {"id": _id(workflow_id), "version": version, "step": step,
                   "total": len(branches), "lease": lease_seconds}
         planned = [{"idx": b.idx, "name": b.name, "item": _json(b.item)} for b in branches]
-        await self._run("create_fanout", self._create_fanout, params, planned)
+        await self._run("create_fanout", self._create_fanout_txn, params, planned)
 
-    def _create_fanout(self, params: dict[str, Any], branches: list[dict[str, Any]]) -> None:
+    def _create_fanout_txn(self, params: dict[str, Any], branches: list[dict[str, Any]]) -> None:
         with self._write() as now:
             params["now"] = now
             if self._one("insert_fanout", params) is not None:
@@ -380,9 +382,9 @@ class SQLitePersistenceProvider:
         params = {"id": _id(workflow_id), "version": version, "idx": idx,
                   "status": str(status), "result": _json(result), "error": _json(error),
                   "attempt": attempt, "duration_ms": duration_ms}
-        return await self._run("finish_branch", self._finish_branch, params)
+        return await self._run("finish_branch", self._finish_branch_txn, params)
 
-    def _finish_branch(self, params: dict[str, Any]) -> int | None:
+    def _finish_branch_txn(self, params: dict[str, Any]) -> int | None:
         with self._write() as now:
             params["now"] = now
             if self._one("finish_branch", params) is None:
@@ -392,14 +394,14 @@ class SQLitePersistenceProvider:
 
     async def retry_branch(self, workflow_id: str, version: int, idx: int, *, attempt: int,
                            error: dict[str, Any], delay: float) -> bool:
-        rows = await self._run("retry_branch", self._written, "retry_branch", {
+        rows = await self._run("retry_branch", self._statement_txn, "retry_branch", {
             "id": _id(workflow_id), "version": version, "idx": idx, "attempt": attempt,
             "error": _json(error), "delay": delay})
         return bool(rows)
 
     async def lose_branch(self, workflow_id: str, version: int, idx: int, *,
                           error: dict[str, Any], lease_seconds: float) -> tuple[int, int] | None:
-        rows = await self._run("lose_branch", self._written, "lose_branch", {
+        rows = await self._run("lose_branch", self._statement_txn, "lose_branch", {
             "id": _id(workflow_id), "version": version, "idx": idx, "error": _json(error),
             "lease": lease_seconds})
         return (int(rows[0][0]), int(rows[0][1])) if rows else None
@@ -412,14 +414,14 @@ class SQLitePersistenceProvider:
                 for idx, name, status, attempt, result, error, duration_ms in rows]
 
     async def close_fanout(self, workflow_id: str, version: int) -> None:
-        await self._run("close_fanout", self._written, "close_fanout",
+        await self._run("close_fanout", self._statement_txn, "close_fanout",
                         {"id": _id(workflow_id), "version": version})
 
     # -- CRON_SCHEDULE schedules ----------------------------------------------------------
 
     async def upsert_schedule(self, schedule: ScheduleSpec | Mapping[str, Any]) -> None:
         spec = ScheduleSpec.of(schedule)
-        await self._run("save_schedule", self._written, "upsert_schedule", {
+        await self._run("save_schedule", self._statement_txn, "upsert_schedule", {
             "name": spec.name, "workflow_type": spec.workflow_type,
             "cron_expression": spec.cron_expression,
             "initial_data": serialize(spec.initial_data),
@@ -431,7 +433,7 @@ class SQLitePersistenceProvider:
         return [_schedule(r) for r in rows]
 
     async def delete_schedule(self, name: str) -> bool:
-        return bool(await self._run("delete_schedule", self._written, "delete_schedule",
+        return bool(await self._run("delete_schedule", self._statement_txn, "delete_schedule",
                                     {"name": name}))
 
     async def due_schedules(self, limit: int = 50,
@@ -443,7 +445,7 @@ class SQLitePersistenceProvider:
 
     async def advance_schedule(self, name: str, tick: Any, next_run_at: Any,
                                workflow_id: str | None, fired: Any) -> bool:
-        rows = await self._run("advance_schedule", self._written, "advance_schedule", {
+        rows = await self._run("advance_schedule", self._statement_txn, "advance_schedule", {
             "name": name, "tick": _seconds(tick), "next_run_at": _seconds(next_run_at),
             "workflow_id": None if workflow_id is None else _id(workflow_id),
             "fired": None if fired is None else _seconds(fired)})
@@ -455,7 +457,7 @@ class SQLitePersistenceProvider:
                                  payload: Any) -> None:
         task, workflow_id, reason, payload = dead_letter_values(task, workflow_id, reason,
                                                                 payload)
-        await self._run("dead_letter", self._written, "insert_dead_letter", {
+        await self._run("dead_letter", self._statement_txn, "insert_dead_letter", {
             "task": task, "workflow_id": workflow_id, "reason": reason,
             "payload": _json(payload)})
 
