@@ -98,9 +98,9 @@ class UnstorableValue(RuvonError):
 
     retryable = False
 
-    def __init__(self, operation: str, detail: str):
+    def __init__(self, operation: str, detail: str, database: str = "PostgreSQL"):
         self.operation = operation
-        super().__init__(f"PostgreSQL refused a value during {operation}: {detail}")
+        super().__init__(f"{database} refused a value during {operation}: {detail}")
 
 
 class InvalidTransition(RuvonError):

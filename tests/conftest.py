@@ -11,7 +11,11 @@ import pytest
 from psycopg import sql
 
 from ruvon_workers import WorkflowBuilder
-from ruvon_workers.persistence import MemoryPersistenceProvider, PostgresPersistenceProvider
+from ruvon_workers.persistence import (
+    MemoryPersistenceProvider,
+    PostgresPersistenceProvider,
+    SQLitePersistenceProvider,
+)
 from ruvon_workers.persistence import migrate as migrations
 from ruvon_workers.utils.redis_urls import redis_client
 
@@ -102,14 +106,17 @@ async def pg_persistence(database_url: str) -> AsyncIterator[PostgresPersistence
     await provider.close()
 
 
-@pytest.fixture(params=["memory", "postgres"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 async def persistence(request: pytest.FixtureRequest):
-    """Both stores; the PostgreSQL one on a fresh database."""
+    """Every store; SQLite in a file of its own, PostgreSQL on a fresh database."""
     if request.param == "memory":
         yield MemoryPersistenceProvider()
         return
-    url = request.getfixturevalue("database_url")
-    provider = PostgresPersistenceProvider(url)
+    provider: SQLitePersistenceProvider | PostgresPersistenceProvider
+    if request.param == "sqlite":
+        provider = SQLitePersistenceProvider(request.getfixturevalue("tmp_path") / "store.db")
+    else:
+        provider = PostgresPersistenceProvider(request.getfixturevalue("database_url"))
     await provider.initialize()
     yield provider
     await provider.close()

@@ -1,7 +1,8 @@
-"""Where workflow state lives: PostgreSQL in production, memory for tests and prototypes.
+"""Where workflow state lives: PostgreSQL in production, SQLite for in-process runs without
+a server, memory for tests and prototypes.
 
-The PostgreSQL store is imported on first use, so in-process use on the memory store
-does not load psycopg.
+The PostgreSQL and SQLite stores are imported on first use, so in-process use on the
+memory store loads neither psycopg nor sqlite3.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from .memory import MemoryPersistenceProvider
 
 if TYPE_CHECKING:
     from .postgres import PostgresPersistenceProvider
+    from .sqlite import SQLitePersistenceProvider
 
-__all__ = ["MemoryPersistenceProvider", "PersistenceProvider", "PostgresPersistenceProvider"]
+__all__ = ["MemoryPersistenceProvider", "PersistenceProvider", "PostgresPersistenceProvider",
+           "SQLitePersistenceProvider"]
 
 
 def __getattr__(name: str) -> object:
@@ -22,4 +25,8 @@ def __getattr__(name: str) -> object:
         from .postgres import PostgresPersistenceProvider
 
         return PostgresPersistenceProvider
+    if name == "SQLitePersistenceProvider":
+        from .sqlite import SQLitePersistenceProvider
+
+        return SQLitePersistenceProvider
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime as dt
-import math
 import statistics
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..engine.records import Branch, HistoryEntry, RecordUpdate, Status, StepOutcome, WorkflowRecord
 from ..errors import StaleStateError
-from .base import DueStep, dead_letter_values, same_workflow
+from .base import DueStep, dead_letter_values, percentile_cont, same_workflow
 from .rows import DeadLetter, Schedule, ScheduleSpec, StepStats
 
 _DUE_STATUSES = frozenset({Status.ACTIVE, Status.PENDING_ASYNC, Status.PENDING_SUB_WORKFLOW})
@@ -210,7 +209,7 @@ class MemoryPersistenceProvider:
             known = sorted(d for d in durations if d is not None)
             stats.append(StepStats(step, len(durations),
                                    statistics.fmean(known) if known else None,
-                                   _percentile(known, 0.5), _percentile(known, 0.95),
+                                   percentile_cont(known, 0.5), percentile_cont(known, 0.95),
                                    known[-1] if known else None))
         return stats
 
@@ -333,14 +332,6 @@ class MemoryPersistenceProvider:
             runs=row.runs + 1)
         return True
 
-
-def _percentile(ordered: list[float], fraction: float) -> float | None:
-    """PostgreSQL's ``percentile_cont``: interpolated between the two nearest values."""
-    if not ordered:
-        return None
-    position = fraction * (len(ordered) - 1)
-    low, high = math.floor(position), math.ceil(position)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 if TYPE_CHECKING:
     from .base import PersistenceProvider

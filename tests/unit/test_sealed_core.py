@@ -113,6 +113,19 @@ def test_in_process_use_on_the_memory_store_imports_no_driver() -> None:
     assert got["drivers"] == []
 
 
+def test_in_process_use_on_the_sqlite_store_imports_no_driver() -> None:
+    """The same run on SQLite (``:memory:``): sqlite3 is the standard library's, and none
+    of the drivers is imported either."""
+    memory = ("import MemoryPersistenceProvider", "store = MemoryPersistenceProvider()")
+    assert all(part in SEALED_RUN for part in memory)
+    probe = SEALED_RUN.replace(memory[0], "import SQLitePersistenceProvider").replace(
+        memory[1], "store = SQLitePersistenceProvider()\n    await store.initialize()")
+    got = json.loads(run_probe(probe))
+    assert got["status"] == "COMPLETED" and got["state"]["finished"] is True
+    assert got["spawned"] == "COMPLETED" and got["schedules"] == ["sealed-nightly"]
+    assert got["drivers"] == []
+
+
 def test_every_error_lives_in_errors_under_ruvon_error() -> None:
     found = json.loads(run_probe(ERROR_CLASSES))
     elsewhere = sorted(name for name in found

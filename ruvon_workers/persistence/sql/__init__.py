@@ -1,4 +1,5 @@
-"""SQL files: the current schema, named queries and numbered migrations."""
+"""SQL files: the current schema, named queries and numbered migrations (PostgreSQL);
+``sqlite/`` holds the SQLite store's schema and named queries."""
 
 from __future__ import annotations
 
@@ -14,12 +15,15 @@ def _read(name: str) -> str:
     return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
 
 
+def _named(text: str) -> dict[str, str]:
+    parts = _NAME.split(text)
+    return {parts[i]: parts[i + 1].strip() for i in range(1, len(parts), 2)}
+
+
 @cache
 def queries() -> dict[str, str]:
     """Named queries from ``queries.sql``."""
-    text = _read("queries.sql")
-    parts = _NAME.split(text)
-    return {parts[i]: parts[i + 1].strip() for i in range(1, len(parts), 2)}
+    return _named(_read("queries.sql"))
 
 
 def query(name: str) -> str:
@@ -28,6 +32,21 @@ def query(name: str) -> str:
 
 def schema() -> str:
     return _read("schema.sql")
+
+
+@cache
+def sqlite_queries() -> dict[str, str]:
+    """The SQLite store's named queries, from ``sqlite/queries.sql``."""
+    return _named(_read("sqlite/queries.sql"))
+
+
+def sqlite_query(name: str) -> str:
+    return sqlite_queries()[name]
+
+
+def sqlite_schema() -> str:
+    """The SQLite store's schema (``sqlite/schema.sql``), every statement idempotent."""
+    return _read("sqlite/schema.sql")
 
 
 @dataclass(frozen=True)
