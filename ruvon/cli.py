@@ -176,10 +176,9 @@ async def _run_to_rest(registry: Registry, workflow_type: str, initial: dict[str
 
     store: Any = MemoryPersistenceProvider()
     if db_path:
-        import importlib
+        from ruvon_workers.persistence.sqlite import SQLitePersistenceProvider
 
-        sqlite = importlib.import_module("ruvon_workers.persistence.sqlite")
-        store = sqlite.SQLitePersistenceProvider(db_path)
+        store = SQLitePersistenceProvider(db_path)
     await store.initialize()
     try:
         wf = await WorkflowBuilder(registry).create_workflow(

@@ -1,7 +1,8 @@
 """The rules every store meets, whatever keeps the data: run against each store in
-``conftest.py`` (memory, PostgreSQL on the asyncio and on the blocking driver).
+``conftest.py`` (memory, PostgreSQL on the asyncio and on the blocking driver, SQLite in
+memory and in a file).
 
-A new store (SQLite is next) is done when this file passes against it. PostgreSQL is the
+A new store is done when this file passes against it. PostgreSQL is the
 reference: where a rule is not written down in ``persistence/base.py``, what PostgreSQL
 does is the rule.
 """

@@ -75,3 +75,23 @@ def test_config_path_and_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     shown = json.loads(out)
     assert shown["execution"]["provider"] == "thread_pool"
     assert shown["persistence"]["provider"] == "memory"
+
+
+def test_run_keeps_the_run_in_a_sqlite_file(tmp_path: Path) -> None:
+    import asyncio
+
+    from ruvon_workers.persistence.sqlite import SQLitePersistenceProvider
+
+    db = tmp_path / "workflows.db"
+    code, out, _ = _invoke("run", str(ORDER), "-d", '{"order_id": "S-1"}', "--db", str(db))
+    assert code == 0 and "Status: COMPLETED" in out
+
+    async def stored() -> list[tuple[str, str]]:
+        store = SQLitePersistenceProvider(str(db))
+        await store.initialize()
+        try:
+            return [(r.workflow_type, str(r.status)) for r in await store.list_workflows()]
+        finally:
+            await store.close()
+
+    assert asyncio.run(stored()) == [("Order", "COMPLETED")]

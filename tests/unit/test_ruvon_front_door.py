@@ -34,6 +34,7 @@ RUVON_NAMES = {
                      "WorkflowFailedException"],
     "ruvon.implementations.persistence.memory": ["InMemoryPersistence"],
     "ruvon.implementations.persistence.postgres": ["PostgresPersistenceProvider"],
+    "ruvon.implementations.persistence.sqlite": ["SQLitePersistenceProvider"],
     "ruvon.implementations.execution.sync": ["SyncExecutor"],
     "ruvon.implementations.execution.thread_pool": ["ThreadPoolExecutorProvider"],
     "ruvon.implementations.execution.celery": ["CeleryExecutionProvider"],
