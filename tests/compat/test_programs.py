@@ -7,9 +7,9 @@ runs in a fresh process of this interpreter with ``PYTHONPATH=<repo root>:<progr
 and its final status, state and trail (the order in which the steps ran) must equal the
 recorded ones, after ids and timestamps are replaced by placeholders (``normalize.py``).
 
-Every case is a strict xfail until this project provides what the program needs; the
-reason names the first difference expected. A case that starts passing turns the suite red
-until its marker is removed, which is the point. See README.md for the programs.
+A program listed in ``PENDING`` is a strict xfail whose reason names the first difference
+still there; one that starts passing turns the suite red until it leaves the list, which
+is the point. See README.md for the programs.
 """
 
 from __future__ import annotations
@@ -34,40 +34,38 @@ COMPARED = ("status", "state", "trail")
 
 NAMES = sorted(p.name for p in PROGRAMS.iterdir() if (p / "driver.py").is_file())
 
-NO_RUVON = "no `ruvon` package yet: the driver's `from ruvon.builder import WorkflowBuilder` fails"
-
-# What ruvon-compat.md (§§4-7, 12) leads one to expect once `ruvon` imports. Informative only:
-# the xfail reason names the first difference (above); these follow it.
-THEN: dict[str, str] = {
-    "async_step": "RW passes the model, not a dict, to an ASYNC function",
-    "cron_schedule": "RW reads CRON_SCHEDULE `cron_expression`; the SDK reads `schedule`",
+# Programs that do not yet end here as they do on the SDK, with the first difference.
+PENDING: dict[str, str] = {
+    "async_step": "an ASYNC function gets the state model here; the SDK passes a dict",
+    "cron_schedule": "CRON_SCHEDULE `schedule:` (the SDK's key) is not read yet",
     "decision_docs_routes": (
-        "decided divergence (ruvon-compat §12 rows 11-12): RW reads `target` and evaluates "
-        "`state.amount > 10000`; SDK 0.1.3 ignores both, so its steps run in file order"),
-    "decision_routes": "RW reads routes' `target`; these routes use the SDK's `next_step`",
-    "http_step": (
-        "decided divergence (ruvon-compat §12 row 23): RW makes HTTP steps work; "
-        "SDK 0.1.3 fails every HTTP step (`HttpWorkflowStep` has no `func_path`)"),
-    "human_in_loop": "RW waits as WAITING_HUMAN_INPUT from the moment it reaches the step",
+        "decided divergence (ruvon-compat §12 rows 11-12): conditions here are evaluated "
+        "(`state.amount > 10000`); SDK 0.1.3 ignores them and runs its steps in file order"),
+    "decision_routes": "routes' `next_step` (the SDK's key) is not read yet",
+    "dynamic_injection": "injection actions other than INSERT_AFTER_CURRENT are refused "
+                         "at load time; the SDK skips them",
+    "fire_and_forget": "no `ruvon.engine.WorkflowEngine` yet",
     "human_input_rejected": (
         "after a rejected input the SDK is ACTIVE and skips input_model on the next call "
-        "(validated_input None); RW keeps waiting and validates"),
-    "loop_steps": "RW fails a LOOP that reaches max_iterations; the SDK stops silently",
-    "parallel_fanout": "RW passes the model, not a dict, to PARALLEL tasks, and `item=`",
-    "parallel_tasks": (
-        "RW reads PARALLEL `tasks[].function_path`; the SDK reads `tasks[].function`"),
+        "(validated_input None); here the run keeps waiting and validates"),
+    "jump_directive": "Workflow has no `metadata` (the SDK lists skipped steps there)",
+    "loop_steps": "a WHILE loop reaching max_iterations fails here; the SDK stops silently",
+    "parallel_fanout": "no `ruvon.engine.WorkflowEngine` yet",
+    "parallel_tasks": "no `ruvon.engine.WorkflowEngine` yet",
     "pause_directive": (
-        "RW merges a pause's result and hands the resume input to the next step; "
+        "a pause's result is merged and the resume input reaches the next step here; "
         "the SDK does neither"),
-    "saga_enable": "RW's Workflow has no `enable_saga_mode()`",
-    "saga_yaml": "RW reads `saga_enabled`; the SDK reads `saga_mode`",
-    "sub_workflow": "RW keys `sub_workflow_results` by workflow type; the SDK by child id",
+    "saga_enable": "the order of the trail after compensation differs",
+    "saga_yaml": "`saga_mode: true` (the SDK's key) is not read yet",
+    "sub_workflow": "no `ruvon.engine.WorkflowEngine` yet",
 }
 
 
 def _case(name: str) -> Any:
-    reason = NO_RUVON + (f"; then: {THEN[name]}" if name in THEN else "")
-    return pytest.param(name, id=name, marks=pytest.mark.xfail(strict=True, reason=reason))
+    if name not in PENDING:
+        return pytest.param(name, id=name)
+    return pytest.param(name, id=name,
+                        marks=pytest.mark.xfail(strict=True, reason=PENDING[name]))
 
 
 def run_driver(program: str, out_file: Path) -> dict[str, Any]:
@@ -95,7 +93,7 @@ def test_every_program_has_an_expectation() -> None:
     recorded = sorted(p.stem for p in EXPECTED.glob("*.json"))
     assert recorded == NAMES, "run scripts/record-compat.py after adding or removing a program"
     assert len(NAMES) >= 12
-    assert set(THEN) <= set(NAMES)
+    assert set(PENDING) <= set(NAMES)
 
 
 @pytest.mark.parametrize("program", [_case(name) for name in NAMES])

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from ruvon_workers.persistence.memory import MemoryPersistenceProvider
 
+from ._compat import RuvonPersistence
 
-class InMemoryPersistence(MemoryPersistenceProvider):
+
+class InMemoryPersistence(RuvonPersistence, MemoryPersistenceProvider):
     """Everything in memory, for tests and prototypes (nothing survives the process)."""
 
 
 #: The name Ruvon's docs use.
 InMemoryPersistenceProvider = InMemoryPersistence
 
-__all__ = ["InMemoryPersistence", "InMemoryPersistenceProvider", "MemoryPersistenceProvider"]
+__all__ = ["InMemoryPersistence", "InMemoryPersistenceProvider"]
