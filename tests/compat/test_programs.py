@@ -44,20 +44,23 @@ PENDING: dict[str, str] = {
     "decision_routes": "routes' `next_step` (the SDK's key) is not read yet",
     "dynamic_injection": "injection actions other than INSERT_AFTER_CURRENT are refused "
                          "at load time; the SDK skips them",
-    "fire_and_forget": "no `ruvon.engine.WorkflowEngine` yet",
+    "fire_and_forget": (
+        "initial_data_template is rendered from the state here; SDK 0.1.3 passes "
+        "`{{state.x}}` literally and `{{ x }}` as \"\", which the child's model refuses here"),
     "human_input_rejected": (
         "after a rejected input the SDK is ACTIVE and skips input_model on the next call "
         "(validated_input None); here the run keeps waiting and validates"),
     "jump_directive": "Workflow has no `metadata` (the SDK lists skipped steps there)",
     "loop_steps": "a WHILE loop reaching max_iterations fails here; the SDK stops silently",
-    "parallel_fanout": "no `ruvon.engine.WorkflowEngine` yet",
-    "parallel_tasks": "no `ruvon.engine.WorkflowEngine` yet",
+    "parallel_fanout": "PARALLEL tasks get the state model here; the SDK passes a dict",
+    "parallel_tasks": "PARALLEL `tasks[].function` (the SDK's key) is not read yet",
     "pause_directive": (
         "a pause's result is merged and the resume input reaches the next step here; "
         "the SDK does neither"),
     "saga_enable": "the order of the trail after compensation differs",
     "saga_yaml": "`saga_mode: true` (the SDK's key) is not read yet",
-    "sub_workflow": "no `ruvon.engine.WorkflowEngine` yet",
+    "sub_workflow": ("`sub_workflow_results` is keyed by the child's type here; the SDK keys "
+                     "it by the child's id, with its type, status, state and final result"),
 }
 
 

@@ -27,6 +27,7 @@ REGISTRY = {"Order": {"type": "Order", "config_file": "order.yaml",
 RUVON_NAMES = {
     "ruvon": ["Workflow", "WorkflowBuilder", "StepContext", "__version__"],
     "ruvon.builder": ["WorkflowBuilder"],
+    "ruvon.engine": ["WorkflowEngine"],
     "ruvon.workflow": ["Workflow"],
     "ruvon.models": ["StepContext", "MergeStrategy", "MergeConflictBehavior",
                      "WorkflowJumpDirective", "WorkflowPauseDirective",
@@ -194,3 +195,18 @@ def test_the_simple_evaluator_and_the_template_engine_never_eval() -> None:
     assert engine.render({"hi": "Hello {{ name }}", "n": [1, "{{ name }}"]}) == {
         "hi": "Hello Ann", "n": [1, "Ann"]}
     assert engine.render("{{ ''.__class__.__mro__ }}") == "{{ ''.__class__.__mro__ }}"
+
+
+async def test_the_engine_entry_point_starts_and_reloads_runs() -> None:
+    from ruvon.engine import WorkflowEngine
+
+    engine = WorkflowEngine(persistence=InMemoryPersistence(), executor=SyncExecutor(),
+                            observer=NoopWorkflowObserver(), workflow_registry=REGISTRY,
+                            expression_evaluator_cls=SimpleExpressionEvaluator,
+                            template_engine_cls=Jinja2TemplateEngine, config_dir=FIXTURES)
+    await engine.initialize()
+    wf = await engine.start_workflow("Order", {"order_id": "E-1"})
+    await wf.next_step()
+    again = await engine.get_workflow(wf.id)
+    assert isinstance(again, Workflow)
+    assert (again.current_step_name, again.version) == ("Charge", wf.version)
