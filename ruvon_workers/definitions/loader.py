@@ -404,12 +404,18 @@ class _WorkflowLoader:
             if route.default is not None:
                 compiled.append((None, route.default))
                 continue
-            if not route.condition or not route.target:
-                self.issue("a route needs 'condition' and 'target' (or 'default')",
-                           step=step.name, field=field, line=line)
+            if route.target and route.next_step and route.target != route.next_step:
+                self.issue(f"a route names two targets ('next_step: {route.next_step}', "
+                           f"'target: {route.target}'): give one", step=step.name, field=field,
+                           line=line)
+                continue
+            target = route.next_step or route.target
+            if not route.condition or not target:
+                self.issue("a route needs 'condition' and 'next_step' (or 'target'), or "
+                           "'default'", step=step.name, field=field, line=line)
                 continue
             try:
-                compiled.append((compile_expression(route.condition), route.target))
+                compiled.append((compile_expression(route.condition), target))
             except ConditionError as exc:
                 self.issue(f"condition '{route.condition}' is refused: {exc}", step=step.name,
                            field=f"{field}.condition", line=line)

@@ -49,8 +49,12 @@ class RetryPolicy(_Model):
 
 
 class Route(_Model):
+    """``{condition, next_step}`` (Ruvon's spelling) or ``{condition, target}``; or
+    ``{default}``."""
+
     condition: str | None = None
     target: str | None = None
+    next_step: str | None = None
     default: str | None = None
 
 

@@ -147,3 +147,36 @@ def test_validate_cli_ok() -> None:
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert '"valid":true' in proc.stdout and "Charge_Payment" in proc.stdout
+
+
+def test_routes_take_next_step_or_target_and_both_are_checked(tmp_path: Path) -> None:
+    msgs = problems(tmp_path, f"""\
+        - name: A
+          function: {S}.increment
+          routes:
+            - condition: "count > 1"
+              next_step: Nowhere
+            - condition: "count > 2"
+              target: Elsewhere
+            - default: A
+        """)
+    assert len(msgs) == 2 and all("step 'A'" in m for m in msgs)
+    assert "field 'routes[0]'" in msgs[0] and "route target 'Nowhere' names no step" in msgs[0]
+    assert "field 'routes[1]'" in msgs[1] and "route target 'Elsewhere' names no step" in msgs[1]
+
+
+def test_a_route_with_two_targets_or_none_is_refused(tmp_path: Path) -> None:
+    msgs = problems(tmp_path, f"""\
+        - name: A
+          function: {S}.increment
+          routes:
+            - condition: "count > 3"
+              next_step: A
+              target: B
+            - condition: "count > 4"
+        - name: B
+          function: {S}.increment
+        """)
+    assert len(msgs) == 2
+    assert "field 'routes[0]'" in msgs[0] and "two targets ('next_step: A', 'target: B')" in msgs[0]
+    assert "field 'routes[1]'" in msgs[1] and "needs 'condition' and 'next_step'" in msgs[1]

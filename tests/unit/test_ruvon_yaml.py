@@ -1,0 +1,35 @@
+"""Ruvon SDK spellings of the workflow YAML load and run here with the same meaning as
+this project's own (in-process, on the memory store)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ruvon_workers import WorkflowBuilder
+from ruvon_workers.execution import SyncExecutionProvider
+from ruvon_workers.persistence import MemoryPersistenceProvider
+
+from ..helpers import S, builder_for, run_while_active
+
+
+async def start(builder: WorkflowBuilder, data: dict | None = None, wf_type: str = "Test"):
+    return await builder.create_workflow(wf_type, data or {},
+                                         persistence_provider=MemoryPersistenceProvider(),
+                                         execution_provider=SyncExecutionProvider())
+
+
+async def test_a_next_step_route_jumps_like_a_target_route(tmp_path: Path) -> None:
+    b = builder_for(tmp_path, f"""\
+        - name: Start
+          function: {S}.increment
+          routes:
+            - condition: "count >= 1"
+              next_step: End
+            - default: Middle
+        - name: Middle
+          function: {S}.increment
+        - name: End
+          function: {S}.increment
+        """)
+    wf = await run_while_active(await start(b))
+    assert wf.status == "COMPLETED" and wf.state.path == ["Start", "End"]
