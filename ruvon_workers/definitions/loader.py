@@ -256,7 +256,7 @@ class _WorkflowLoader:
             except ValidationError as exc:
                 for err in exc.errors():
                     loc = ".".join(str(p) for p in err["loc"])
-                    msg = err["msg"]
+                    msg = err["msg"].removeprefix("Value error, ")
                     if loc == "type":
                         allowed = ", ".join(t.value for t in StepType)
                         msg = f"unknown step type '{raw.get('type')}' (allowed: {allowed})"
@@ -282,8 +282,8 @@ class _WorkflowLoader:
                     self.issue(f"'{path}' is not callable", step=step.name, field=field, line=line)
                 elif obj is not None:
                     self.functions[path] = obj
-        for task in step.tasks:
-            obj = self._import(task.function_path, field="tasks.function_path", step=step.name,
+        for i, task in enumerate(step.tasks):
+            obj = self._import(task.function_path, field=f"tasks[{i}].function", step=step.name,
                                line=line)
             if obj is not None:
                 self.functions[task.function_path] = obj

@@ -6,7 +6,7 @@ import enum
 import random
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .conditions import Expression
 
@@ -59,8 +59,25 @@ class Route(_Model):
 
 
 class ParallelTask(_Model):
+    """A PARALLEL task: ``{name, function}`` (Ruvon's key) or ``{name, function_path}``."""
+
     name: str
     function_path: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _function_is_function_path(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        if "function" not in value:
+            if "function_path" not in value:
+                raise ValueError("a task needs 'function' (or 'function_path')")
+            return value
+        given = value.get("function_path")
+        if given is not None and given != value["function"]:
+            raise ValueError(f"a task names two functions ('function: {value['function']}', "
+                             f"'function_path: {given}'): give one")
+        return {**value, "function_path": value["function"]}
 
 
 class InjectionRule(_Model):

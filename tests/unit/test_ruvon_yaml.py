@@ -9,7 +9,16 @@ from ruvon_workers import WorkflowBuilder
 from ruvon_workers.execution import SyncExecutionProvider
 from ruvon_workers.persistence import MemoryPersistenceProvider
 
-from ..helpers import S, builder_for, run_while_active
+from ..helpers import S, builder_for, run_while_active, workflow_yaml, write_registry
+
+Y = "tests.fixtures.ruvon_yaml_steps"
+MERGE_STATE = "tests.fixtures.models.MergeState"
+
+
+def merge_builder(tmp_path: Path, steps: str) -> WorkflowBuilder:
+    """A builder of ``steps`` over ``MergeState``."""
+    return WorkflowBuilder.from_registry(write_registry(
+        tmp_path, {"Test": workflow_yaml(steps)}, state_model=MERGE_STATE))
 
 
 async def start(builder: WorkflowBuilder, data: dict | None = None, wf_type: str = "Test"):
@@ -33,3 +42,17 @@ async def test_a_next_step_route_jumps_like_a_target_route(tmp_path: Path) -> No
         """)
     wf = await run_while_active(await start(b))
     assert wf.status == "COMPLETED" and wf.state.path == ["Start", "End"]
+
+
+async def test_parallel_tasks_take_function_or_function_path(tmp_path: Path) -> None:
+    b = merge_builder(tmp_path, f"""\
+        - name: P
+          type: PARALLEL
+          tasks:
+            - {{name: one, function: {Y}.task_one}}
+            - {{name: two, function_path: {Y}.task_two}}
+        """)
+    wf = await run_while_active(await start(b, {"a": 5}))
+    assert wf.status == "COMPLETED"
+    assert wf.state.model_dump() == {"a": 10, "b": 2, "tags": ["t2"], "items": [],
+                                     "note": None, "new": "t2"}

@@ -146,6 +146,26 @@ def test_bad_parallel_and_loop_fields_are_named(tmp_path: Path) -> None:
     assert "step 'W'" in text and "a WHILE loop needs 'while_condition'" in text
 
 
+def test_a_parallel_task_names_one_function(tmp_path: Path) -> None:
+    msgs = _problems(tmp_path, f"""
+        - name: P
+          type: PARALLEL
+          tasks:
+            - {{name: both, function: {S}.increment, function_path: {S}.boom}}
+            - {{name: none}}
+        - name: Q
+          type: PARALLEL
+          tasks:
+            - {{name: ok, function: {S}.increment}}
+            - {{name: missing, function: {S}.nowhere}}
+    """)
+    text = "\n".join(msgs)
+    assert len(msgs) == 3 and "step 'P'" in text and "step 'Q'" in text
+    assert "field 'tasks.0'" in text and "a task names two functions" in text
+    assert "field 'tasks.1'" in text and "a task needs 'function' (or 'function_path')" in text
+    assert "field 'tasks[1].function'" in text and "has no attribute 'nowhere'" in text
+
+
 def test_bad_cron_target_template_and_injection_are_named(tmp_path: Path) -> None:
     msgs = _problems(tmp_path, f"""
         - name: C
