@@ -136,6 +136,7 @@ class StepDefinition(_Model):
     initial_data_template: dict[str, Any] | None = None
     schedule_name: str | None = None
     cron_expression: str | None = None
+    schedule: str | None = None  # Ruvon's key for cron_expression
     # Fleet extensions
     queue: str | None = None
     priority: int | None = Field(default=None, ge=0, le=9)
@@ -152,6 +153,12 @@ class StepDefinition(_Model):
     @classmethod
     def _none_is_empty(cls, value: Any) -> Any:
         return [] if value is None else value
+
+    @model_validator(mode="after")
+    def _schedule_is_cron_expression(self) -> StepDefinition:
+        if self.cron_expression is None:
+            self.cron_expression = self.schedule
+        return self
 
 
 class WorkflowDefinition:

@@ -56,3 +56,26 @@ async def test_parallel_tasks_take_function_or_function_path(tmp_path: Path) -> 
     assert wf.status == "COMPLETED"
     assert wf.state.model_dump() == {"a": 10, "b": 2, "tags": ["t2"], "items": [],
                                      "note": None, "new": "t2"}
+
+
+async def test_cron_schedule_takes_schedule_as_its_cron_expression(tmp_path: Path) -> None:
+    path = write_registry(tmp_path, {
+        "Test": workflow_yaml(f"""\
+            - name: Plan
+              type: CRON_SCHEDULE
+              target_workflow_type: Ticked
+              schedule: "0 6 * * *"
+              schedule_name: morning
+            - name: After
+              function: {S}.increment
+            """),
+        "Ticked": workflow_yaml(f"- name: Tick\n  function: {S}.increment\n", wf_type="Ticked"),
+    })
+    store = MemoryPersistenceProvider()
+    wf = await WorkflowBuilder.from_registry(path).create_workflow(
+        "Test", {}, persistence_provider=store, execution_provider=SyncExecutionProvider())
+    await run_while_active(wf)
+    assert wf.status == "COMPLETED"
+    (schedule,) = await store.list_schedules()
+    assert (schedule.name, schedule.workflow_type, schedule.cron_expression) == (
+        "morning", "Ticked", "0 6 * * *")

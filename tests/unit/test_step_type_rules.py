@@ -166,6 +166,27 @@ def test_a_parallel_task_names_one_function(tmp_path: Path) -> None:
     assert "field 'tasks[1].function'" in text and "has no attribute 'nowhere'" in text
 
 
+def test_a_cron_schedule_step_names_one_cron_expression(tmp_path: Path) -> None:
+    msgs = _problems(tmp_path, """
+        - name: Both
+          type: CRON_SCHEDULE
+          target_workflow_type: Test
+          schedule: "0 6 * * *"
+          cron_expression: "0 7 * * *"
+        - name: Neither
+          type: CRON_SCHEDULE
+          target_workflow_type: Test
+        - name: Bad
+          type: CRON_SCHEDULE
+          target_workflow_type: Test
+          schedule: "at noon"
+    """)
+    assert len(msgs) == 3 and all("field 'schedule'" in m for m in msgs)
+    assert "step 'Both'" in msgs[0] and "two cron expressions" in msgs[0]
+    assert "step 'Neither'" in msgs[1] and "needs 'schedule' (or 'cron_expression')" in msgs[1]
+    assert "step 'Bad'" in msgs[2] and "'at noon' is not a cron expression" in msgs[2]
+
+
 def test_bad_cron_target_template_and_injection_are_named(tmp_path: Path) -> None:
     msgs = _problems(tmp_path, f"""
         - name: C
