@@ -199,6 +199,7 @@ class _WorkflowLoader:
         injected, rules = self._injections(steps, raw_steps)
         if state_model is not None:
             self._check_output_keys([*steps, *injected], state_model)
+        saga = any([self._flag(doc, "saga_enabled"), self._flag(doc, "saga_mode")])
         if state_model is None or not wf_type or len(steps) != len(raw_steps):
             return None
         return WorkflowDefinition(
@@ -207,7 +208,7 @@ class _WorkflowLoader:
             description=str(doc.get("description") or ""),
             state_model=state_model,
             state_model_path=str(model_path),
-            saga_enabled=bool(doc.get("saga_enabled", False)),
+            saga_enabled=saga,
             steps=steps,
             source_file=self.file,
             functions=self.functions,
@@ -216,6 +217,14 @@ class _WorkflowLoader:
             injected_steps=injected,
             injection_rules=rules,
         )
+
+    def _flag(self, doc: dict[str, Any], key: str) -> bool:
+        """A top-level true/false key (``saga_mode`` is Ruvon's ``saga_enabled``)."""
+        value = doc.get(key, False)
+        if value is None or isinstance(value, bool):
+            return bool(value)
+        self.issue(f"'{key}' must be true or false, not {value!r}", field=key)
+        return False
 
     def _state_model(self, model_path: str | None) -> type[BaseModel] | None:
         if not model_path:

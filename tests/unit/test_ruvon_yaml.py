@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ruvon_workers import WorkflowBuilder
+import pytest
+
+from ruvon_workers import WorkflowBuilder, WorkflowFailedException
 from ruvon_workers.execution import SyncExecutionProvider
 from ruvon_workers.persistence import MemoryPersistenceProvider
 
@@ -79,3 +81,34 @@ async def test_cron_schedule_takes_schedule_as_its_cron_expression(tmp_path: Pat
     (schedule,) = await store.list_schedules()
     assert (schedule.name, schedule.workflow_type, schedule.cron_expression) == (
         "morning", "Ticked", "0 6 * * *")
+
+
+SAGA_STEPS = f"""\
+  - name: Reserve
+    function: {S}.increment
+    compensate_function: {S}.undo
+  - name: Charge
+    function: {S}.boom
+"""
+
+
+@pytest.mark.parametrize("flags", ["saga_mode: true", "saga_enabled: true",
+                                   "saga_mode: true\nsaga_enabled: false"])
+async def test_saga_mode_turns_the_saga_on_like_saga_enabled(tmp_path: Path, flags: str) -> None:
+    path = write_registry(tmp_path, {"Test": f"workflow_type: Test\n{flags}\nsteps:\n"
+                                             f"{SAGA_STEPS}"})
+    wf = await start(WorkflowBuilder.from_registry(path))
+    with pytest.raises(WorkflowFailedException):
+        await run_while_active(wf)
+    assert wf.status == "FAILED_ROLLED_BACK" and wf.state.undone == ["Reserve"]
+
+
+def test_saga_mode_must_be_true_or_false(tmp_path: Path) -> None:
+    from ruvon_workers.definitions import load_registry
+    from ruvon_workers.errors import DefinitionError
+
+    path = write_registry(tmp_path, {"Test": f"workflow_type: Test\nsaga_mode: 'yes'\n"
+                                             f"steps:\n{SAGA_STEPS}"})
+    with pytest.raises(DefinitionError, match=r"field 'saga_mode': 'saga_mode' must be true or "
+                                              r"false, not 'yes'"):
+        load_registry(path)
