@@ -82,7 +82,10 @@ class ParallelTask(_Model):
 
 class InjectionRule(_Model):
     """``dynamic_injection`` rule: when the state's ``condition_key`` matches, insert
-    ``steps_to_insert`` after the current step."""
+    ``steps_to_insert`` after the current step.
+
+    It matches when the value equals ``value_match``; else when it is not ``value_is_not``
+    (a list: none of its values, as on Ruvon)."""
 
     condition_key: str
     value_match: Any = None
@@ -96,6 +99,8 @@ class InjectionRule(_Model):
             value = value.get(part) if isinstance(value, dict) else None
         if "value_match" in self.model_fields_set:
             return bool(value == self.value_match)
+        if isinstance(self.value_is_not, list):
+            return value not in self.value_is_not
         return bool(value != self.value_is_not)
 
 

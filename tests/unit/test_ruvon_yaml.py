@@ -112,3 +112,24 @@ def test_saga_mode_must_be_true_or_false(tmp_path: Path) -> None:
     with pytest.raises(DefinitionError, match=r"field 'saga_mode': 'saga_mode' must be true or "
                                               r"false, not 'yes'"):
         load_registry(path)
+
+
+@pytest.mark.parametrize(("label", "path"), [("go", ["A", "Extra", "B"]), ("skip", ["A", "B"]),
+                                             ("", ["A", "B"])])
+async def test_value_is_not_a_list_inserts_unless_the_value_is_one_of_them(
+        tmp_path: Path, label: str, path: list[str]) -> None:
+    b = builder_for(tmp_path, f"""\
+        - name: A
+          function: {S}.increment
+          dynamic_injection:
+            rules:
+              - condition_key: state.label
+                value_is_not: [skip, ""]
+                action: INSERT_AFTER_CURRENT
+                steps_to_insert:
+                  - {{name: Extra, type: STANDARD, function: {S}.increment}}
+        - name: B
+          function: {S}.increment
+        """)
+    wf = await run_while_active(await start(b, {"label": label}))
+    assert wf.status == "COMPLETED" and wf.state.path == path

@@ -81,6 +81,11 @@ def test_templates_keep_types_and_format_text() -> None:
      {"check": {"result": "bad"}}, True),
     ({"condition_key": "check.result", "value_is_not": "ok"}, {"check": {"result": "ok"}},
      False),
+    # A list is "none of these" (Ruvon's membership test); a scalar is "not this one".
+    ({"condition_key": "risk", "value_is_not": ["low", "none"]}, {"risk": "high"}, True),
+    ({"condition_key": "risk", "value_is_not": ["low", "none"]}, {"risk": "low"}, False),
+    ({"condition_key": "risk", "value_is_not": ["low", "none"]}, {}, True),
+    ({"condition_key": "tags", "value_is_not": ["a"]}, {"tags": ["a"]}, True),
 ])
 def test_injection_rules_match(rule: dict[str, Any], state: dict[str, Any],
                                expected: bool) -> None:
