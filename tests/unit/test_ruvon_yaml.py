@@ -133,3 +133,22 @@ async def test_value_is_not_a_list_inserts_unless_the_value_is_one_of_them(
         """)
     wf = await run_while_active(await start(b, {"label": label}))
     assert wf.status == "COMPLETED" and wf.state.path == path
+
+
+@pytest.mark.parametrize(("batch", "branches"), [("batch_size: 0", 3), ("", 3),
+                                                 ("batch_size: 2", 2)])
+async def test_batch_size_0_is_one_item_per_branch_and_batching_changes_no_result(
+        tmp_path: Path, batch: str, branches: int) -> None:
+    b = merge_builder(tmp_path, f"""\
+        - name: P
+          type: PARALLEL
+          iterate_over: state.items
+          task_function: {Y}.keyed
+          {batch}
+        """)
+    wf = await run_while_active(await start(b, {"items": [1, 2, 3]}))
+    assert wf.status == "COMPLETED"
+    assert {k: v for k, v in wf.state.model_dump().items() if k.startswith("k")} == {
+        "k1": 1, "k2": 2, "k3": 3}
+    (done,) = [h for h in await wf.history() if h.step == "P" and h.status == "COMPLETED"]
+    assert done.detail["branches"] == branches

@@ -151,6 +151,18 @@ def test_bad_parallel_and_loop_fields_are_named(tmp_path: Path) -> None:
     assert "step 'W'" in text and "a WHILE loop needs 'while_condition'" in text
 
 
+def test_a_negative_batch_size_is_refused(tmp_path: Path) -> None:
+    (msg,) = _problems(tmp_path, f"""
+        - name: P
+          type: PARALLEL
+          iterate_over: state.path
+          task_function: {S}.increment
+          batch_size: -1
+    """)
+    assert "step 'P'" in msg and "field 'batch_size'" in msg
+    assert "batch_size must be 0 (one item per branch, as when it is left out) or more" in msg
+
+
 def test_a_parallel_task_names_one_function(tmp_path: Path) -> None:
     msgs = _problems(tmp_path, f"""
         - name: P

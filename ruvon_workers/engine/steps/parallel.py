@@ -60,8 +60,9 @@ class ParallelStep(StepKind):
             yield "merge_conflict_behavior", (
                 f"merge_conflict_behavior '{step.merge_conflict_behavior}' is not one of "
                 f"{', '.join(CONFLICT_BEHAVIORS)}")
-        if step.batch_size is not None and step.batch_size < 1:
-            yield "batch_size", "batch_size must be 1 or more"
+        if step.batch_size is not None and step.batch_size < 0:
+            yield "batch_size", ("batch_size must be 0 (one item per branch, as when it is "
+                                 "left out) or more")
         if step.timeout_seconds is not None and step.timeout_seconds <= 0:
             yield "timeout_seconds", "timeout_seconds must be more than 0"
 
@@ -97,11 +98,11 @@ def items_of(step: StepDefinition, state: dict[str, Any], what: str = "iterate_o
 
 def plan_branches(step: StepDefinition, state: dict[str, Any]) -> list[Branch]:
     """One branch per declared task, or per group of ``batch_size`` items of
-    ``iterate_over``."""
+    ``iterate_over`` (0, Ruvon's "no batching", and unset mean one item per branch)."""
     if step.tasks:
         return [Branch(i, task.name) for i, task in enumerate(step.tasks)]
     items = items_of(step, state)
-    size = max(step.batch_size or 1, 1)
+    size = step.batch_size or 1
     return [Branch(n, f"{step.name}[{start}]",
                    item={"start": start, "items": items[start:start + size]})
             for n, start in enumerate(range(0, len(items), size))]
