@@ -154,6 +154,16 @@ class StepDefinition(_Model):
     def _upper_type(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("merge_strategy", "merge_conflict_behavior", mode="before")
+    @classmethod
+    def _merge_spelling(cls, value: Any) -> Any:
+        """Any case (Ruvon writes ``shallow``, its docs ``SHALLOW``); ``PREFER_OLD`` is
+        ``PREFER_EXISTING``."""
+        if not isinstance(value, str):
+            return value
+        value = value.strip().upper()
+        return "PREFER_EXISTING" if value == "PREFER_OLD" else value
+
     @field_validator("required_input", "dependencies", "includes", mode="before")
     @classmethod
     def _none_is_empty(cls, value: Any) -> Any:

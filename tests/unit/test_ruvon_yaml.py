@@ -3,6 +3,7 @@ this project's own (in-process, on the memory store)."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,136 @@ async def test_batch_size_0_is_one_item_per_branch_and_batching_changes_no_resul
         "k1": 1, "k2": 2, "k3": 3}
     (done,) = [h for h in await wf.history() if h.step == "P" and h.status == "COMPLETED"]
     assert done.detail["branches"] == branches
+
+
+def two_tasks(options: str) -> str:
+    """A PARALLEL step whose tasks return ``{a: 10, tags: [t1], new: t1}`` and ``{tags: [t2],
+    new: t2}``, with ``options`` (YAML lines) added."""
+    return textwrap.dedent(f"""\
+        - name: P
+          type: PARALLEL
+          tasks:
+            - {{name: one, function: {Y}.task_one}}
+            - {{name: two, function: {Y}.task_two}}
+        """) + textwrap.indent(textwrap.dedent(options), "  ")
+
+
+#: The state after ``two_tasks`` from ``{a: 5, b: 7}`` (``tags`` starts as ``[s]``), by option.
+MERGED = [
+    ("merge_strategy: shallow", {"a": 10, "b": 7, "tags": ["t2"], "new": "t2"}),
+    ("merge_strategy: DEEP", {"a": 10, "b": 7, "tags": ["t2"], "new": "t2"}),
+    # REPLACE: the merged results are the state; b takes its default again.
+    ("merge_strategy: replace", {"a": 10, "b": 2, "tags": ["t2"], "new": "t2"}),
+    # APPEND: each branch's list extends the list, in declared order.
+    ("merge_strategy: append", {"a": 10, "b": 7, "tags": ["s", "t1", "t2"], "new": "t2"}),
+    # OVERWRITE_EXISTING: the later value wins, whatever the conflict behaviour says.
+    ("merge_strategy: Overwrite_Existing\nmerge_conflict_behavior: raise_error",
+     {"a": 10, "b": 7, "tags": ["t2"], "new": "t2"}),
+    # PRESERVE_EXISTING: only keys the state lacks are set.
+    ("merge_strategy: preserve_existing", {"a": 5, "b": 7, "tags": ["s"], "new": "t2"}),
+    ("merge_strategy: PRESERVE_EXISTING\nmerge_conflict_behavior: prefer_existing",
+     {"a": 5, "b": 7, "tags": ["s"], "new": "t1"}),
+    # PREFER_OLD is PREFER_EXISTING: the state's non-null values and the earlier branch win.
+    ("merge_conflict_behavior: PREFER_OLD", {"a": 5, "b": 7, "tags": ["s"], "new": "t1"}),
+    ("merge_conflict_behavior: prefer_new", {"a": 10, "b": 7, "tags": ["t2"], "new": "t2"}),
+]
+
+
+@pytest.mark.parametrize(("options", "expected"), MERGED)
+async def test_merge_strategies_and_conflict_behaviours_in_any_case(
+        tmp_path: Path, options: str, expected: dict) -> None:
+    wf = await run_while_active(await start(merge_builder(tmp_path, two_tasks(options)),
+                                            {"a": 5, "b": 7}))
+    assert wf.status == "COMPLETED"
+    assert wf.state.model_dump() == {"items": [], "note": None, **expected}
+
+
+async def test_raise_error_in_lower_case_fails_on_a_conflict(tmp_path: Path) -> None:
+    b = merge_builder(tmp_path, two_tasks("merge_conflict_behavior: raise_error"))
+    with pytest.raises(WorkflowFailedException, match="merge conflict on 'tags'"):
+        await run_while_active(await start(b))
+
+
+@pytest.mark.parametrize("batch", ["", "batch_size: 2", "batch_size: 3"])
+async def test_append_counts_a_list_extended_in_place_as_the_items_added(
+        tmp_path: Path, batch: str) -> None:
+    b = merge_builder(tmp_path, f"""\
+        - name: P
+          type: PARALLEL
+          iterate_over: items
+          task_function: {Y}.tag_in_place
+          merge_strategy: append
+          {batch}
+        """)
+    wf = await run_while_active(await start(b, {"items": [1, 2, 3]}))
+    assert wf.status == "COMPLETED" and wf.state.tags == ["s", "i1", "i2", "i3"]
+
+
+@pytest.mark.parametrize("strategy", ["append", "preserve_existing", "replace"])
+async def test_a_merge_function_gets_the_changes_as_they_are_whatever_the_strategy(
+        tmp_path: Path, strategy: str) -> None:
+    b = merge_builder(tmp_path, f"""\
+        - name: P
+          type: PARALLEL
+          iterate_over: items
+          task_function: {Y}.tag_in_place
+          merge_strategy: {strategy}
+          merge_function_path: {Y}.merge_seen
+        """)
+    wf = await run_while_active(await start(b, {"items": [1]}))
+    assert wf.status == "COMPLETED" and wf.state.tags == ["s"]
+    assert wf.state.note == repr([("P[0]", {"tags": ["s", "i1"]})])
+
+
+async def test_replace_with_no_branches_leaves_every_field_at_its_default(
+        tmp_path: Path) -> None:
+    b = merge_builder(tmp_path, f"""\
+        - name: P
+          type: PARALLEL
+          iterate_over: items
+          task_function: {Y}.keyed
+          merge_strategy: replace
+        """)
+    wf = await run_while_active(await start(b, {"a": 5, "note": "x"}))
+    assert wf.status == "COMPLETED"
+    assert wf.state.model_dump() == {"a": 1, "b": 2, "tags": ["s"], "items": [], "note": None}
+
+
+class Outbox:
+    """Stands in for the broker: keeps the step messages the coordinator sends."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, int, int | None]] = []
+
+    def step(self, workflow_type: str, step: str, workflow_id: str, version: int,
+             countdown: float | None = None, branch: int | None = None) -> None:
+        self.sent.append((workflow_id, step, version, branch))
+
+
+@pytest.mark.parametrize(("options", "expected"), [
+    row for row in MERGED if row[0].split("\n")[0].endswith(("replace", "append",
+                                                               "Overwrite_Existing",
+                                                               "preserve_existing"))])
+async def test_the_fleet_merges_the_same_way(tmp_path: Path, options: str,
+                                             expected: dict) -> None:
+    """Each branch its own message, handled by the coordinator on the memory store."""
+    from ruvon_workers.definitions import load_registry
+    from ruvon_workers.fleet.coordinator import Coordinator
+    from ruvon_workers.fleet.settings import FleetSettings
+
+    registry = load_registry(write_registry(tmp_path, {"Test": workflow_yaml(two_tasks(options))},
+                                            state_model=MERGE_STATE))
+    outbox = Outbox()
+    settings = FleetSettings("q", lease_seconds=300, sweep_interval=10, max_countdown=60)
+    coordinator = Coordinator(registry, MemoryPersistenceProvider(), outbox,  # type: ignore[arg-type]
+                              settings)
+    record, _ = await coordinator.start("Test", {"a": 5, "b": 7})
+    branches = 0
+    while outbox.sent:
+        batch, outbox.sent = outbox.sent, []
+        for message in batch:
+            branches += message[3] is not None
+            await coordinator.handle_step(*message)
+    done = await coordinator.load(record.id)
+    assert done.status == "COMPLETED" and branches == 2
+    assert done.state == {"items": [], "note": None, **expected}
