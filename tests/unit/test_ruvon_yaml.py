@@ -248,6 +248,26 @@ async def test_replace_with_no_branches_leaves_every_field_at_its_default(
     assert wf.state.model_dump() == {"a": 1, "b": 2, "tags": ["s"], "items": [], "note": None}
 
 
+async def test_loop_body_entries_may_be_whole_steps_and_run_in_order(tmp_path: Path) -> None:
+    b = merge_builder(tmp_path, f"""\
+        - name: Process_Items
+          type: LOOP
+          mode: ITERATE
+          iterate_over: state.items
+          max_iterations: 100
+          loop_body:
+            - name: Note
+              type: STANDARD
+              function: {Y}.note_item
+            - name: Tag
+              type: STANDARD
+              function: {Y}.tag_in_place
+        """)
+    wf = await run_while_active(await start(b, {"items": [1, 2]}))
+    assert wf.status == "COMPLETED"
+    assert wf.state.note == "12" and wf.state.tags == ["s", "i1", "i2"]
+
+
 class Outbox:
     """Stands in for the broker: keeps the step messages the coordinator sends."""
 

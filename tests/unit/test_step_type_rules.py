@@ -151,6 +151,26 @@ def test_bad_parallel_and_loop_fields_are_named(tmp_path: Path) -> None:
     assert "step 'W'" in text and "a WHILE loop needs 'while_condition'" in text
 
 
+def test_a_bad_loop_body_entry_is_named(tmp_path: Path) -> None:
+    msgs = _problems(tmp_path, f"""
+        - name: L
+          type: LOOP
+          mode: WHILE
+          while_condition: "count < 3"
+          loop_body:
+            - {{name: Check_API, type: HTTP, http_config: {{method: GET, url: "http://x"}}}}
+            - {{name: Tally, type: STANDARD}}
+            - {{name: Ok, type: standard, function: {S}.increment}}
+            - {{function: {S}.nowhere}}
+    """)
+    assert len(msgs) == 3 and all("step 'L'" in m for m in msgs)
+    assert "field 'loop_body[0].type'" in msgs[0]
+    assert "loop_body[0] ('Check_API') is a HTTP step: a LOOP body runs functions" in msgs[0]
+    assert "field 'loop_body[1].function'" in msgs[1]
+    assert "loop_body[1] ('Tally') needs 'function'" in msgs[1]
+    assert "field 'loop_body[3].function'" in msgs[2] and "'nowhere'" in msgs[2]
+
+
 def test_a_negative_batch_size_is_refused(tmp_path: Path) -> None:
     (msg,) = _problems(tmp_path, f"""
         - name: P
