@@ -47,6 +47,30 @@ async def test_a_next_step_route_jumps_like_a_target_route(tmp_path: Path) -> No
     assert wf.status == "COMPLETED" and wf.state.path == ["Start", "End"]
 
 
+async def test_routes_and_loops_use_lengths_arithmetic_and_methods(tmp_path: Path) -> None:
+    b = builder_for(tmp_path, f"""\
+        - name: Grow
+          type: LOOP
+          while_condition: "len(state.path) < 6 - count * 1"
+          function: {S}.increment
+          max_iterations: 10
+        - name: Route
+          type: DECISION
+          routes:
+            - condition: "len(path) % 2 == 0 and label.strip().lower().startswith('vip')"
+              next_step: End
+            - default: Middle
+        - name: Middle
+          function: {S}.increment
+        - name: End
+          function: {S}.increment
+        """)
+    wf = await run_while_active(await start(b, {"count": 2, "label": " VIP-7 "}))
+    assert wf.status == "COMPLETED"
+    # Grow ran while the path was shorter than 6 - count (count grows too): 2 rounds.
+    assert wf.state.path == ["Grow", "Grow", "End"] and wf.state.count == 5
+
+
 async def test_parallel_tasks_take_function_or_function_path(tmp_path: Path) -> None:
     b = merge_builder(tmp_path, f"""\
         - name: P

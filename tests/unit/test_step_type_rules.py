@@ -74,6 +74,13 @@ def test_templates_keep_types_and_format_text() -> None:
     assert problem[0] == "initial_data_template.x" and "refused" in problem[1]
 
 
+def test_templates_take_lengths_arithmetic_and_methods() -> None:
+    state = {"customer": {"name": " ada "}, "items": [1, 2]}
+    rendered = render_data({"shout": "{{ state.customer.name.strip().upper() }}",
+                            "count": "{{ len(items) + 1 }}", "line": "{{ '-' * 3 }}"}, state)
+    assert rendered == {"shout": "ADA", "count": 3, "line": "---"}
+
+
 @pytest.mark.parametrize(("rule", "state", "expected"), [
     ({"condition_key": "risk", "value_match": "high"}, {"risk": "high"}, True),
     ({"condition_key": "risk", "value_match": "high"}, {"risk": "low"}, False),
