@@ -13,6 +13,7 @@ from .conditions import Expression
 
 class StepType(enum.StrEnum):
     STANDARD = "STANDARD"
+    COMPENSATABLE = "COMPENSATABLE"
     ASYNC = "ASYNC"
     DECISION = "DECISION"
     PARALLEL = "PARALLEL"

@@ -117,6 +117,29 @@ SAGA_STEPS = f"""\
 """
 
 
+async def test_a_compensatable_step_runs_and_is_compensated_like_a_standard_one(
+        tmp_path: Path) -> None:
+    path = write_registry(tmp_path, {"Test": f"""\
+workflow_type: Test
+saga_mode: true
+steps:
+  - name: Reserve
+    type: COMPENSATABLE
+    function: {S}.increment
+    compensate_function: {S}.undo
+  - name: Note
+    type: compensatable
+    function: {S}.increment
+  - name: Charge
+    function: {S}.boom
+"""})
+    wf = await start(WorkflowBuilder.from_registry(path))
+    with pytest.raises(WorkflowFailedException):
+        await run_while_active(wf)
+    assert wf.state.path == ["Reserve", "Note"]
+    assert wf.status == "FAILED_ROLLED_BACK" and wf.state.undone == ["Reserve"]
+
+
 @pytest.mark.parametrize("flags", ["saga_mode: true", "saga_enabled: true",
                                    "saga_mode: true\nsaga_enabled: false"])
 async def test_saga_mode_turns_the_saga_on_like_saga_enabled(tmp_path: Path, flags: str) -> None:
