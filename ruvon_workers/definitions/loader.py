@@ -7,6 +7,7 @@ print them all; each names the file, the step and the field (and the line when k
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Hashable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,9 @@ from .models import InjectionRule, StepDefinition, StepType, WorkflowDefinition
 _LINE = "__line__"
 
 _CALLABLE_FIELDS = ("function", "compensate_function", "merge_function_path", "task_function")
+
+#: A ``{{ parameters.x }}`` placeholder: filled from the file's ``parameters`` when it loads.
+_PARAMETER = re.compile(r"\{\{\s*(parameters\b[^{}]*?)\s*\}\}")
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -182,6 +186,7 @@ class _WorkflowLoader:
         if not isinstance(doc, dict):
             self.issue("expected a mapping with 'workflow_type' and 'steps'")
             return None
+        doc = self._with_parameters(doc)
         wf_type = doc.get("workflow_type") or expected_type
         if not wf_type:
             self.issue("missing 'workflow_type'", field="workflow_type")
@@ -217,6 +222,46 @@ class _WorkflowLoader:
             injected_steps=injected,
             injection_rules=rules,
         )
+
+    def _with_parameters(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """``doc`` with every ``{{ parameters.x }}`` placeholder filled from its top-level
+        ``parameters`` (Ruvon renders them when the file loads); other placeholders are
+        left for run time."""
+        params = doc.get("parameters")
+        if params is None:
+            params = {}
+        if not isinstance(params, dict):
+            self.issue("'parameters' must be a mapping", field="parameters")
+            return doc
+        values = {"parameters": _strip_lines(params)}
+        return {key: value if key == "parameters" else self._fill(value, values, doc.get(_LINE))
+                for key, value in doc.items()}
+
+    def _fill(self, value: Any, values: dict[str, Any], line: int | None) -> Any:
+        if isinstance(value, dict):
+            line = value.get(_LINE, line)
+            return {key: self._fill(item, values, line) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self._fill(item, values, line) for item in value]
+        if not isinstance(value, str) or "parameters" not in value:
+            return value
+        whole = _PARAMETER.fullmatch(value.strip())
+        if whole:
+            return self._parameter(whole, values, line)
+        return _PARAMETER.sub(lambda m: str(self._parameter(m, values, line)), value)
+
+    def _parameter(self, match: re.Match[str], values: dict[str, Any], line: int | None) -> Any:
+        try:
+            result = compile_expression(match.group(1)).evaluate(values)
+        except ConditionError as exc:
+            self.issue(f"placeholder '{match.group(0)}' is refused: {exc}", field="parameters",
+                       line=line)
+            return match.group(0)
+        if result is None:
+            self.issue(f"placeholder '{match.group(0)}' names no value of 'parameters'",
+                       field="parameters", line=line)
+            return match.group(0)
+        return result
 
     def _flag(self, doc: dict[str, Any], key: str) -> bool:
         """A top-level true/false key (``saga_mode`` is Ruvon's ``saga_enabled``)."""

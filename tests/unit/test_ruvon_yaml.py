@@ -353,3 +353,59 @@ async def test_the_fleet_merges_the_same_way(tmp_path: Path, options: str,
     done = await coordinator.load(record.id)
     assert done.status == "COMPLETED" and branches == 2
     assert done.state == {"items": [], "note": None, **expected}
+
+
+async def test_parameters_fill_their_placeholders_when_the_file_loads(tmp_path: Path) -> None:
+    path = write_registry(tmp_path, {"Test": f"""\
+workflow_type: Test
+automate_start: true
+parameters:
+  module: {S.rsplit(".", 1)[0]}
+  rounds: 2
+  vip: {{prefix: VIP}}
+steps:
+  - name: Count
+    type: LOOP
+    while_condition: "count < {{{{ parameters.rounds }}}}"
+    max_iterations: "{{{{ parameters.rounds }}}}"
+    function: "{{{{ parameters.module }}}}.steps.increment"
+  - name: Route
+    type: DECISION
+    routes:
+      - condition: "label.startswith('{{{{ parameters.vip.prefix }}}}')"
+        next_step: End
+      - default: Other
+  - name: Other
+    function: {S}.increment
+  - name: End
+    function: {S}.increment
+"""})
+    builder = WorkflowBuilder.from_registry(path)
+    step = builder.registry.get("Test").step("Count")
+    assert (step.while_condition, step.max_iterations, step.function) == (
+        "count < 2", 2, f"{S}.increment")
+    wf = await start(builder, {"label": "VIP-1"})
+    # automate_start is read and ignored: a new workflow waits at its first step.
+    assert wf.status == "ACTIVE" and wf.current_step_name == "Count" and wf.state.count == 0
+    await run_while_active(wf)
+    assert wf.status == "COMPLETED" and wf.state.path == ["Count", "Count", "End"]
+
+
+def test_a_placeholder_of_an_unknown_parameter_is_refused(tmp_path: Path) -> None:
+    from ruvon_workers.definitions import load_registry
+    from ruvon_workers.errors import DefinitionError
+
+    path = write_registry(tmp_path, {"Test": f"""\
+workflow_type: Test
+parameters: {{rounds: 2}}
+steps:
+  - name: A
+    function: {S}.increment
+    description: "{{{{ parameters.round }}}} and {{{{ parameters.rounds ** 2 }}}}"
+"""})
+    with pytest.raises(DefinitionError) as info:
+        load_registry(path)
+    first, second = (str(issue) for issue in info.value.issues)
+    assert "Test.yaml:4" in first and "field 'parameters'" in first
+    assert "'{{ parameters.round }}' names no value of 'parameters'" in first
+    assert "'{{ parameters.rounds ** 2 }}' is refused: operator '**'" in second
