@@ -71,6 +71,24 @@ async def test_routes_and_loops_use_lengths_arithmetic_and_methods(tmp_path: Pat
     assert wf.state.path == ["Grow", "Grow", "End"] and wf.state.count == 5
 
 
+async def test_a_standard_step_with_routes_and_no_function_only_routes(tmp_path: Path) -> None:
+    b = builder_for(tmp_path, f"""\
+        - name: Start
+          function: {S}.increment
+        - name: Check
+          type: STANDARD
+          routes:
+            - condition: "count > 0"
+              next_step: End
+        - name: Middle
+          function: {S}.increment
+        - name: End
+          function: {S}.increment
+        """)
+    wf = await run_while_active(await start(b))
+    assert wf.status == "COMPLETED" and wf.state.path == ["Start", "End"]
+
+
 async def test_parallel_tasks_take_function_or_function_path(tmp_path: Path) -> None:
     b = merge_builder(tmp_path, f"""\
         - name: P
