@@ -201,6 +201,20 @@ async def test_value_is_not_a_list_inserts_unless_the_value_is_one_of_them(
     assert wf.status == "COMPLETED" and wf.state.path == path
 
 
+async def test_iterate_over_wins_over_tasks_as_on_ruvon(tmp_path: Path) -> None:
+    b = merge_builder(tmp_path, f"""\
+        - name: P
+          type: PARALLEL
+          tasks:
+            - {{name: one, function: {Y}.task_one}}
+          iterate_over: items
+          task_function: {Y}.keyed
+        """)
+    wf = await run_while_active(await start(b, {"items": [4]}))
+    assert wf.status == "COMPLETED"
+    assert wf.state.a == 1 and wf.state.model_dump()["k4"] == 4
+
+
 @pytest.mark.parametrize(("batch", "branches"), [("batch_size: 0", 3), ("", 3),
                                                  ("batch_size: 2", 2)])
 async def test_batch_size_0_is_one_item_per_branch_and_batching_changes_no_result(

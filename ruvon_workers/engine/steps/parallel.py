@@ -103,8 +103,9 @@ def items_of(step: StepDefinition, state: dict[str, Any], what: str = "iterate_o
 
 def plan_branches(step: StepDefinition, state: dict[str, Any]) -> list[Branch]:
     """One branch per declared task, or per group of ``batch_size`` items of
-    ``iterate_over`` (0, Ruvon's "no batching", and unset mean one item per branch)."""
-    if step.tasks:
+    ``iterate_over`` (0, Ruvon's "no batching", and unset mean one item per branch).
+    With both, ``iterate_over`` wins, as on Ruvon."""
+    if not step.iterate_over:
         return [Branch(i, task.name) for i, task in enumerate(step.tasks)]
     items = items_of(step, state)
     size = step.batch_size or 1
@@ -175,7 +176,7 @@ async def _run_branch(defn: WorkflowDefinition, step: StepDefinition, record: Wo
                        workflow_type=record.workflow_type)
     # A merge function gets each branch's changes as they are.
     append = step.merge_strategy == APPEND and not step.merge_function_path
-    if step.tasks:
+    if not step.iterate_over:
         fn = defn.function(step.tasks[branch.idx].function_path)
         state = defn.state_model.model_validate(record.state)
         base.loop_index = branch.idx
