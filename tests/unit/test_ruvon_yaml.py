@@ -1,5 +1,6 @@
 """Ruvon SDK spellings of the workflow YAML load and run here with the same meaning as
-this project's own (in-process, on the memory store)."""
+this project's own: in-process on the memory store, and the PARALLEL merges also through
+the fleet's coordinator (each branch its own message)."""
 
 from __future__ import annotations
 
