@@ -70,7 +70,9 @@ class WorkflowBuilder(_Builder):
             workflow_type, data,
             persistence_provider=persistence or MemoryPersistenceProvider(),
             execution_provider=execution or SyncExecutionProvider(),
-            idempotency_key=idempotency_key, workflow_observer=observer)
+            idempotency_key=idempotency_key, workflow_observer=observer,
+            metadata=metadata, labels={"owner_id": owner_id, "org_id": org_id,
+                                       "data_region": data_region, "priority": priority})
         assert isinstance(workflow, Workflow)
         return workflow
 

@@ -64,6 +64,27 @@ class Workflow(_Workflow):
     def idempotency_key(self) -> str | None:
         return self.record.idempotency_key
 
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The metadata the run was created with."""
+        return self.record.runtime.metadata
+
+    @property
+    def owner_id(self) -> str | None:
+        return self.record.runtime.labels.get("owner_id")
+
+    @property
+    def org_id(self) -> str | None:
+        return self.record.runtime.labels.get("org_id")
+
+    @property
+    def data_region(self) -> str | None:
+        return self.record.runtime.labels.get("data_region")
+
+    @property
+    def priority(self) -> int:
+        return int(self.record.runtime.labels.get("priority") or 5)
+
     async def enable_saga_mode(self) -> None:
         """From now on a failure runs the compensations of the completed steps (newest
         first) and ends the run FAILED_ROLLED_BACK."""
@@ -83,7 +104,9 @@ class Workflow(_Workflow):
             "completed_steps_stack": self.completed_steps_stack,
             "parent_execution_id": record.parent_id,
             "blocked_on_child_id": self.blocked_on_child_id,
-            "idempotency_key": record.idempotency_key,
+            "idempotency_key": record.idempotency_key, "metadata": self.metadata,
+            "owner_id": self.owner_id, "org_id": self.org_id,
+            "data_region": self.data_region, "priority": self.priority,
         }
 
 

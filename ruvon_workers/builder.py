@@ -114,13 +114,19 @@ class WorkflowBuilder:
                               execution_provider: ExecutionProvider,
                               idempotency_key: str | None = None,
                               parent_id: str | None = None,
-                              workflow_observer: WorkflowObserver | None = None) -> Workflow:
+                              workflow_observer: WorkflowObserver | None = None,
+                              metadata: dict[str, Any] | None = None,
+                              labels: dict[str, Any] | None = None) -> Workflow:
         """Validate, store and (on the fleet) dispatch a new workflow.
 
         With an ``idempotency_key`` already used, the existing workflow is returned.
+        ``metadata`` and ``labels`` (owner, organisation, region, priority) are kept with
+        the run as given.
         """
         record = self.new_record(workflow_type, initial_data, idempotency_key=idempotency_key,
                                  parent_id=parent_id)
+        record.runtime.metadata = dict(metadata or {})
+        record.runtime.labels = {k: v for k, v in (labels or {}).items() if v is not None}
         due_in = execution_provider.initial_due_in() if record.status == "ACTIVE" else None
         stored, created = await persistence_provider.create_workflow(record, due_in=due_in)
         if created:

@@ -7,6 +7,7 @@ print them all; each names the file, the step and the field (and the line when k
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Hashable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,9 @@ from .models import InjectionRule, StepDefinition, StepType, WorkflowDefinition
 _LINE = "__line__"
 
 _CALLABLE_FIELDS = ("function", "compensate_function", "merge_function_path", "task_function")
+
+#: A ``{{ parameters.x }}`` placeholder: filled from the file's ``parameters`` when it loads.
+_PARAMETER = re.compile(r"\{\{\s*(parameters\b[^{}]*?)\s*\}\}")
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -200,6 +204,7 @@ class _WorkflowLoader:
         if not isinstance(doc, dict):
             self.issue("expected a mapping with 'workflow_type' and 'steps'")
             return None
+        doc = self._with_parameters(doc)
         wf_type = doc.get("workflow_type") or expected_type
         if not wf_type:
             self.issue("missing 'workflow_type'", field="workflow_type")
@@ -217,6 +222,7 @@ class _WorkflowLoader:
         injected, rules = self._injections(steps, raw_steps)
         if state_model is not None:
             self._check_output_keys([*steps, *injected], state_model)
+        saga = any([self._flag(doc, "saga_enabled"), self._flag(doc, "saga_mode")])
         if state_model is None or not wf_type or len(steps) != len(raw_steps):
             return None
         return WorkflowDefinition(
@@ -225,7 +231,7 @@ class _WorkflowLoader:
             description=str(doc.get("description") or ""),
             state_model=state_model,
             state_model_path=str(model_path),
-            saga_enabled=bool(doc.get("saga_enabled", False)),
+            saga_enabled=saga,
             steps=steps,
             source_file=self.file,
             functions=self.functions,
@@ -234,6 +240,54 @@ class _WorkflowLoader:
             injected_steps=injected,
             injection_rules=rules,
         )
+
+    def _with_parameters(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """``doc`` with every ``{{ parameters.x }}`` placeholder filled from its top-level
+        ``parameters`` (Ruvon renders them when the file loads); other placeholders are
+        left for run time."""
+        params = doc.get("parameters")
+        if params is None:
+            params = {}
+        if not isinstance(params, dict):
+            self.issue("'parameters' must be a mapping", field="parameters")
+            return doc
+        values = {"parameters": _strip_lines(params)}
+        return {key: value if key == "parameters" else self._fill(value, values, doc.get(_LINE))
+                for key, value in doc.items()}
+
+    def _fill(self, value: Any, values: dict[str, Any], line: int | None) -> Any:
+        if isinstance(value, dict):
+            line = value.get(_LINE, line)
+            return {key: self._fill(item, values, line) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self._fill(item, values, line) for item in value]
+        if not isinstance(value, str) or "parameters" not in value:
+            return value
+        whole = _PARAMETER.fullmatch(value.strip())
+        if whole:
+            return self._parameter(whole, values, line)
+        return _PARAMETER.sub(lambda m: str(self._parameter(m, values, line)), value)
+
+    def _parameter(self, match: re.Match[str], values: dict[str, Any], line: int | None) -> Any:
+        try:
+            result = compile_expression(match.group(1)).evaluate(values)
+        except ConditionError as exc:
+            self.issue(f"placeholder '{match.group(0)}' is refused: {exc}", field="parameters",
+                       line=line)
+            return match.group(0)
+        if result is None:
+            self.issue(f"placeholder '{match.group(0)}' names no value of 'parameters'",
+                       field="parameters", line=line)
+            return match.group(0)
+        return result
+
+    def _flag(self, doc: dict[str, Any], key: str) -> bool:
+        """A top-level true/false key (``saga_mode`` is Ruvon's ``saga_enabled``)."""
+        value = doc.get(key, False)
+        if value is None or isinstance(value, bool):
+            return bool(value)
+        self.issue(f"'{key}' must be true or false, not {value!r}", field=key)
+        return False
 
     def _state_model(self, model_path: str | None) -> type[BaseModel] | None:
         if not model_path:
@@ -274,7 +328,7 @@ class _WorkflowLoader:
             except ValidationError as exc:
                 for err in exc.errors():
                     loc = ".".join(str(p) for p in err["loc"])
-                    msg = err["msg"]
+                    msg = err["msg"].removeprefix("Value error, ")
                     if loc == "type":
                         allowed = ", ".join(t.value for t in StepType)
                         msg = f"unknown step type '{raw.get('type')}' (allowed: {allowed})"
@@ -300,8 +354,8 @@ class _WorkflowLoader:
                     self.issue(f"'{path}' is not callable", step=step.name, field=field, line=line)
                 elif obj is not None:
                     self.functions[path] = obj
-        for task in step.tasks:
-            obj = self._import(task.function_path, field="tasks.function_path", step=step.name,
+        for i, task in enumerate(step.tasks):
+            obj = self._import(task.function_path, field=f"tasks[{i}].function", step=step.name,
                                line=line)
             if obj is not None:
                 self.functions[task.function_path] = obj
@@ -422,12 +476,18 @@ class _WorkflowLoader:
             if route.default is not None:
                 compiled.append((None, route.default))
                 continue
-            if not route.condition or not route.target:
-                self.issue("a route needs 'condition' and 'target' (or 'default')",
-                           step=step.name, field=field, line=line)
+            if route.target and route.next_step and route.target != route.next_step:
+                self.issue(f"a route names two targets ('next_step: {route.next_step}', "
+                           f"'target: {route.target}'): give one", step=step.name, field=field,
+                           line=line)
+                continue
+            target = route.next_step or route.target
+            if not route.condition or not target:
+                self.issue("a route needs 'condition' and 'next_step' (or 'target'), or "
+                           "'default'", step=step.name, field=field, line=line)
                 continue
             try:
-                compiled.append((compile_expression(route.condition), route.target))
+                compiled.append((compile_expression(route.condition), target))
             except ConditionError as exc:
                 self.issue(f"condition '{route.condition}' is refused: {exc}", step=step.name,
                            field=f"{field}.condition", line=line)

@@ -6,13 +6,14 @@ import enum
 import random
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .conditions import Expression
 
 
 class StepType(enum.StrEnum):
     STANDARD = "STANDARD"
+    COMPENSATABLE = "COMPENSATABLE"
     ASYNC = "ASYNC"
     DECISION = "DECISION"
     PARALLEL = "PARALLEL"
@@ -49,19 +50,43 @@ class RetryPolicy(_Model):
 
 
 class Route(_Model):
+    """``{condition, next_step}`` (Ruvon's spelling) or ``{condition, target}``; or
+    ``{default}``."""
+
     condition: str | None = None
     target: str | None = None
+    next_step: str | None = None
     default: str | None = None
 
 
 class ParallelTask(_Model):
+    """A PARALLEL task: ``{name, function}`` (Ruvon's key) or ``{name, function_path}``."""
+
     name: str
     function_path: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _function_is_function_path(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        if "function" not in value:
+            if "function_path" not in value:
+                raise ValueError("a task needs 'function' (or 'function_path')")
+            return value
+        given = value.get("function_path")
+        if given is not None and given != value["function"]:
+            raise ValueError(f"a task names two functions ('function: {value['function']}', "
+                             f"'function_path: {given}'): give one")
+        return {**value, "function_path": value["function"]}
 
 
 class InjectionRule(_Model):
     """``dynamic_injection`` rule: when the state's ``condition_key`` matches, insert
-    ``steps_to_insert`` after the current step."""
+    ``steps_to_insert`` after the current step.
+
+    It matches when the value equals ``value_match``; else when it is not ``value_is_not``
+    (a list: none of its values, as on Ruvon)."""
 
     condition_key: str
     value_match: Any = None
@@ -75,6 +100,8 @@ class InjectionRule(_Model):
             value = value.get(part) if isinstance(value, dict) else None
         if "value_match" in self.model_fields_set:
             return bool(value == self.value_match)
+        if isinstance(self.value_is_not, list):
+            return value not in self.value_is_not
         return bool(value != self.value_is_not)
 
 
@@ -115,6 +142,7 @@ class StepDefinition(_Model):
     initial_data_template: dict[str, Any] | None = None
     schedule_name: str | None = None
     cron_expression: str | None = None
+    schedule: str | None = None  # Ruvon's key for cron_expression
     # Fleet extensions
     queue: str | None = None
     priority: int | None = Field(default=None, ge=0, le=9)
@@ -127,10 +155,26 @@ class StepDefinition(_Model):
     def _upper_type(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("merge_strategy", "merge_conflict_behavior", mode="before")
+    @classmethod
+    def _merge_spelling(cls, value: Any) -> Any:
+        """Any case (Ruvon writes ``shallow``, its docs ``SHALLOW``); ``PREFER_OLD`` is
+        ``PREFER_EXISTING``."""
+        if not isinstance(value, str):
+            return value
+        value = value.strip().upper()
+        return "PREFER_EXISTING" if value == "PREFER_OLD" else value
+
     @field_validator("required_input", "dependencies", "includes", mode="before")
     @classmethod
     def _none_is_empty(cls, value: Any) -> Any:
         return [] if value is None else value
+
+    @model_validator(mode="after")
+    def _schedule_is_cron_expression(self) -> StepDefinition:
+        if self.cron_expression is None:
+            self.cron_expression = self.schedule
+        return self
 
 
 class WorkflowDefinition:

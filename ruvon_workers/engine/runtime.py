@@ -90,6 +90,10 @@ class Runtime:
     #: A failure runs the saga's compensations even where the definition has no
     #: ``saga_enabled`` (Ruvon's ``enable_saga_mode()`` on one run).
     saga_mode: bool = False
+    #: The run's own labels, given when it was created: Ruvon's ``metadata`` and its
+    #: ``owner_id``, ``org_id``, ``data_region`` and ``priority``.
+    metadata: dict[str, Any] = field(default_factory=dict)
+    labels: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -134,6 +138,8 @@ class Runtime:
         new.parallel = self.parallel
         new.inserted = self.inserted
         new.saga_mode = self.saga_mode
+        new.metadata = dict(self.metadata)
+        new.labels = self.labels
         new.extra = dict(self.extra)
         return new
 

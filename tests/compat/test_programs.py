@@ -37,11 +37,9 @@ NAMES = sorted(p.name for p in PROGRAMS.iterdir() if (p / "driver.py").is_file()
 # Programs that do not yet end here as they do on the SDK, with the first difference.
 PENDING: dict[str, str] = {
     "async_step": "an ASYNC function gets the state model here; the SDK passes a dict",
-    "cron_schedule": "CRON_SCHEDULE `schedule:` (the SDK's key) is not read yet",
     "decision_docs_routes": (
         "decided divergence (ruvon-compat §12 rows 11-12): conditions here are evaluated "
         "(`state.amount > 10000`); SDK 0.1.3 ignores them and runs its steps in file order"),
-    "decision_routes": "routes' `next_step` (the SDK's key) is not read yet",
     "dynamic_injection": "injection actions other than INSERT_AFTER_CURRENT are refused "
                          "at load time; the SDK skips them",
     "fire_and_forget": (
@@ -50,15 +48,16 @@ PENDING: dict[str, str] = {
     "human_input_rejected": (
         "after a rejected input the SDK is ACTIVE and skips input_model on the next call "
         "(validated_input None); here the run keeps waiting and validates"),
-    "jump_directive": "Workflow has no `metadata` (the SDK lists skipped steps there)",
     "loop_steps": "a WHILE loop reaching max_iterations fails here; the SDK stops silently",
     "parallel_fanout": "PARALLEL tasks get the state model here; the SDK passes a dict",
-    "parallel_tasks": "PARALLEL `tasks[].function` (the SDK's key) is not read yet",
+    "parallel_tasks": "PARALLEL tasks get the state model here; the SDK passes a dict",
     "pause_directive": (
         "a pause's result is merged and the resume input reaches the next step here; "
         "the SDK does neither"),
-    "saga_enable": "the order of the trail after compensation differs",
-    "saga_yaml": "`saga_mode: true` (the SDK's key) is not read yet",
+    "saga_enable": ("the in-place edits of the step that failed, and of a compensation "
+                    "that failed, are discarded here; SDK 0.1.3 keeps them"),
+    "saga_yaml": "compensations' returned dicts are merged here; SDK 0.1.3 keeps only "
+                 "their in-place edits",
     "sub_workflow": ("`sub_workflow_results` is keyed by the child's type here; the SDK keys "
                      "it by the child's id, with its type, status, state and final result"),
 }

@@ -147,3 +147,63 @@ def test_validate_cli_ok() -> None:
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert '"valid":true' in proc.stdout and "Charge_Payment" in proc.stdout
+
+
+def test_routes_take_next_step_or_target_and_both_are_checked(tmp_path: Path) -> None:
+    msgs = problems(tmp_path, f"""\
+        - name: A
+          function: {S}.increment
+          routes:
+            - condition: "count > 1"
+              next_step: Nowhere
+            - condition: "count > 2"
+              target: Elsewhere
+            - default: A
+        """)
+    assert len(msgs) == 2 and all("step 'A'" in m for m in msgs)
+    assert "field 'routes[0]'" in msgs[0] and "route target 'Nowhere' names no step" in msgs[0]
+    assert "field 'routes[1]'" in msgs[1] and "route target 'Elsewhere' names no step" in msgs[1]
+
+
+def test_a_route_with_two_targets_or_none_is_refused(tmp_path: Path) -> None:
+    msgs = problems(tmp_path, f"""\
+        - name: A
+          function: {S}.increment
+          routes:
+            - condition: "count > 3"
+              next_step: A
+              target: B
+            - condition: "count > 4"
+        - name: B
+          function: {S}.increment
+        """)
+    assert len(msgs) == 2
+    assert "field 'routes[0]'" in msgs[0] and "two targets ('next_step: A', 'target: B')" in msgs[0]
+    assert "field 'routes[1]'" in msgs[1] and "needs 'condition' and 'next_step'" in msgs[1]
+
+
+def test_refused_expressions_name_the_step_the_field_and_the_expression(
+        tmp_path: Path) -> None:
+    msgs = problems(tmp_path, f"""\
+        - name: Route
+          function: {S}.increment
+          routes:
+            - condition: "len(path) ** 2 > 4"
+              next_step: Route
+        - name: Loop
+          type: LOOP
+          while_condition: "label.format(count)"
+          function: {S}.increment
+        - name: Spawn
+          type: FIRE_AND_FORGET
+          target_workflow_type: Test
+          initial_data_template:
+            rule: "{{{{ '-' * 1000000000 }}}}"
+        """)
+    assert len(msgs) == 3
+    assert "step 'Route'" in msgs[0] and "field 'routes[0].condition'" in msgs[0]
+    assert "condition 'len(path) ** 2 > 4' is refused: operator '**' is not allowed" in msgs[0]
+    assert "step 'Loop'" in msgs[1] and "field 'while_condition'" in msgs[1]
+    assert "expression 'label.format(count)' is refused: method 'format'" in msgs[1]
+    assert "step 'Spawn'" in msgs[2] and "field 'initial_data_template.rule'" in msgs[2]
+    assert "a repetition of 1000000000 items is too long" in msgs[2]

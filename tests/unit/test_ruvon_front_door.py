@@ -117,6 +117,8 @@ async def test_a_registry_dict_builds_and_runs_a_workflow_in_process() -> None:
     assert observer.events == [("started", "Order"), ("step", "Reserve", 0, "COMPLETED"),
                                ("step", "Charge", 1, "COMPLETED"),
                                ("step", "Ship", 2, "COMPLETED"), ("completed", "Order")]
+    assert (wf.owner_id, wf.org_id, wf.data_region, wf.priority, wf.metadata) == (
+        "u-1", "o-1", "eu", 5, {"source": "test"})
     data = wf.to_dict()
     assert (data["id"], data["status"], data["current_step"]) == (wf.id, "COMPLETED", None)
     assert [s["step_name"] for s in data["completed_steps_stack"]] == [

@@ -74,6 +74,13 @@ def test_templates_keep_types_and_format_text() -> None:
     assert problem[0] == "initial_data_template.x" and "refused" in problem[1]
 
 
+def test_templates_take_lengths_arithmetic_and_methods() -> None:
+    state = {"customer": {"name": " ada "}, "items": [1, 2]}
+    rendered = render_data({"shout": "{{ state.customer.name.strip().upper() }}",
+                            "count": "{{ len(items) + 1 }}", "line": "{{ '-' * 3 }}"}, state)
+    assert rendered == {"shout": "ADA", "count": 3, "line": "---"}
+
+
 @pytest.mark.parametrize(("rule", "state", "expected"), [
     ({"condition_key": "risk", "value_match": "high"}, {"risk": "high"}, True),
     ({"condition_key": "risk", "value_match": "high"}, {"risk": "low"}, False),
@@ -81,6 +88,11 @@ def test_templates_keep_types_and_format_text() -> None:
      {"check": {"result": "bad"}}, True),
     ({"condition_key": "check.result", "value_is_not": "ok"}, {"check": {"result": "ok"}},
      False),
+    # A list is "none of these" (Ruvon's membership test); a scalar is "not this one".
+    ({"condition_key": "risk", "value_is_not": ["low", "none"]}, {"risk": "high"}, True),
+    ({"condition_key": "risk", "value_is_not": ["low", "none"]}, {"risk": "low"}, False),
+    ({"condition_key": "risk", "value_is_not": ["low", "none"]}, {}, True),
+    ({"condition_key": "tags", "value_is_not": ["a"]}, {"tags": ["a"]}, True),
 ])
 def test_injection_rules_match(rule: dict[str, Any], state: dict[str, Any],
                                expected: bool) -> None:
@@ -144,6 +156,79 @@ def test_bad_parallel_and_loop_fields_are_named(tmp_path: Path) -> None:
     assert "field 'iterate_over'" in text and "an ITERATE loop needs 'iterate_over'" in text
     assert "field 'loop_body[0].function'" in text
     assert "step 'W'" in text and "a WHILE loop needs 'while_condition'" in text
+
+
+def test_a_bad_loop_body_entry_is_named(tmp_path: Path) -> None:
+    msgs = _problems(tmp_path, f"""
+        - name: L
+          type: LOOP
+          mode: WHILE
+          while_condition: "count < 3"
+          loop_body:
+            - {{name: Check_API, type: HTTP, http_config: {{method: GET, url: "http://x"}}}}
+            - {{name: Tally, type: STANDARD}}
+            - {{name: Ok, type: standard, function: {S}.increment}}
+            - {{function: {S}.nowhere}}
+    """)
+    assert len(msgs) == 3 and all("step 'L'" in m for m in msgs)
+    assert "field 'loop_body[0].type'" in msgs[0]
+    assert "loop_body[0] ('Check_API') is a HTTP step: a LOOP body runs functions" in msgs[0]
+    assert "field 'loop_body[1].function'" in msgs[1]
+    assert "loop_body[1] ('Tally') needs 'function'" in msgs[1]
+    assert "field 'loop_body[3].function'" in msgs[2] and "'nowhere'" in msgs[2]
+
+
+def test_a_negative_batch_size_is_refused(tmp_path: Path) -> None:
+    (msg,) = _problems(tmp_path, f"""
+        - name: P
+          type: PARALLEL
+          iterate_over: state.path
+          task_function: {S}.increment
+          batch_size: -1
+    """)
+    assert "step 'P'" in msg and "field 'batch_size'" in msg
+    assert "batch_size must be 0 (one item per branch, as when it is left out) or more" in msg
+
+
+def test_a_parallel_task_names_one_function(tmp_path: Path) -> None:
+    msgs = _problems(tmp_path, f"""
+        - name: P
+          type: PARALLEL
+          tasks:
+            - {{name: both, function: {S}.increment, function_path: {S}.boom}}
+            - {{name: none}}
+        - name: Q
+          type: PARALLEL
+          tasks:
+            - {{name: ok, function: {S}.increment}}
+            - {{name: missing, function: {S}.nowhere}}
+    """)
+    text = "\n".join(msgs)
+    assert len(msgs) == 3 and "step 'P'" in text and "step 'Q'" in text
+    assert "field 'tasks.0'" in text and "a task names two functions" in text
+    assert "field 'tasks.1'" in text and "a task needs 'function' (or 'function_path')" in text
+    assert "field 'tasks[1].function'" in text and "has no attribute 'nowhere'" in text
+
+
+def test_a_cron_schedule_step_names_one_cron_expression(tmp_path: Path) -> None:
+    msgs = _problems(tmp_path, """
+        - name: Both
+          type: CRON_SCHEDULE
+          target_workflow_type: Test
+          schedule: "0 6 * * *"
+          cron_expression: "0 7 * * *"
+        - name: Neither
+          type: CRON_SCHEDULE
+          target_workflow_type: Test
+        - name: Bad
+          type: CRON_SCHEDULE
+          target_workflow_type: Test
+          schedule: "at noon"
+    """)
+    assert len(msgs) == 3 and all("field 'schedule'" in m for m in msgs)
+    assert "step 'Both'" in msgs[0] and "two cron expressions" in msgs[0]
+    assert "step 'Neither'" in msgs[1] and "needs 'schedule' (or 'cron_expression')" in msgs[1]
+    assert "step 'Bad'" in msgs[2] and "'at noon' is not a cron expression" in msgs[2]
 
 
 def test_bad_cron_target_template_and_injection_are_named(tmp_path: Path) -> None:

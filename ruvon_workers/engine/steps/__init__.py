@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ...definitions.models import StepType
 from .base import StepKind
+from .compensatable import CompensatableStep
 from .cron_schedule import CronScheduleStep
 from .fire_and_forget import FireAndForgetStep
 from .function import DecisionStep, FunctionStep, HumanStep
@@ -19,6 +20,7 @@ from .parallel import ParallelStep
 
 KINDS: dict[StepType, StepKind] = {
     StepType.STANDARD: FunctionStep(),
+    StepType.COMPENSATABLE: CompensatableStep(),
     StepType.ASYNC: FunctionStep(),
     StepType.DECISION: DecisionStep(),
     StepType.HUMAN_IN_LOOP: HumanStep(),

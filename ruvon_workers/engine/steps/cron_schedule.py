@@ -21,14 +21,21 @@ if TYPE_CHECKING:
 
 
 class CronScheduleStep(StepKind):
-    required_fields = ("target_workflow_type", "cron_expression")
+    """The cron expression is ``schedule`` (Ruvon's key) or ``cron_expression``."""
+
+    required_fields = ("target_workflow_type",)
 
     def problems(self, step: StepDefinition) -> Iterable[Problem]:
         from ...scheduling import cron_problem
 
-        problem = cron_problem(step.cron_expression) if step.cron_expression else None
-        if problem:
-            yield "cron_expression", problem
+        field = "schedule" if step.schedule else "cron_expression"
+        if not step.cron_expression:
+            yield "schedule", "a CRON_SCHEDULE step needs 'schedule' (or 'cron_expression')"
+        elif step.schedule and step.schedule != step.cron_expression:
+            yield "schedule", (f"two cron expressions ('schedule: {step.schedule}', "
+                               f"'cron_expression: {step.cron_expression}'): give one")
+        elif problem := cron_problem(step.cron_expression):
+            yield field, problem
 
     async def run(self, runner: StepRunner, state: BaseModel, validated: BaseModel | None,
                   started: float) -> Transition:

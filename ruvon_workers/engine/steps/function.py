@@ -15,7 +15,14 @@ from .base import Problem, StepKind
 
 
 class FunctionStep(StepKind):
-    """STANDARD and ASYNC."""
+    """STANDARD and ASYNC. One with ``routes`` and no ``function`` only routes, like a
+    DECISION step (Ruvon has no DECISION type: its files route from STANDARD steps)."""
+
+    required_fields = ()
+
+    def problems(self, step: StepDefinition) -> Iterable[Problem]:
+        if not (step.function or step.routes):
+            yield "function", f"a {step.type.value} step needs 'function' (or 'routes')"
 
 
 class DecisionStep(StepKind):

@@ -45,8 +45,7 @@ class LoopStep(StepKind):
         if step.max_iterations is not None and step.max_iterations < 1:
             yield "max_iterations", "max_iterations must be 1 or more"
         for i, entry in enumerate(step.loop_body):
-            if not (isinstance(entry, dict) and entry.get("function")):
-                yield f"loop_body[{i}].function", "each loop_body entry needs 'function'"
+            yield from _entry_problems(i, entry)
 
     def function_paths(self, step: StepDefinition) -> Iterable[tuple[str, str]]:
         for i, entry in enumerate(step.loop_body):
@@ -94,6 +93,24 @@ class LoopStep(StepKind):
             step=step.name,
             auto_continue=True,
         )
+
+
+#: The step types a loop_body entry may have: it runs its ``function``.
+_BODY_TYPES = ("STANDARD", "ASYNC", "COMPENSATABLE")
+
+
+def _entry_problems(i: int, entry: dict[str, Any]) -> Iterable[Problem]:
+    """A loop_body entry is a step of its own (``{name, type, function}``, as in Ruvon's
+    docs) or just ``{function}``; either way the loop calls its function."""
+    where = f"loop_body[{i}]"
+    label = f"{where} ('{entry['name']}')" if entry.get("name") else where
+    kind = str(entry.get("type") or "STANDARD").upper()
+    if kind not in _BODY_TYPES:
+        yield f"{where}.type", (f"{label} is a {kind} step: a LOOP body runs functions, "
+                                f"so its entries are {', '.join(_BODY_TYPES)} steps (make "
+                                "it a step after the LOOP)")
+    elif not entry.get("function"):
+        yield f"{where}.function", f"{label} needs 'function'"
 
 
 def _position(step: StepDefinition, state: dict[str, Any], index: int) -> tuple[Any, bool]:

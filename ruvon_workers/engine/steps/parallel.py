@@ -29,10 +29,14 @@ from .base import Problem, StepKind
 if TYPE_CHECKING:
     from ..runner import StepRunner
 
+SHALLOW, DEEP, REPLACE, APPEND = "SHALLOW", "DEEP", "REPLACE", "APPEND"
+OVERWRITE_EXISTING, PRESERVE_EXISTING = "OVERWRITE_EXISTING", "PRESERVE_EXISTING"
 PREFER_NEW = "PREFER_NEW"
 PREFER_EXISTING = "PREFER_EXISTING"
 RAISE_ERROR = "RAISE_ERROR"
-MERGE_STRATEGIES = ("SHALLOW", "DEEP")
+#: Ruvon's six strategies (the model takes any case).
+MERGE_STRATEGIES = (SHALLOW, DEEP, REPLACE, APPEND, OVERWRITE_EXISTING, PRESERVE_EXISTING)
+#: ``PREFER_OLD`` is read as ``PREFER_EXISTING``.
 CONFLICT_BEHAVIORS = (PREFER_NEW, PREFER_EXISTING, RAISE_ERROR)
 _MISSING = object()
 
@@ -51,15 +55,17 @@ class ParallelStep(StepKind):
             yield "tasks", "a PARALLEL step needs 'tasks' or 'iterate_over'"
         if step.iterate_over and not step.task_function:
             yield "task_function", "a PARALLEL step with 'iterate_over' needs 'task_function'"
-        if step.merge_strategy.upper() not in MERGE_STRATEGIES:
+        if step.merge_strategy not in MERGE_STRATEGIES:
             yield "merge_strategy", (f"merge_strategy '{step.merge_strategy}' is not one of "
-                                     f"{', '.join(MERGE_STRATEGIES)}")
-        if step.merge_conflict_behavior.upper() not in CONFLICT_BEHAVIORS:
+                                     f"{', '.join(MERGE_STRATEGIES)} (in any case)")
+        if step.merge_conflict_behavior not in CONFLICT_BEHAVIORS:
             yield "merge_conflict_behavior", (
                 f"merge_conflict_behavior '{step.merge_conflict_behavior}' is not one of "
-                f"{', '.join(CONFLICT_BEHAVIORS)}")
-        if step.batch_size is not None and step.batch_size < 1:
-            yield "batch_size", "batch_size must be 1 or more"
+                f"{', '.join(CONFLICT_BEHAVIORS)} (in any case; PREFER_OLD is "
+                "PREFER_EXISTING)")
+        if step.batch_size is not None and step.batch_size < 0:
+            yield "batch_size", ("batch_size must be 0 (one item per branch, as when it is "
+                                 "left out) or more")
         if step.timeout_seconds is not None and step.timeout_seconds <= 0:
             yield "timeout_seconds", "timeout_seconds must be more than 0"
 
@@ -95,11 +101,12 @@ def items_of(step: StepDefinition, state: dict[str, Any], what: str = "iterate_o
 
 def plan_branches(step: StepDefinition, state: dict[str, Any]) -> list[Branch]:
     """One branch per declared task, or per group of ``batch_size`` items of
-    ``iterate_over``."""
-    if step.tasks:
+    ``iterate_over`` (0, Ruvon's "no batching", and unset mean one item per branch).
+    With both, ``iterate_over`` wins, as on Ruvon."""
+    if not step.iterate_over:
         return [Branch(i, task.name) for i, task in enumerate(step.tasks)]
     items = items_of(step, state)
-    size = max(step.batch_size or 1, 1)
+    size = step.batch_size or 1
     return [Branch(n, f"{step.name}[{start}]",
                    item={"start": start, "items": items[start:start + size]})
             for n, start in enumerate(range(0, len(items), size))]
@@ -109,11 +116,21 @@ def deadline_for(step: StepDefinition) -> float | None:
     return time.time() + step.timeout_seconds if step.timeout_seconds else None
 
 
-def changes_of(before: dict[str, Any], after: BaseModel, result: object, step: str
-               ) -> dict[str, Any]:
-    """What a branch changed: the fields it changed in place plus the dict it returned."""
+def changes_of(before: dict[str, Any], after: BaseModel, result: object, step: str, *,
+               append: bool = False) -> dict[str, Any]:
+    """What a branch changed: the fields it changed in place plus the dict it returned.
+
+    With ``append`` (the APPEND strategy), a list the branch extended in place counts as
+    the items it added, as a returned list does.
+    """
     changes = {key: value for key, value in after.model_dump(mode="json").items()
                if before.get(key, _MISSING) != value}
+    if append:
+        for key, value in changes.items():
+            old = before.get(key)
+            if (isinstance(old, list) and isinstance(value, list)
+                    and value[:len(old)] == old):
+                changes[key] = value[len(old):]
     if result is None:
         return changes
     if hasattr(result, "model_dump"):
@@ -145,11 +162,14 @@ async def _run_branch(defn: WorkflowDefinition, step: StepDefinition, record: Wo
                        idempotency_key=f"{record.id}:{step.name}:{record.version}:"
                                        f"{branch.idx}",
                        workflow_type=record.workflow_type)
-    if step.tasks:
+    # A merge function gets each branch's changes as they are.
+    append = step.merge_strategy == APPEND and not step.merge_function_path
+    if not step.iterate_over:
         fn = defn.function(step.tasks[branch.idx].function_path)
         state = defn.state_model.model_validate(record.state)
         base.loop_index = branch.idx
-        return changes_of(record.state, state, await call(fn, state, base, {}), step.name)
+        return _kept(step, record.state, changes_of(
+            record.state, state, await call(fn, state, base, {}), step.name, append=append))
     fn = defn.function(step.task_function)
     item_var = step.item_var_name or "item"
     merged: dict[str, Any] = {}
@@ -159,10 +179,21 @@ async def _run_branch(defn: WorkflowDefinition, step: StepDefinition, record: Wo
         index = item["start"] + offset
         state = defn.state_model.model_validate(record.state)
         context = StepContext(**{**base.__dict__, "loop_item": value, "loop_index": index})
-        changes = changes_of(record.state, state, await call(fn, state, context, {item_var: value}),
-                             step.name)
-        merge_into(merged, changes, step, owners, f"{step.name}[{index}]")
+        changes = changes_of(record.state, state,
+                             await call(fn, state, context, {item_var: value}),
+                             step.name, append=append)
+        merge_into(merged, _kept(step, record.state, changes), step, owners,
+                   f"{step.name}[{index}]")
     return merged
+
+
+def _kept(step: StepDefinition, state: dict[str, Any], changes: dict[str, Any]
+          ) -> dict[str, Any]:
+    """The changes the strategy lets through: PRESERVE_EXISTING sets only keys the state
+    lacks (a merge function gets them all)."""
+    if step.merge_strategy != PRESERVE_EXISTING or step.merge_function_path:
+        return changes
+    return {key: value for key, value in changes.items() if key not in state}
 
 
 def merge_into(target: dict[str, Any], incoming: dict[str, Any], step: StepDefinition,
@@ -172,16 +203,21 @@ def merge_into(target: dict[str, Any], incoming: dict[str, Any], step: StepDefin
 
     ``owners`` remembers which branch set each key: a key set by an earlier branch is a
     conflict; a value that was only in the state is not (PREFER_EXISTING still keeps it
-    unless it is null).
+    unless it is null). APPEND extends a list with a list (never a conflict);
+    OVERWRITE_EXISTING always lets the later value win.
     """
-    deep = (step.merge_strategy or "SHALLOW").upper() == "DEEP"
-    behavior = (step.merge_conflict_behavior or PREFER_NEW).upper()
+    strategy = step.merge_strategy
+    behavior = PREFER_NEW if strategy == OVERWRITE_EXISTING else step.merge_conflict_behavior
     for key, value in incoming.items():
         path = (*prefix, key)
         existing = target.get(key, _MISSING)
-        if deep and isinstance(value, dict) and isinstance(existing, dict):
+        if strategy == DEEP and isinstance(value, dict) and isinstance(existing, dict):
             target[key] = dict(existing)
             merge_into(target[key], value, step, owners, branch, path)
+            continue
+        if strategy == APPEND and isinstance(value, list) and isinstance(existing, list):
+            target[key] = [*existing, *value]
+            owners[path] = branch
             continue
         if existing is not _MISSING and existing != value:
             # Set by an earlier branch: this key, or a dict holding it, came from one.
@@ -200,7 +236,9 @@ def merge_into(target: dict[str, Any], incoming: dict[str, Any], step: StepDefin
 
 def merge_branches(defn: WorkflowDefinition, step: StepDefinition, state: dict[str, Any],
                    results: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
-    """The new state values after merging ``results`` (in declared order) into ``state``."""
+    """The new state values after merging ``results`` (in declared order) into ``state``;
+    under REPLACE, the merged results are the new state (other fields take their
+    defaults)."""
     merge_fn = defn.function(step.merge_function_path)
     if merge_fn is not None:
         model = defn.state_model.model_validate(state)
@@ -211,7 +249,7 @@ def merge_branches(defn: WorkflowDefinition, step: StepDefinition, state: dict[s
             raise StepFailed(step.name, f"merge function returned {type(merged).__name__}, "
                                         "not a dict of state fields")
         return {**model.model_dump(mode="json"), **to_jsonable_python(merged)}
-    target = dict(state)
+    target = {} if step.merge_strategy == REPLACE else dict(state)
     owners: dict[tuple[str, ...], str] = {}
     for name, changes in results:
         merge_into(target, changes, step, owners, name)
