@@ -11,7 +11,8 @@ and step durations). Code that needs only one concern can ask for that one.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import statistics
+from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -87,6 +88,23 @@ def percentile_cont(ordered: list[float], fraction: float) -> float | None:
     position = fraction * (len(ordered) - 1)
     low, high = math.floor(position), math.ceil(position)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def step_stats(completed: Iterable[tuple[str | None, float | None]]) -> list[StepStats]:
+    """``StepStats`` per step from ``(step, duration_ms)`` of its COMPLETED rows, in the
+    order the steps first completed: every row counts, the figures are over the rows with
+    a duration (as PostgreSQL's aggregates)."""
+    by_step: dict[str | None, list[float | None]] = {}
+    for step, duration_ms in completed:
+        by_step.setdefault(step, []).append(duration_ms)
+    stats = []
+    for step, durations in by_step.items():
+        known = sorted(d for d in durations if d is not None)
+        stats.append(StepStats(step, len(durations),
+                               statistics.fmean(known) if known else None,
+                               percentile_cont(known, 0.5), percentile_cont(known, 0.95),
+                               known[-1] if known else None))
+    return stats
 
 
 def _repr(value: Any) -> str:

@@ -8,14 +8,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime as dt
-import statistics
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ..engine.records import Branch, HistoryEntry, RecordUpdate, Status, StepOutcome, WorkflowRecord
 from ..errors import StaleStateError
-from .base import DueStep, dead_letter_values, percentile_cont, same_workflow
+from .base import DueStep, dead_letter_values, same_workflow, step_stats
 from .rows import DeadLetter, Schedule, ScheduleSpec, StepStats
 
 _DUE_STATUSES = frozenset({Status.ACTIVE, Status.PENDING_ASYNC, Status.PENDING_SUB_WORKFLOW})
@@ -197,21 +196,9 @@ class MemoryPersistenceProvider:
         return counts
 
     async def step_durations(self, workflow_type: str) -> list[StepStats]:
-        # Grouped by step in the order the steps first completed; every COMPLETED row
-        # counts, the figures are over those with a duration.
-        by_step: dict[str | None, list[float | None]] = {}
-        for wid, entry in self._log:
-            if (entry.status == StepOutcome.COMPLETED
-                    and self._rows[wid].workflow_type == workflow_type):
-                by_step.setdefault(entry.step, []).append(entry.duration_ms)
-        stats = []
-        for step, durations in by_step.items():
-            known = sorted(d for d in durations if d is not None)
-            stats.append(StepStats(step, len(durations),
-                                   statistics.fmean(known) if known else None,
-                                   percentile_cont(known, 0.5), percentile_cont(known, 0.95),
-                                   known[-1] if known else None))
-        return stats
+        return step_stats((entry.step, entry.duration_ms) for wid, entry in self._log
+                          if entry.status == StepOutcome.COMPLETED
+                          and self._rows[wid].workflow_type == workflow_type)
 
     # -- PARALLEL fan-outs ----------------------------------------------------------------
 

@@ -43,7 +43,6 @@ import asyncio
 import datetime as dt
 import os
 import sqlite3
-import statistics
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -62,7 +61,7 @@ from ..errors import (
 )
 from ..utils.serialization import deserialize, serialize
 from . import sql
-from .base import DueStep, dead_letter_values, percentile_cont, same_workflow
+from .base import DueStep, dead_letter_values, same_workflow, step_stats
 from .rows import DeadLetter, Schedule, ScheduleSpec, StepStats
 
 T = TypeVar("T")
@@ -473,19 +472,7 @@ class SQLitePersistenceProvider:
     async def step_durations(self, workflow_type: str) -> list[StepStats]:
         rows = await self._run("step_durations", self._all, "completed_durations",
                                {"workflow_type": workflow_type})
-        # Grouped by step in the order the steps first completed; every COMPLETED row
-        # counts, the figures are over those with a duration (as PostgreSQL's aggregates).
-        by_step: dict[str | None, list[float | None]] = {}
-        for step, duration_ms in rows:
-            by_step.setdefault(step, []).append(duration_ms)
-        stats = []
-        for step, durations in by_step.items():
-            known = sorted(d for d in durations if d is not None)
-            stats.append(StepStats(step, len(durations),
-                                   statistics.fmean(known) if known else None,
-                                   percentile_cont(known, 0.5), percentile_cont(known, 0.95),
-                                   known[-1] if known else None))
-        return stats
+        return step_stats(rows)
 
 
 if TYPE_CHECKING:

@@ -14,6 +14,7 @@ from ruvon_workers.execution import SyncExecutionProvider
 from ruvon_workers.persistence import MemoryPersistenceProvider
 
 from ..helpers import S, builder_for, run_while_active, workflow_yaml, write_registry
+from .test_coordinator_rules import Outbox
 
 Y = "tests.fixtures.ruvon_yaml_steps"
 MERGE_STATE = "tests.fixtures.models.MergeState"
@@ -346,17 +347,6 @@ async def test_loop_body_entries_may_be_whole_steps_and_run_in_order(tmp_path: P
     wf = await run_while_active(await start(b, {"items": [1, 2]}))
     assert wf.status == "COMPLETED"
     assert wf.state.note == "12" and wf.state.tags == ["s", "i1", "i2"]
-
-
-class Outbox:
-    """Stands in for the broker: keeps the step messages the coordinator sends."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str, int, int | None]] = []
-
-    def step(self, workflow_type: str, step: str, workflow_id: str, version: int,
-             countdown: float | None = None, branch: int | None = None) -> None:
-        self.sent.append((workflow_id, step, version, branch))
 
 
 @pytest.mark.parametrize(("options", "expected"), [
