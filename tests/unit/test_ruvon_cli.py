@@ -57,7 +57,9 @@ def test_a_run_that_fails_exits_1() -> None:
     assert "Status: FAILED" in out and "card declined" in err
 
 
-def test_bad_data_and_usage_errors() -> None:
+def test_bad_data_and_usage_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("RUVON_DB_URL", raising=False)
     code, _, err = _invoke("run", str(ORDER), "-d", "[1, 2]")
     assert code == 1 and "--data must be a JSON object" in err
     code, _, _ = _invoke("run")
