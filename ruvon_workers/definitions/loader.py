@@ -7,6 +7,7 @@ print them all; each names the file, the step and the field (and the line when k
 from __future__ import annotations
 
 import inspect
+import os
 import re
 from collections.abc import Hashable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -24,6 +25,8 @@ _LINE = "__line__"
 
 _CALLABLE_FIELDS = ("function", "compensate_function", "merge_function_path", "task_function")
 
+#: ``${VAR}`` or ``${VAR:-default}``: filled from the environment when the file loads.
+_ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 #: A ``{{ parameters.x }}`` placeholder: filled from the file's ``parameters`` when it loads.
 _PARAMETER = re.compile(r"\{\{\s*(parameters\b[^{}]*?)\s*\}\}")
 
@@ -181,6 +184,26 @@ def load_workflow_file(path: str | Path, issues: list[DefinitionIssue] | None = 
     return definition if len(own_issues) == before else None
 
 
+def _with_environment(value: Any) -> Any:
+    """``value`` with ``${VAR}`` / ``${VAR:-default}`` in its strings replaced from the
+    environment, as Ruvon does when a file loads; an unset variable without a default is
+    left as written."""
+    if isinstance(value, dict):
+        return {key: _with_environment(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_with_environment(item) for item in value]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        found = os.environ.get(match.group(1))
+        if found is not None:
+            return found
+        return match.group(2) if match.group(2) is not None else match.group(0)
+
+    return _ENV_VAR.sub(replace, value)
+
+
 class _WorkflowLoader:
     def __init__(self, path: Path, issues: list[DefinitionIssue]):
         self.path = path
@@ -204,7 +227,7 @@ class _WorkflowLoader:
         if not isinstance(doc, dict):
             self.issue("expected a mapping with 'workflow_type' and 'steps'")
             return None
-        doc = self._with_parameters(doc)
+        doc = self._with_parameters(_with_environment(doc))
         wf_type = doc.get("workflow_type") or expected_type
         if not wf_type:
             self.issue("missing 'workflow_type'", field="workflow_type")

@@ -45,6 +45,9 @@ PENDING: dict[str, str] = {
     "fire_and_forget": (
         "initial_data_template is rendered from the state here; SDK 0.1.3 passes "
         "`{{state.x}}` literally and `{{ x }}` as \"\", which the child's model refuses here"),
+    "http_step": (
+        "decided divergence (ruvon-compat §12 row 23): HTTP steps work here, so the request "
+        "reaches the local service and the run completes; SDK 0.1.3 fails every HTTP step"),
     "human_input_rejected": (
         "after a rejected input the SDK is ACTIVE and skips input_model on the next call "
         "(validated_input None); here the run keeps waiting and validates"),

@@ -207,3 +207,24 @@ def test_refused_expressions_name_the_step_the_field_and_the_expression(
     assert "expression 'label.format(count)' is refused: method 'format'" in msgs[1]
     assert "step 'Spawn'" in msgs[2] and "field 'initial_data_template.rule'" in msgs[2]
     assert "a repetition of 1000000000 items is too long" in msgs[2]
+
+
+def test_environment_variables_fill_the_file_when_it_loads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RW_TEST_SERVICE", "http://127.0.0.1:9000")
+    monkeypatch.delenv("RW_TEST_UNSET", raising=False)
+    path = write_registry(tmp_path, {"Test": workflow_yaml(f"""\
+        - name: Fetch
+          type: HTTP
+          http_config:
+            url: "${{RW_TEST_SERVICE}}/score"
+            headers:
+              X-Region: "${{RW_TEST_UNSET:-eu-west}}"
+              X-Left: "${{RW_TEST_UNSET}}"
+          output_key: label
+        - name: Done
+          function: {S}.increment
+        """)})
+    config = load_registry(path).get("Test").step("Fetch").http_config or {}
+    assert config["url"] == "http://127.0.0.1:9000/score"
+    assert config["headers"] == {"X-Region": "eu-west", "X-Left": "${RW_TEST_UNSET}"}
