@@ -7,6 +7,8 @@ from typing import Any
 from ruvon_workers.engine.records import Status
 from ruvon_workers.workflow import Workflow as _Workflow
 
+COMPLETED_RESULT = {"status": "Workflow completed"}
+
 
 class Workflow(_Workflow):
     """One run, as Ruvon programs see it: ``current_step`` is the index of the current
@@ -84,6 +86,26 @@ class Workflow(_Workflow):
     @property
     def priority(self) -> int:
         return int(self.record.runtime.labels.get("priority") or 5)
+
+    async def next_step(self, user_input: dict[str, Any] | None = None,
+                        _previous_step_result: Any = None) -> tuple[Any, str | None]:
+        """Run the current step and answer as Ruvon does: ``(the step's result, the next
+        step's name)``; ``({"status": "Workflow completed"}, None)`` once the run is
+        complete; ``({"message": "Jumped to step X"}, "X")`` after a jump; the child's ids
+        after starting a sub-workflow."""
+        if self.status == Status.COMPLETED:
+            return dict(COMPLETED_RESULT), None
+        result, jumped_to = await super().next_step(user_input)
+        if self.status == Status.COMPLETED:
+            return dict(COMPLETED_RESULT), None
+        if jumped_to is not None:
+            return {"message": f"Jumped to step {jumped_to}"}, jumped_to
+        child = self.record.runtime.child
+        if self.status == Status.PENDING_SUB_WORKFLOW and child:
+            return {"message": f"Sub-workflow {child.get('workflow_type')} started",
+                    "child_workflow_id": child.get("id"),
+                    "parent_workflow_id": self.id}, None
+        return (result if result is not None else {}), self.current_step_name
 
     async def enable_saga_mode(self) -> None:
         """From now on a failure runs the compensations of the completed steps (newest

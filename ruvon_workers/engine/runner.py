@@ -125,7 +125,8 @@ class StepRunner:
             step=step.name,
             result=result,
             jumped_to=current if jumped else None,
-            auto_continue=active and step.automate_next is True,
+            # Ruvon: a jump (a directive or a route) stops the chaining at its target.
+            auto_continue=active and step.automate_next is True and not jumped,
             hold=active and step.automate_next is False,
         )
 

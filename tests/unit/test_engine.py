@@ -177,6 +177,18 @@ async def test_saga_exception_in_ruvons_form_rolls_back(tmp_path: Path) -> None:
     assert str(WorkflowFailedException("plain message")) == "plain message"
 
 
+async def test_a_jump_stops_automate_next_at_its_target(tmp_path: Path) -> None:
+    b = builder_for(tmp_path, f"- name: A\n  function: {S}.jump_to_end\n"
+                              f"  automate_next: true\n"
+                              f"- name: B\n  function: {S}.increment\n"
+                              f"- name: End\n  function: {S}.increment\n")
+    wf = await start(b)
+    assert await wf.next_step() == (None, "End")
+    assert wf.status == "ACTIVE" and wf.current_step_name == "End" and wf.state.count == 0
+    await wf.next_step()
+    assert wf.status == "COMPLETED" and wf.state.count == 1
+
+
 async def test_saga_compensates_in_reverse_order(tmp_path: Path) -> None:
     b = builder_for(tmp_path, f"""\
         - name: A

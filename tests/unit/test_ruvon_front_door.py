@@ -107,11 +107,15 @@ async def test_a_registry_dict_builds_and_runs_a_workflow_in_process() -> None:
     assert isinstance(wf, Workflow)
     assert (wf.status, wf.current_step, wf.current_step_name, wf.workflow_version) == (
         "ACTIVE", 0, "Reserve", "2")
-    indexes = []
+    indexes, answers = [], []
     while wf.status == "ACTIVE":
         indexes.append(wf.current_step)
-        await wf.next_step(user_input={})
+        answers.append(await wf.next_step(user_input={}))
     assert indexes == [0, 1, 2]
+    # Ruvon's answers: the step's result and the next step; then "Workflow completed".
+    assert answers == [({"reserved": True}, "Charge"), ({}, "Ship"),
+                       ({"status": "Workflow completed"}, None)]
+    assert await wf.next_step() == ({"status": "Workflow completed"}, None)
     assert wf.status == "COMPLETED" and wf.current_step == 3
     assert wf.state.trail == ["Reserve", "Charge", "Ship"]  # type: ignore[attr-defined]
     assert observer.events == [("started", "Order"), ("step", "Reserve", 0, "COMPLETED"),
