@@ -110,3 +110,9 @@ def test_program_behaves_as_on_ruvon_sdk(program: str, tmp_path: Path) -> None:
             f"{program}: {key} differs from Ruvon SDK 0.1.3\n"
             f"  SDK:  {json.dumps(expected[key], sort_keys=True)}\n"
             f"  here: {json.dumps(actual.get(key), sort_keys=True)}")
+
+
+def test_the_compatibility_page_gives_the_count_that_holds() -> None:
+    page = (ROOT / "docs" / "ruvon-compat.md").read_text(encoding="utf-8")
+    matching = len([n for n in NAMES if n not in PENDING])
+    assert f"**{matching} of the {len(NAMES)} match**" in page
