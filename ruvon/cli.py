@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import click
 import yaml
 
+from ruvon_workers.cli.output import status_option
 from ruvon_workers.definitions import Registry, load_registry, load_workflow_file
 from ruvon_workers.definitions.models import StepType, WorkflowDefinition
 from ruvon_workers.errors import DefinitionError, RuvonError
@@ -226,7 +227,7 @@ def _record_dict(record: Any) -> dict[str, Any]:
 
 
 @app.command(name="list")
-@click.option("--status", default=None)
+@click.option("--status", default=None, callback=status_option)
 @click.option("--type", "workflow_type", default=None)
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000))
 @click.option("-v", "--verbose", is_flag=True)

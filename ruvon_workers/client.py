@@ -27,7 +27,7 @@ from .settings import database_url as env_database_url
 from .settings import registry_path
 from .utils.loop import LoopThread
 
-SETTLED = frozenset({*(s.value for s in Status if s.is_terminal), Status.WAITING_HUMAN_INPUT})
+SETTLED = frozenset({*(s.value for s in Status if s.is_terminal), Status.WAITING_HUMAN})
 
 
 @dataclass(frozen=True)
@@ -170,8 +170,9 @@ class AsyncClient:
 
     async def list(self, status: str | None = None, workflow_type: str | None = None,
                    limit: int = 50) -> builtins.list[WorkflowInfo]:
+        wanted = Status.parse(status).value if status else None
         records = await (await self._store()).list_workflows(
-            status=status, workflow_type=workflow_type, limit=limit)
+            status=wanted, workflow_type=workflow_type, limit=limit)
         return [WorkflowInfo.from_record(r) for r in records]
 
     async def history(self, workflow_id: str) -> builtins.list[HistoryEntry]:

@@ -20,7 +20,7 @@ class WorkflowJumpDirective(Directive):
 
 
 class WorkflowPauseDirective(Directive):
-    """Pause the workflow (WAITING_HUMAN_INPUT) until it is resumed with input."""
+    """Pause the workflow (WAITING_HUMAN) until it is resumed with input."""
 
     def __init__(self, result: dict[str, Any] | None = None, waiting_for: str | None = None):
         self.result = result or {}

@@ -160,7 +160,7 @@ async def _report(observer: WorkflowObserver, before: WorkflowRecord,
     elif after.status == Status.FAILED_ROLLED_BACK:
         await observer.on_workflow_rolled_back(wid, after.workflow_type, error, state,
                                                list(after.runtime.compensated or []))
-    elif after.status == Status.WAITING_HUMAN_INPUT:
+    elif after.status == Status.WAITING_HUMAN:
         await observer.on_workflow_paused(wid, after.current_step,
                                           after.runtime.waiting_for or "input")
 

@@ -153,7 +153,7 @@ def _run(client: Client) -> tuple[list[tuple[str, ...]], float]:
         while pending and time.monotonic() < deadline:
             for wid in list(pending):
                 info = client.get(wid)
-                if info.status == "WAITING_HUMAN_INPUT" and not approved:
+                if info.status == "WAITING_HUMAN" and not approved:
                     progress.console.print(f"  {info.state['order_id']} waits at "
                                            f"{info.current_step}: approving as 'dana'")
                     client.resume(wid, {"approved": True, "approver": "dana"})

@@ -11,6 +11,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from ..engine.records import Status
 from ..errors import (
     DatabaseError,
     DefinitionError,
@@ -53,6 +54,17 @@ def exit_code_for(exc: BaseException) -> int:
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     sys.exit(code)
+
+
+def status_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A ``--status`` value as the stored name: any case, and the Ruvon docs' PAUSED or
+    WAITING_HUMAN_INPUT for WAITING_HUMAN."""
+    if value is None:
+        return None
+    try:
+        return Status.parse(value).value
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
 
 def handle_errors(fn: F) -> F:

@@ -20,6 +20,7 @@ from .output import (
     emit_json,
     fail,
     handle_errors,
+    status_option,
     table,
 )
 
@@ -114,7 +115,7 @@ def _wait_and_print(client: Client, workflow_id: str, seconds: float, as_json: b
         emit_json(_info_dict(info))
     else:
         _print_info(info)
-    if info.status not in ("COMPLETED", "WAITING_HUMAN_INPUT"):
+    if info.status not in ("COMPLETED", "WAITING_HUMAN"):
         raise SystemExit(EXIT_FAILED)
 
 
@@ -142,7 +143,8 @@ def show(client: Client, workflow_id: str, as_json: bool) -> None:
 
 
 @click.command(name="list")
-@click.option("--status", "-s", default=None, help="Only this status, e.g. FAILED.")
+@click.option("--status", "-s", default=None, callback=status_option,
+              help="Only this status, e.g. FAILED or WAITING_HUMAN.")
 @click.option("--type", "-t", "workflow_type", default=None, help="Only this workflow type.")
 @click.option("--limit", "-n", type=click.IntRange(1, 10000), default=50, show_default=True)
 @_client_options
@@ -150,7 +152,7 @@ def show(client: Client, workflow_id: str, as_json: bool) -> None:
 def list_(client: Client, status: str | None, workflow_type: str | None, limit: int,
           as_json: bool) -> None:
     """List workflows, most recently updated first."""
-    rows = client.list(status.upper() if status else None, workflow_type, limit)
+    rows = client.list(status, workflow_type, limit)
     if as_json:
         emit_json([_info_dict(r) for r in rows])
         return

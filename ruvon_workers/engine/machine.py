@@ -142,9 +142,9 @@ async def run_step(defn: WorkflowDefinition, record: WorkflowRecord,
 
 def resume(defn: WorkflowDefinition, record: WorkflowRecord,
            user_input: dict[str, Any]) -> Transition:
-    if record.status != Status.WAITING_HUMAN_INPUT or record.current_step is None:
+    if record.status != Status.WAITING_HUMAN or record.current_step is None:
         raise InvalidTransition(record.id, record.status, "resume",
-                                "Only a workflow in WAITING_HUMAN_INPUT takes input.")
+                                "Only a workflow in WAITING_HUMAN takes input.")
     validate_input(defn, defn.step(record.current_step), user_input)
     runtime = record.runtime.copy()
     runtime.pending_input = user_input
@@ -211,7 +211,7 @@ def retry(defn: WorkflowDefinition, record: WorkflowRecord,
     # later saga must compensate each execution once, not the old ones twice).
     if step in runtime.completed:
         runtime.completed = runtime.completed[:runtime.completed.index(step)]
-    if new_status == Status.WAITING_HUMAN_INPUT:
+    if new_status == Status.WAITING_HUMAN:
         runtime.waiting_for = current
     return Transition(
         update=RecordUpdate(new_status, current, record.state, runtime, error=None),

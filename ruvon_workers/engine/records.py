@@ -14,16 +14,38 @@ class Status(enum.StrEnum):
     ACTIVE = "ACTIVE"
     PENDING_ASYNC = "PENDING_ASYNC"
     PENDING_SUB_WORKFLOW = "PENDING_SUB_WORKFLOW"
-    WAITING_HUMAN_INPUT = "WAITING_HUMAN_INPUT"
+    WAITING_HUMAN = "WAITING_HUMAN"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
     FAILED_ROLLED_BACK = "FAILED_ROLLED_BACK"
     FAILED_CHILD_WORKFLOW = "FAILED_CHILD_WORKFLOW"
     CANCELLED = "CANCELLED"
 
+    @classmethod
+    def _missing_(cls, value: object) -> Status | None:
+        # Names the Ruvon docs give a waiting workflow, and the name earlier versions
+        # stored: accepted as input (filters, rows written before migration 0005).
+        if isinstance(value, str) and value.upper() in WAITING_ALIASES:
+            return cls.WAITING_HUMAN
+        return None
+
+    @classmethod
+    def parse(cls, name: str) -> Status:
+        """A status given by a person (any case, or a waiting alias); ValueError names the
+        statuses there are."""
+        try:
+            return cls(name.strip().upper())
+        except ValueError:
+            known = ", ".join(s.value for s in cls)
+            raise ValueError(f"unknown status {name!r}; one of: {known}") from None
+
     @property
     def is_terminal(self) -> bool:
         return self in TERMINAL
+
+
+#: Other names for WAITING_HUMAN: the Ruvon docs' PAUSED and WAITING_HUMAN_INPUT.
+WAITING_ALIASES = frozenset({"PAUSED", "WAITING_HUMAN_INPUT"})
 
 
 TERMINAL = frozenset(

@@ -52,5 +52,5 @@ def arrive(defn: WorkflowDefinition, next_step: str | None) -> tuple[str, str | 
     if next_step is None:
         return Status.COMPLETED, None
     if defn.step(next_step).type is StepType.HUMAN_IN_LOOP:
-        return Status.WAITING_HUMAN_INPUT, next_step
+        return Status.WAITING_HUMAN, next_step
     return Status.ACTIVE, next_step

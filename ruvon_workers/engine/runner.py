@@ -113,7 +113,7 @@ class StepRunner:
         history = [HistoryEntry(step.name, StepOutcome.COMPLETED, self.attempt,
                                 elapsed_ms(started),
                                 detail={"next": current} if jumped else None)]
-        if status == Status.WAITING_HUMAN_INPUT:
+        if status == Status.WAITING_HUMAN:
             history.append(HistoryEntry(current, StepOutcome.WAITING, 1))
             runtime.waiting_for = current
         else:
@@ -163,7 +163,7 @@ class StepRunner:
                 return self.advance(new_state, pause.result, None, False, started, runtime)
         runtime.waiting_for = pause.waiting_for or current
         return Transition(
-            update=RecordUpdate(Status.WAITING_HUMAN_INPUT, current, new_state, runtime),
+            update=RecordUpdate(Status.WAITING_HUMAN, current, new_state, runtime),
             history=[HistoryEntry(step.name, StepOutcome.WAITING, self.attempt,
                                   elapsed_ms(started),
                                   detail={"waiting_for": runtime.waiting_for})],

@@ -69,7 +69,7 @@ class Runtime:
     completed: list[str] = field(default_factory=list)
     #: Steps whose compensation ran, once the workflow rolled back.
     compensated: list[str] | None = None
-    #: The step a WAITING_HUMAN_INPUT workflow waits at (or what a pause said it waits for).
+    #: The step a WAITING_HUMAN workflow waits at (or what a pause said it waits for).
     waiting_for: str | None = None
     #: Why an operator must move it on when no input is asked for ("automate_next").
     waiting_reason: str | None = None

@@ -53,9 +53,9 @@ class Transition:
 
     def hold_for_operator(self) -> Transition:
         """Where no caller steps the run along, a step with ``automate_next: false`` makes
-        the run wait (WAITING_HUMAN_INPUT) until an operator resumes it."""
+        the run wait (WAITING_HUMAN) until an operator resumes it."""
         if self.hold and self.update.status == Status.ACTIVE:
-            self.update.status = Status.WAITING_HUMAN_INPUT
+            self.update.status = Status.WAITING_HUMAN
             self.update.runtime.waiting_reason = "automate_next"
             self.update.runtime.waiting_for = self.update.current_step
             self.history.append(HistoryEntry(self.update.current_step, "WAITING", 1))

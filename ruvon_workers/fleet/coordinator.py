@@ -85,7 +85,7 @@ class Coordinator:
         """Tell a sub-workflow's parent that it ended or waits for input."""
         parent = record.runtime.parent
         if not parent or not (Status(record.status).is_terminal
-                              or record.status == Status.WAITING_HUMAN_INPUT):
+                              or record.status == Status.WAITING_HUMAN):
             return
         if parent["workflow_type"] in self.registry:
             self.send(parent["workflow_type"], parent["step"], parent["id"], -1)

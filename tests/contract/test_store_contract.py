@@ -124,13 +124,13 @@ async def test_an_unknown_id_loads_as_none(store: Store) -> None:
 
 async def test_apply_is_a_compare_and_set(store: Store) -> None:
     record = await _created(store)
-    update = RecordUpdate("WAITING_HUMAN_INPUT", "B", {"n": 1}, Runtime.from_dict({"r": 2}),
+    update = RecordUpdate("WAITING_HUMAN", "B", {"n": 1}, Runtime.from_dict({"r": 2}),
                           error={"message": "m"})
     assert await store.apply(record.id, 0, update, []) == 1
     moved = await store.load_workflow(record.id)
     assert moved is not None
     assert (moved.status, moved.current_step, moved.state, moved.runtime.to_dict(), moved.error,
-            moved.version) == ("WAITING_HUMAN_INPUT", "B", {"n": 1}, {"r": 2},
+            moved.version) == ("WAITING_HUMAN", "B", {"n": 1}, {"r": 2},
                                {"message": "m"}, 1)
 
     stale = RecordUpdate("COMPLETED", None, {"n": 99}, Runtime())
@@ -139,7 +139,7 @@ async def test_apply_is_a_compare_and_set(store: Store) -> None:
     assert (info.value.expected_version, info.value.actual_version) == (0, 1)
     after = await store.load_workflow(record.id)
     assert after is not None and (after.status, after.state, after.version) == (
-        "WAITING_HUMAN_INPUT", {"n": 1}, 1)
+        "WAITING_HUMAN", {"n": 1}, 1)
     assert [h.status for h in await store.history(record.id)] == ["CREATED"]
 
 
@@ -243,7 +243,7 @@ async def test_claim_due_looks_at_waiting_statuses_only(store: Store) -> None:
     done = await _created(store)
     await _move(store, active, due_in=-1)
     await _move(store, sub, status="PENDING_SUB_WORKFLOW", due_in=-1)
-    await _move(store, waiting, status="WAITING_HUMAN_INPUT", due_in=-1)
+    await _move(store, waiting, status="WAITING_HUMAN", due_in=-1)
     await _move(store, done, status="COMPLETED", due_in=-1)
     due = await store.claim_due(lease_seconds=300)
     assert _claimed(due) == {(active.id, None), (sub.id, None)}

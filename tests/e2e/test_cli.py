@@ -25,7 +25,7 @@ def test_operator_commands(fleet_env, start_worker) -> None:
 
     waiting = cli(fleet_env, "start", "OrderProcessing", "-d",
                   json.dumps(small_order(2, amount=5000)), "-k", "order-2", "--wait", "30")
-    assert waiting.returncode == 0 and "WAITING_HUMAN_INPUT" in waiting.stdout
+    assert waiting.returncode == 0 and "WAITING_HUMAN" in waiting.stdout
     wid = cli(fleet_env, "start", "OrderProcessing", "-d", json.dumps(small_order(2)),
               "-k", "order-2").stdout.strip()  # same key: same workflow
     assert wid in waiting.stdout
@@ -34,7 +34,7 @@ def test_operator_commands(fleet_env, start_worker) -> None:
                             "--json").stdout)
     assert [w["id"] for w in listed] == [wid]
     table = cli(fleet_env, "list")
-    assert table.returncode == 0 and "WAITING_HUMAN_INPUT" in table.stdout
+    assert table.returncode == 0 and "WAITING_HUMAN" in table.stdout
 
     bad = cli(fleet_env, "resume", wid, "-i", '{"approved": "perhaps"}')
     assert bad.returncode == 4 and "approver" in bad.stderr and "approved" in bad.stderr

@@ -52,10 +52,10 @@ def test_pause_resume_and_saga_on_the_fleet(client: Client, start_worker) -> Non
     start_worker("--concurrency", "2")
     big = client.start("OrderProcessing", small_order(1, amount=5000))
     bad = client.start("OrderProcessing", small_order(2, country="ZZ"))
-    assert client.wait(big, 30).status == "WAITING_HUMAN_INPUT"
+    assert client.wait(big, 30).status == "WAITING_HUMAN"
     with pytest.raises(InvalidStateError, match="approver"):
         client.resume(big, {"approved": True})
-    assert client.get(big).status == "WAITING_HUMAN_INPUT"
+    assert client.get(big).status == "WAITING_HUMAN"
     client.resume(big, {"approved": True, "approver": "dana"})
     done = client.wait(big, 30)
     assert done.status == "COMPLETED" and done.state["approved_by"] == "dana"
@@ -283,7 +283,7 @@ async def test_in_process_api_on_the_fleet(start_worker, fleet_env) -> None:
                                            persistence_provider=persistence,
                                            execution_provider=execution)
         await settled(wf)
-        assert wf.status == "WAITING_HUMAN_INPUT" and wf.current_step_name == "Manager_Approval"
+        assert wf.status == "WAITING_HUMAN" and wf.current_step_name == "Manager_Approval"
         await wf.next_step({"approved": True, "approver": "lee"})  # resumes on the fleet
         await settled(wf)
         assert wf.status == "COMPLETED" and isinstance(wf.state, OrderState)

@@ -93,7 +93,7 @@ def test_metrics_equal_the_work_done(client: Client, start_worker, fleet_env,
     done = [client.start("OrderProcessing", small_order(i)) for i in range(10)]
     rolled_back = client.start("OrderProcessing", small_order(10, country="ZZ"))
     approved = client.start("OrderProcessing", small_order(11, amount=5000))
-    assert client.wait(approved, 30).status == "WAITING_HUMAN_INPUT"
+    assert client.wait(approved, 30).status == "WAITING_HUMAN"
     client.resume(approved, {"approved": True, "approver": "dana"})
     swept = asyncio.run(stored_but_never_sent(fleet_env["DATABASE_URL"], client.registry))
     statuses = wait_all(client, [*done, approved, swept, rolled_back], timeout=60)

@@ -237,7 +237,7 @@ def test_child_waiting_for_input_shows_on_the_parent(client: Client,
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         parent = client.get(parent_id)
-        if (parent.child or {}).get("status") == "WAITING_HUMAN_INPUT":
+        if (parent.child or {}).get("status") == "WAITING_HUMAN":
             break
         time.sleep(0.1)
     assert parent.status == "PENDING_SUB_WORKFLOW"
@@ -253,7 +253,7 @@ def test_cancelling_a_waiting_parent_cancels_its_child(client: Client,
     start_worker("--concurrency", "2")
     parent_id = client.start("Parent", {"value": 5, "child_mode": "wait"})
     deadline = time.monotonic() + 60
-    while (client.get(parent_id).child or {}).get("status") != "WAITING_HUMAN_INPUT":
+    while (client.get(parent_id).child or {}).get("status") != "WAITING_HUMAN":
         assert time.monotonic() < deadline, client.get(parent_id)
         time.sleep(0.1)
     child_id = not_none(client.get(parent_id).child)["id"]

@@ -78,7 +78,7 @@ def test_raw_protocol_message_starts_resumes_and_cancels(client: Client, start_w
     assert wait_for(lambda: _exists(client, small) and _exists(client, big)
                     and _exists(client, other))
     assert client.wait(small, 30).status == "COMPLETED"
-    assert client.wait(big, 30).status == "WAITING_HUMAN_INPUT"
+    assert client.wait(big, 30).status == "WAITING_HUMAN"
     push(fleet_env, "ruvon.resume_workflow", {
         "workflow_id": big, "user_input": {"approved": True, "approver": "ops"}})
     assert wait_for(lambda: client.get(big).status == "COMPLETED")

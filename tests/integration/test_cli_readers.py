@@ -50,6 +50,14 @@ async def test_show_list_and_logs_need_no_broker(database_url: str) -> None:
     listed = _cli(database_url, "list", "--json")
     assert listed.returncode == 0, listed.stderr
     assert [w["id"] for w in json.loads(listed.stdout)] == [wf.id]
+    # The Ruvon docs' names for a waiting run filter as WAITING_HUMAN; a typo is refused.
+    for name in ("ACTIVE", "active", "PAUSED", "WAITING_HUMAN_INPUT"):
+        filtered = _cli(database_url, "list", "--status", name, "--json")
+        assert filtered.returncode == 0, filtered.stderr
+        ids = [w["id"] for w in json.loads(filtered.stdout)]
+        assert ids == ([wf.id] if name.upper() == wf.status else []), name
+    wrong = _cli(database_url, "list", "--status", "DONE")
+    assert wrong.returncode == 2 and "unknown status 'DONE'" in wrong.stderr
     logged = _cli(database_url, "logs", wf.id, "--json")
     assert logged.returncode == 0, logged.stderr
     assert [h["status"] for h in json.loads(logged.stdout)][:2] == ["CREATED", "COMPLETED"]

@@ -17,8 +17,8 @@ def order(amount: float, country: str = "DE") -> dict:
 
 
 async def drive(wf, approval: dict | None = None) -> None:
-    while wf.status in ("ACTIVE", "WAITING_HUMAN_INPUT"):
-        await wf.next_step(approval if wf.status == "WAITING_HUMAN_INPUT" else None)
+    while wf.status in ("ACTIVE", "WAITING_HUMAN"):
+        await wf.next_step(approval if wf.status == "WAITING_HUMAN" else None)
 
 
 async def test_completes(builder: WorkflowBuilder, persistence) -> None:
@@ -42,7 +42,7 @@ async def test_pauses_for_approval_then_completes(builder: WorkflowBuilder, pers
                                        persistence_provider=persistence, execution_provider=SYNC)
     await wf.next_step()
     await wf.next_step()
-    assert wf.status == "WAITING_HUMAN_INPUT" and wf.current_step_name == "Manager_Approval"
+    assert wf.status == "WAITING_HUMAN" and wf.current_step_name == "Manager_Approval"
     # Resume after a "restart": load from the store, not from memory.
     wf = await builder.load_workflow(wf.id, persistence_provider=persistence,
                                      execution_provider=SYNC)

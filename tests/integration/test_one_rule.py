@@ -129,7 +129,7 @@ async def _parent_waiting_on_child(store: Any):
     child_id = (parent.record.runtime.child or {})["id"]
     child = await builder.load_workflow(child_id, persistence_provider=store,
                                         execution_provider=SyncExecutionProvider())
-    assert child.status == "WAITING_HUMAN_INPUT"
+    assert child.status == "WAITING_HUMAN"
     return parent, child
 
 
@@ -156,7 +156,7 @@ async def test_fleet_cancel_of_a_sub_workflow_ends_its_waiting_parent(persistenc
     await _drain(coordinator, outbox)
     parent = await coordinator.load(record.id)
     child_id = (parent.runtime.child or {})["id"]
-    assert (await coordinator.load(child_id)).status == "WAITING_HUMAN_INPUT"
+    assert (await coordinator.load(child_id)).status == "WAITING_HUMAN"
     await coordinator.cancel(child_id, "not needed")
     await _drain(coordinator, outbox)
     parent = await coordinator.load(record.id)

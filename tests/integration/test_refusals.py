@@ -68,11 +68,11 @@ async def test_initial_data_and_input_with_a_nul_are_refused(types_builder, pers
         await _create(types_builder, persistence, "Misfits", {"note": "a\x00b"})
     wf = await _run(await _create(types_builder, persistence, "Child",
                                   {"value": 1, "child_mode": "wait"}))
-    assert wf.status == "WAITING_HUMAN_INPUT"
+    assert wf.status == "WAITING_HUMAN"
     with pytest.raises(InvalidStateError, match=r"note: contains a NUL character"):
         await wf.next_step(user_input={"note": "x\x00"})
     stored = await persistence.load_workflow(wf.id)
-    assert stored.status == "WAITING_HUMAN_INPUT" and stored.version == wf.record.version
+    assert stored.status == "WAITING_HUMAN" and stored.version == wf.record.version
     await wf.next_step(user_input={"note": "fine"})
     assert (await _run(wf)).status == "COMPLETED"
 

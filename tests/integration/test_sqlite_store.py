@@ -136,6 +136,26 @@ async def test_a_file_database_outlives_its_provider(db_file: Path) -> None:
     conn.close()
 
 
+async def test_a_file_written_under_the_old_waiting_name_is_read_as_waiting_human(
+        db_file: Path) -> None:
+    writer = SQLitePersistenceProvider(db_file)
+    await writer.initialize()
+    record, _ = await writer.create_workflow(_record())
+    await writer.close()
+    with sqlite3.connect(db_file) as conn:
+        conn.execute("UPDATE workflow_executions SET status = 'WAITING_HUMAN_INPUT'")
+    conn.close()
+    reader = SQLitePersistenceProvider(db_file)
+    await reader.initialize()
+    try:
+        loaded = await reader.load_workflow(record.id)
+        assert loaded is not None and loaded.status == "WAITING_HUMAN"
+        listed = await reader.list_workflows(status="WAITING_HUMAN")
+        assert [r.id for r in listed] == [record.id]
+    finally:
+        await reader.close()
+
+
 async def test_each_memory_provider_is_a_database_of_its_own() -> None:
     one, two = SQLitePersistenceProvider(), SQLitePersistenceProvider(":memory:")
     await one.initialize()

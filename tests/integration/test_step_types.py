@@ -81,7 +81,7 @@ async def test_child_waiting_for_input_is_visible_and_parent_resumes(types_build
                                   {"value": 5, "child_mode": "wait"}))
     assert wf.status == "PENDING_SUB_WORKFLOW"
     child_info = wf.record.runtime.child or {}
-    with pytest.raises(InvalidTransition, match="WAITING_HUMAN_INPUT at step 'Wait_Note'"):
+    with pytest.raises(InvalidTransition, match="WAITING_HUMAN at step 'Wait_Note'"):
         await wf.next_step()
     child = await types_builder.load_workflow(child_info["id"], persistence_provider=persistence,
                                               execution_provider=SyncExecutionProvider())
@@ -150,7 +150,7 @@ async def test_in_process_timeout_cuts_off_an_async_branch(types_builder, persis
 
 async def test_an_injected_step_that_pauses_waits_then_goes_on(types_builder, persistence):
     wf = await _run(await _create(types_builder, persistence, "InjectPause", {"amount": 5000}))
-    assert wf.status == "WAITING_HUMAN_INPUT" and wf.current_step_name == "Reviewed"
+    assert wf.status == "WAITING_HUMAN" and wf.current_step_name == "Reviewed"
     await wf.next_step({})
     await _run(wf)
     assert wf.status == "COMPLETED"

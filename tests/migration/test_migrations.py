@@ -68,3 +68,27 @@ def test_db_cli_unreachable_database() -> None:
                            "--database-url", "postgresql://x@127.0.0.1:1/none?connect_timeout=1"],
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 6 and "cannot reach PostgreSQL" in proc.stderr
+
+
+def test_a_workflow_waiting_under_the_old_status_name_is_renamed(
+        empty_database_url: str) -> None:
+    """Rows written before 0005 say WAITING_HUMAN_INPUT; after the migration they say
+    WAITING_HUMAN, Ruvon's name, and the filters of every reader find them."""
+    with psycopg.connect(empty_database_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE ruvon_schema_migrations (number integer PRIMARY KEY, name text "
+            "NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+        for m in sql.migrations():
+            if m.number < 5:
+                conn.execute(m.sql.encode())
+                conn.execute("INSERT INTO ruvon_schema_migrations (number, name) "
+                             "VALUES (%s, %s)", (m.number, m.name))
+        conn.execute(
+            "INSERT INTO workflow_executions (id, workflow_type, workflow_version, status, "
+            "current_step, state) VALUES (gen_random_uuid(), 'Loan', '1', "
+            "'WAITING_HUMAN_INPUT', 'Approve', '{}'), (gen_random_uuid(), 'Loan', '1', "
+            "'COMPLETED', NULL, '{}')")
+    assert [m.number for m in migrate(empty_database_url)] == [5]
+    with psycopg.connect(empty_database_url) as conn:
+        rows = conn.execute("SELECT status FROM workflow_executions ORDER BY 1").fetchall()
+    assert rows == [("COMPLETED",), ("WAITING_HUMAN",)]

@@ -118,12 +118,12 @@ async def test_human_in_loop_pauses_validates_and_resumes(tmp_path: Path) -> Non
         """)
     wf = await start(b)
     await wf.next_step()
-    assert wf.status == "WAITING_HUMAN_INPUT" and wf.current_step_name == "Review"
+    assert wf.status == "WAITING_HUMAN" and wf.current_step_name == "Review"
     with pytest.raises(InvalidStateError) as info:
         await wf.next_step({"note": "ok", "score": 99})
     message = str(info.value)
     assert "Review" in message and "note" in message and "score" in message
-    assert wf.status == "WAITING_HUMAN_INPUT"  # a rejection leaves it waiting
+    assert wf.status == "WAITING_HUMAN"  # a rejection leaves it waiting
     await wf.next_step({"note": "looks good", "score": 7})
     assert wf.status == "ACTIVE" and wf.state.label == "looks good (7)"
     await run_all(wf)
@@ -133,7 +133,7 @@ async def test_human_in_loop_pauses_validates_and_resumes(tmp_path: Path) -> Non
 async def test_human_in_loop_without_function_merges_input(tmp_path: Path) -> None:
     b = builder_for(tmp_path, "- name: Ask\n  type: HUMAN_IN_LOOP\n  required_input: [label]\n")
     wf = await start(b)
-    assert wf.status == "WAITING_HUMAN_INPUT"
+    assert wf.status == "WAITING_HUMAN"
     with pytest.raises(InvalidStateError, match="label: Field required"):
         await wf.next_step({})
     await wf.next_step({"label": "from a human"})
@@ -145,7 +145,7 @@ async def test_pause_directive_waits_then_next_step_gets_input(tmp_path: Path) -
                               f"- name: B\n  function: {S}.use_input\n")
     wf = await start(b)
     await wf.next_step()
-    assert wf.status == "WAITING_HUMAN_INPUT" and wf.current_step_name == "B"
+    assert wf.status == "WAITING_HUMAN" and wf.current_step_name == "B"
     assert wf.state.label == "under review"
     await wf.next_step({"amount": 5})
     assert wf.status == "COMPLETED" and wf.state.count == 5
@@ -291,3 +291,13 @@ def test_import_cache_is_shared_and_class_level(tmp_path: Path) -> None:
     assert f"{S}.increment" in WorkflowBuilder._import_cache
     assert WorkflowBuilder._import_from_string(f"{S}.increment") is b.definition("Test").function(
         f"{S}.increment")
+
+
+def test_the_ruvon_docs_names_for_a_waiting_workflow_are_read_as_waiting_human() -> None:
+    from ruvon_workers.engine.records import Status
+
+    assert Status("WAITING_HUMAN_INPUT") is Status.WAITING_HUMAN
+    assert Status.parse("paused") is Status.WAITING_HUMAN
+    assert Status.parse(" failed ") is Status.FAILED
+    with pytest.raises(ValueError, match="unknown status 'DONE'; one of: ACTIVE"):
+        Status.parse("DONE")

@@ -105,7 +105,7 @@ def test_in_process_use_on_the_memory_store_imports_no_driver() -> None:
     got = json.loads(run_probe(SEALED_RUN))
     assert got["types"] == sorted(str(t) for t in StepType)
     assert got["http_policies"] == [3, 2]  # Quote_Shipping's and Call_Api's
-    assert got["waited"] == ["WAITING_HUMAN_INPUT", "Approve"]
+    assert got["waited"] == ["WAITING_HUMAN", "Approve"]
     assert got["status"] == "COMPLETED" and got["state"]["finished"] is True
     assert got["state"]["total"] == 6 and got["state"]["scores"] == {"1": 1, "2": 4, "3": 9}
     assert got["state"]["path"] == ["Begin", "Warm_Up", "Finish"]

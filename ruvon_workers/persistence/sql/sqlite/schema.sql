@@ -112,3 +112,6 @@ CREATE TABLE IF NOT EXISTS ruvon_schedules (
 );
 
 CREATE INDEX IF NOT EXISTS ruvon_schedules_next_idx ON ruvon_schedules (next_run_at);
+
+-- Rows written by earlier versions under WAITING_HUMAN_INPUT take Ruvon's WAITING_HUMAN.
+UPDATE workflow_executions SET status = 'WAITING_HUMAN' WHERE status = 'WAITING_HUMAN_INPUT';
