@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ruvon_workers.definitions.models import StepType
+from ruvon_workers.directives import WorkflowPauseDirective
 from ruvon_workers.engine.records import Status
+from ruvon_workers.engine.runtime import PAUSED, PAUSED_IN_PLACE
 from ruvon_workers.workflow import Workflow as _Workflow
 
 COMPLETED_RESULT = {"status": "Workflow completed"}
@@ -12,7 +15,31 @@ COMPLETED_RESULT = {"status": "Workflow completed"}
 
 class Workflow(_Workflow):
     """One run, as Ruvon programs see it: ``current_step`` is the index of the current
-    step (``current_step_name`` its name), ``workflow_steps`` the steps in order."""
+    step (``current_step_name`` its name), ``workflow_steps`` the steps in order.
+
+    A HUMAN_IN_LOOP step waits for input as soon as the run arrives at it (the stored
+    status is WAITING_HUMAN, so operators and the fleet see it). As on Ruvon, this object
+    shows ACTIVE there until ``next_step`` is called without input, which raises the
+    pause; a step that raises ``WorkflowPauseDirective`` raises it from ``next_step``.
+    """
+
+    #: Whether ``next_step`` has asked for the input of the HUMAN_IN_LOOP step the run
+    #: waits at (raised the pause).
+    _asked: bool = False
+
+    @property
+    def status(self) -> str:
+        if self._quietly_waiting():
+            return Status.ACTIVE
+        return self.record.status
+
+    def _quietly_waiting(self) -> bool:
+        """Arrived at a HUMAN_IN_LOOP step that has not paused yet: ACTIVE on Ruvon."""
+        record = self.record
+        if (record.status != Status.WAITING_HUMAN or record.runtime.waiting_reason
+                or self._asked or record.current_step is None):
+            return False
+        return self.definition.step(record.current_step).type is StepType.HUMAN_IN_LOOP
 
     @property
     def current_step(self) -> int:
@@ -49,9 +76,12 @@ class Workflow(_Workflow):
 
     @property
     def completed_steps_stack(self) -> list[dict[str, Any]]:
-        """The completed steps a saga would compensate, oldest first."""
-        return [{"step_index": self.definition.index_of(name), "step_name": name}
-                for name in self.record.runtime.completed]
+        """The completed steps a saga would compensate (those with a
+        ``compensate_function``), oldest first."""
+        defn = self.definition
+        return [{"step_index": defn.index_of(name), "step_name": name}
+                for name in self.record.runtime.completed
+                if defn.has_step(name) and defn.step(name).compensate_function]
 
     @property
     def parent_execution_id(self) -> str | None:
@@ -95,9 +125,15 @@ class Workflow(_Workflow):
         after starting a sub-workflow."""
         if self.status == Status.COMPLETED:
             return dict(COMPLETED_RESULT), None
+        if self._quietly_waiting() and not user_input:
+            self._asked = True
+            raise WorkflowPauseDirective({})
+        self._asked = False
         result, jumped_to = await super().next_step(user_input)
         if self.status == Status.COMPLETED:
             return dict(COMPLETED_RESULT), None
+        if self.record.status == Status.WAITING_HUMAN:
+            self._pause_if_asked(result, jumped_to)
         if jumped_to is not None:
             return {"message": f"Jumped to step {jumped_to}"}, jumped_to
         child = self.record.runtime.child
@@ -106,6 +142,18 @@ class Workflow(_Workflow):
                     "child_workflow_id": child.get("id"),
                     "parent_workflow_id": self.id}, None
         return (result if result is not None else {}), self.current_step_name
+
+    def _pause_if_asked(self, result: Any, jumped_to: str | None) -> None:
+        """Raise the pause where Ruvon's ``next_step`` would: the step paused itself, or
+        a chained step reached a HUMAN_IN_LOOP step (which pauses when run without input)."""
+        if self.record.runtime.waiting_reason in (PAUSED, PAUSED_IN_PLACE):
+            self._asked = True
+            raise WorkflowPauseDirective(result if isinstance(result, dict) else {})
+        ran = self.last_step
+        if (self._quietly_waiting() and ran and not jumped_to and ran != self.current_step_name
+                and self.definition.step(ran).automate_next is True):
+            self._asked = True
+            raise WorkflowPauseDirective({})
 
     async def enable_saga_mode(self) -> None:
         """From now on a failure runs the compensations of the completed steps (newest

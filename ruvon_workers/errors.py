@@ -59,8 +59,9 @@ class WorkflowNotFound(RuvonError):
         super().__init__(f"No workflow with id '{workflow_id}'.")
 
 
-class InvalidStateError(RuvonError):
-    """Data does not satisfy a workflow's state model (or a step's input model)."""
+class InvalidStateError(RuvonError, ValueError):
+    """Data does not satisfy a workflow's state model (or a step's input model); a
+    ``ValueError``, as Ruvon raises for rejected input."""
 
     def __init__(self, what: str, errors: list[dict] | None = None, detail: str = ""):
         self.what = what

@@ -33,6 +33,8 @@ class Workflow:
         self.execution = execution
         self._state: BaseModel | None = None
         self._state_version = -1
+        #: The step the latest ``next_step`` call ran last (in-process).
+        self.last_step: str | None = None
 
     def __repr__(self) -> str:
         return (f"<Workflow {self.workflow_type} {self.id} {self.status} "

@@ -19,7 +19,7 @@ def finalize(state: BenchState, context: StepContext) -> dict:
     return {"finalized": True}
 
 
-def price_line(state: BenchState, context: StepContext, line: dict) -> dict:
+def price_line(state: dict, context: StepContext, line: dict) -> dict:
     """A PARALLEL branch of the fan-out benchmark: one order line."""
     return {"line_totals": {line["sku"]: round(line["quantity"] * line["unit_price"], 2)}}
 

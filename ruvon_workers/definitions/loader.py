@@ -7,6 +7,7 @@ print them all; each names the file, the step and the field (and the line when k
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 import re
 from collections.abc import Hashable, Iterable, Iterator, Mapping
@@ -20,6 +21,8 @@ from ..errors import ConditionError, DefinitionError, DefinitionIssue, UnknownWo
 from ..utils.imports import import_from_string
 from .conditions import Expression, compile_expression
 from .models import InjectionRule, StepDefinition, StepType, WorkflowDefinition
+
+log = logging.getLogger("ruvon.definitions")
 
 _LINE = "__line__"
 
@@ -466,8 +469,12 @@ class _WorkflowLoader:
                            field=f"{field}.{'.'.join(str(p) for p in err['loc'])}")
             return None
         if rule.action.upper() != "INSERT_AFTER_CURRENT":
-            self.issue(f"action '{rule.action}' is not supported (use INSERT_AFTER_CURRENT)",
-                       step=step, field=f"{field}.action", line=line)
+            # As on Ruvon, only INSERT_AFTER_CURRENT acts: another action is skipped.
+            where = DefinitionIssue(self.file, "", step=step, field=f"{field}.action",
+                                    line=line)
+            log.warning("%s: action '%s' does nothing and the rule is skipped: only "
+                        "INSERT_AFTER_CURRENT inserts steps (as on Ruvon)",
+                        str(where).rstrip(": "), rule.action)
             return None
         if not ({"value_match", "value_is_not"} & rule.model_fields_set):
             self.issue("a rule needs 'value_match' or 'value_is_not'", step=step,

@@ -16,6 +16,7 @@ branches reported). A branch's own outcome is decided by
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,8 +25,9 @@ from ..definitions.models import WorkflowDefinition
 from ..errors import InvalidTransition, RuvonError, StepFailed
 from ..errors import WorkerLost as WorkerLostError
 from .records import Branch, HistoryEntry, RecordUpdate, Status, StepOutcome, WorkflowRecord
-from .routing import arrive
+from .routing import arrive, next_after
 from .runner import StepRunner
+from .runtime import PAUSED
 from .saga import compensate
 from .steps.parallel import join
 from .transition import Transition, error_info
@@ -128,6 +130,10 @@ async def decide(defn: WorkflowDefinition, record: WorkflowRecord,
 
 async def run_step(defn: WorkflowDefinition, record: WorkflowRecord,
                    event: RunStep) -> Transition:
+    if record.status == Status.WAITING_HUMAN and record.runtime.waiting_reason == PAUSED:
+        record, done = past_pause(defn, record)
+        if done is not None:
+            return done
     runtime = record.runtime
     user_input = event.user_input if event.user_input is not None \
         else (runtime.pending_input or {})
@@ -145,14 +151,38 @@ def resume(defn: WorkflowDefinition, record: WorkflowRecord,
     if record.status != Status.WAITING_HUMAN or record.current_step is None:
         raise InvalidTransition(record.id, record.status, "resume",
                                 "Only a workflow in WAITING_HUMAN takes input.")
+    resumed = record.current_step
+    if record.runtime.waiting_reason == PAUSED:
+        record, done = past_pause(defn, record)
+        if done is not None:
+            return done
+    assert record.current_step is not None
     validate_input(defn, defn.step(record.current_step), user_input)
     runtime = record.runtime.copy()
     runtime.pending_input = user_input
     runtime.waiting_reason = None
     return Transition(
         update=RecordUpdate.keep(record, status=Status.ACTIVE, runtime=runtime),
-        history=[HistoryEntry(record.current_step, StepOutcome.RESUMED)],
-        step=record.current_step)
+        history=[HistoryEntry(resumed, StepOutcome.RESUMED)],
+        step=resumed)
+
+
+def past_pause(defn: WorkflowDefinition, record: WorkflowRecord
+               ) -> tuple[WorkflowRecord, Transition | None]:
+    """A run its step paused goes on with the step after that one (Ruvon): the record as
+    it stands there, ACTIVE, or the transition that completes the run when the paused
+    step was the last."""
+    assert record.current_step is not None
+    runtime = record.runtime.copy()
+    runtime.waiting_reason = runtime.waiting_for = None
+    target, _ = next_after(defn, defn.step(record.current_step), record.state, runtime)
+    if target is None:
+        return record, Transition(
+            update=RecordUpdate(Status.COMPLETED, None, record.state, runtime, error=None),
+            history=[HistoryEntry(record.current_step, StepOutcome.RESUMED)],
+            step=record.current_step)
+    return dataclasses.replace(record, status=Status.ACTIVE, current_step=target,
+                               runtime=runtime), None
 
 
 def cancel(record: WorkflowRecord, reason: str) -> Transition:
@@ -283,8 +313,11 @@ async def child_changed(defn: WorkflowDefinition, record: WorkflowRecord,
     if child.status == Status.COMPLETED:
         data = dict(record.state)
         if _accepts_field(defn, "sub_workflow_results"):
+            # Ruvon's engine: by the child's id, with its type, status and final state.
             results = dict(data.get("sub_workflow_results") or {})
-            results[child.workflow_type] = child.state
+            results[child.id] = {"workflow_type": child.workflow_type,
+                                 "status": str(child.status), "state": child.state,
+                                 "final_result": {"status": "Workflow completed"}}
             data["sub_workflow_results"] = results
         from .values import validated_state
 

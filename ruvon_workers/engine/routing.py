@@ -11,7 +11,7 @@ from .runtime import Runtime
 
 def next_after(defn: WorkflowDefinition, step: StepDefinition, state: dict[str, Any],
                runtime: Runtime | None = None) -> tuple[str | None, bool]:
-    """The step that follows ``step`` and whether a route chose it.
+    """The step that follows ``step`` and whether a route chose it (a jump).
 
     With ``runtime``, ``dynamic_injection`` applies: steps a rule inserted after the
     current one run first (kept in ``runtime.inserted``, which this updates), then the
@@ -25,15 +25,19 @@ def next_after(defn: WorkflowDefinition, step: StepDefinition, state: dict[str, 
     then = inserted["then"] if inserted else target
     if queue and queue[0] == step.name:  # an inserted step finished
         queue.pop(0)
-        target, routed = then, True
-    new = [name for rule in defn.injection_rules.get(step.name, ()) if rule.matches(state)
-           for name in rule.steps_to_insert]
+        target, routed = then, False
+    # Each matching rule inserts its steps right after the current one, as on Ruvon: the
+    # steps of a later rule come before those of an earlier one.
+    new = [name for rule in reversed(defn.injection_rules.get(step.name, ()))
+           if rule.matches(state) for name in rule.steps_to_insert]
     if new and not queue:
         then = target
     queue = new + queue
     if queue:
+        # Inserted steps are part of the run's path, not a jump: automate_next chains
+        # into them (Ruvon).
         runtime.inserted = {"steps": queue, "then": then}
-        return queue[0], True
+        return queue[0], False
     runtime.inserted = None
     return target, routed
 

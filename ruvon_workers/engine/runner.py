@@ -19,7 +19,7 @@ from . import saga
 from .context import StepContext
 from .records import HistoryEntry, RecordUpdate, Status, StepOutcome, WorkflowRecord
 from .routing import arrive, next_after
-from .runtime import Runtime
+from .runtime import PAUSED, PAUSED_IN_PLACE, Runtime
 from .steps import kind_of
 from .transition import Transition, elapsed_ms, error_info
 from .values import call_step_function, load_state, merge_result, validate_input
@@ -85,13 +85,16 @@ class StepRunner:
             return await self.pause(state, pause, started)
         except StartSubWorkflowDirective as child:
             return self.wait_for_child(state, child, started)
-        except Exception as exc:
+        except StepFailed as exc:  # the engine refused what the step produced
             return await self.fail(exc, started)
+        except Exception as exc:
+            return await self.fail(exc, started, state=state)
 
     async def call(self, state: BaseModel, validated: BaseModel | None) -> object:
         """Call the step's function with the state, its context and the input."""
         fn = self.defn.function(self.step.function)
-        return await call_step_function(fn, state, self.context(validated), self.user_input)
+        kwargs = self.user_input if self.kind.takes_input else {}
+        return await call_step_function(fn, state, self.context(validated), kwargs)
 
     # -- building transitions -----------------------------------------------------------
 
@@ -147,23 +150,19 @@ class StepRunner:
 
     async def pause(self, state: BaseModel, pause: WorkflowPauseDirective,
                     started: float) -> Transition:
+        """The run waits (WAITING_HUMAN) at this step, as on Ruvon: the pause's result is
+        not merged (what the step changed in place is kept). Resumed, a HUMAN_IN_LOOP step
+        runs again with the input; any other goes on with the step after it."""
         step = self.step
         try:
-            new_state = merge_result(self.defn, state, pause.result, step.name)
+            new_state = merge_result(self.defn, state, None, step.name)
         except StepFailed as exc:
             return await self.fail(exc, started, retry=False, compensate=False)
-        if self.kind.pauses_in_place:
-            # The step asked for (more) input itself: wait here and run it again on resume.
-            runtime = self.runtime_after(completed=False)
-            current: str | None = step.name
-        else:
-            runtime = self.runtime_after(completed=True)
-            current = next_after(self.defn, step, new_state, runtime)[0]
-            if current is None:
-                return self.advance(new_state, pause.result, None, False, started, runtime)
-        runtime.waiting_for = pause.waiting_for or current
+        runtime = self.runtime_after(completed=False)
+        runtime.waiting_reason = PAUSED_IN_PLACE if self.kind.pauses_in_place else PAUSED
+        runtime.waiting_for = pause.waiting_for or step.name
         return Transition(
-            update=RecordUpdate(Status.WAITING_HUMAN, current, new_state, runtime),
+            update=RecordUpdate(Status.WAITING_HUMAN, step.name, new_state, runtime),
             history=[HistoryEntry(step.name, StepOutcome.WAITING, self.attempt,
                                   elapsed_ms(started),
                                   detail={"waiting_for": runtime.waiting_for})],
@@ -199,13 +198,23 @@ class StepRunner:
             return None
         return policy.delay_for(attempt)
 
+    def _kept_state(self, state: BaseModel | None) -> dict[str, Any]:
+        if state is None:
+            return self.record.state
+        try:
+            return merge_result(self.defn, state, None, self.step.name)
+        except StepFailed:
+            return self.record.state
+
     async def fail(self, exc: BaseException | None, started: float | None = None, *,
                    error: dict[str, Any] | None = None, retry: bool = True,
-                   compensate: bool = True) -> Transition:
+                   compensate: bool = True, state: BaseModel | None = None) -> Transition:
         """A failed attempt: again after a delay if the retry policy allows (``retry``),
         otherwise the run fails, running its saga's compensations (``compensate=False``:
         not here, for the caller to hand them over). ``error``: an error recorded
-        earlier, instead of ``exc``."""
+        earlier, instead of ``exc``. ``state``: the model the step ran on; when the run
+        fails for good, what the step changed in it before raising is kept (Ruvon), if
+        the state model still accepts it; a retry starts from the stored state."""
         started = time.perf_counter() if started is None else started
         if error is None:
             assert exc is not None
@@ -226,11 +235,12 @@ class StepRunner:
                 retry_delay=delay,
             )
         transition = Transition(
-            update=RecordUpdate(Status.FAILED, self.step.name, self.record.state,
+            update=RecordUpdate(Status.FAILED, self.step.name, self._kept_state(state),
                                 self.runtime_after(completed=False), error=dict(error)),
             history=[HistoryEntry(self.step.name, StepOutcome.FAILED, self.attempt,
                                   elapsed_ms(started), error=error)],
             step=self.step.name,
+            cause=exc,
         )
         if compensate and self.compensates(exc):
             await saga.compensate(self.defn, self.record, transition)

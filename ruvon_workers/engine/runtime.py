@@ -61,6 +61,15 @@ class Inserted(TypedDict):
     then: str | None
 
 
+#: ``waiting_reason``: a step with ``automate_next: false`` ran; an operator moves it on.
+HELD = "automate_next"
+#: ``waiting_reason``: the step raised ``WorkflowPauseDirective``; the run waits at it and,
+#: once resumed, goes on with the step after it (Ruvon).
+PAUSED = "pause"
+#: ``waiting_reason``: a HUMAN_IN_LOOP function raised it; resume runs the step again.
+PAUSED_IN_PLACE = "pause_in_place"
+
+
 @dataclass(slots=True)
 class Runtime:
     #: Failed attempts so far of each step (reset when the step completes).
@@ -71,7 +80,8 @@ class Runtime:
     compensated: list[str] | None = None
     #: The step a WAITING_HUMAN workflow waits at (or what a pause said it waits for).
     waiting_for: str | None = None
-    #: Why an operator must move it on when no input is asked for ("automate_next").
+    #: Why it waits, when not for a HUMAN_IN_LOOP step it arrived at: ``HELD``, ``PAUSED``
+    #: or ``PAUSED_IN_PLACE``.
     waiting_reason: str | None = None
     #: Input handed over by ``resume``, for the step's next run.
     pending_input: dict[str, Any] | None = None

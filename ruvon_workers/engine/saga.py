@@ -5,7 +5,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel
+
 from ..definitions.models import WorkflowDefinition
+from ..errors import StepFailed
 from .context import StepContext
 from .records import HistoryEntry, Status, StepOutcome, WorkflowRecord
 from .transition import elapsed_ms, error_info
@@ -34,9 +37,12 @@ async def compensate(defn: WorkflowDefinition, record: WorkflowRecord,
                               idempotency_key=f"{record.id}:{name}:compensate",
                               workflow_type=record.workflow_type)
         try:
-            result = await call_step_function(fn, state, context, {})
-            state_dict = merge_result(defn, state, result, name)
+            # Ruvon: what a compensation returns is not merged; what it changes in the
+            # state in place is kept (also when it then fails).
+            await call_step_function(fn, state, context, {})
+            state_dict = merge_result(defn, state, None, name)
         except Exception as exc:
+            state_dict = _kept(defn, state, name, state_dict)
             err = error_info(name, exc)
             failures.append(err)
             transition.history.append(HistoryEntry(name, StepOutcome.COMPENSATION_FAILED, 1,
@@ -53,3 +59,12 @@ async def compensate(defn: WorkflowDefinition, record: WorkflowRecord,
     transition.update.status = Status.FAILED_ROLLED_BACK
     transition.update.error = error
     transition.update.runtime.compensated = compensated
+
+
+def _kept(defn: WorkflowDefinition, state: BaseModel, name: str,
+          before: dict[str, Any]) -> dict[str, Any]:
+    """The in-place changes of a compensation that failed, if the model accepts them."""
+    try:
+        return merge_result(defn, state, None, name)
+    except StepFailed:
+        return before

@@ -9,6 +9,7 @@ from typing import Any, TypedDict
 
 from ..directives import StartSubWorkflowDirective
 from .records import Branch, HistoryEntry, RecordUpdate, Status
+from .runtime import HELD
 
 
 class Spawn(TypedDict):
@@ -46,6 +47,9 @@ class Transition:
     fanout: list[Branch] | None = None  # PARALLEL: the branches to run
     #: Side effects performed after the commit:
     cancel_child: str | None = None  # the sub-workflow to cancel (reason), see ``cancel``
+    #: What the step raised, when it failed the run (in-process callers re-raise it as the
+    #: ``original_exception`` of their error).
+    cause: BaseException | None = None
 
     @property
     def status(self) -> str:
@@ -56,7 +60,7 @@ class Transition:
         the run wait (WAITING_HUMAN) until an operator resumes it."""
         if self.hold and self.update.status == Status.ACTIVE:
             self.update.status = Status.WAITING_HUMAN
-            self.update.runtime.waiting_reason = "automate_next"
+            self.update.runtime.waiting_reason = HELD
             self.update.runtime.waiting_for = self.update.current_step
             self.history.append(HistoryEntry(self.update.current_step, "WAITING", 1))
             self.hold = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 from collections.abc import Callable
@@ -53,7 +54,26 @@ def accepted(fn: StepFunction, kwargs: dict[str, Any]) -> dict[str, Any]:
     return kwargs if names is None else {k: v for k, v in kwargs.items() if k in names}
 
 
-async def call_step_function(fn: StepFunction, state: BaseModel, context: StepContext,
+@functools.lru_cache(maxsize=1024)
+def positional_count(fn: StepFunction) -> int:
+    """How many arguments ``fn`` takes by position (a large number for ``*args``)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return 2
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return 1 << 16
+    return sum(1 for p in params
+               if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+
+def state_dict(data: dict[str, Any]) -> dict[str, Any]:
+    """A copy of stored state for a function that gets it as a dict (Ruvon's ASYNC and
+    PARALLEL functions): what it changes in place is not the stored state."""
+    return copy.deepcopy(data)
+
+
+async def call_step_function(fn: StepFunction, state: object, context: StepContext,
                              kwargs: dict[str, Any]) -> object:
     """``fn(state, context, **kwargs)`` with the keywords it takes, awaited if it is a
     coroutine."""

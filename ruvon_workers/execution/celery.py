@@ -49,7 +49,7 @@ class CeleryExecutionProvider:
     async def run_next(self, workflow: Workflow,
                        user_input: dict[str, Any]) -> tuple[Any, str | None]:
         coordinator = self._coordinator(workflow)
-        if workflow.status == Status.WAITING_HUMAN:
+        if workflow.record.status == Status.WAITING_HUMAN:
             workflow.record = await coordinator.resume(workflow.id, user_input)
         else:
             await self.on_created(workflow.record)

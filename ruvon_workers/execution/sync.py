@@ -50,6 +50,12 @@ class SyncExecutionProvider:
     whatever it does; CRON schedules are stored for a fleet's scheduler to fire.
     """
 
+    #: A sub-workflow runs within its parent's ``next_step``. Off (Ruvon's
+    #: ``SyncExecutor``), the parent returns at once, PENDING_SUB_WORKFLOW; the program
+    #: drives the child, whose every step chains into the next, and the parent goes on
+    #: with its next step as soon as the child ends.
+    runs_children = True
+
     def initial_due_in(self) -> float | None:
         return None
 
@@ -71,14 +77,24 @@ class SyncExecutionProvider:
             if transition.fanout:
                 transition = await self._fan_out(workflow, transition)
             await self._commit(workflow, transition)
+            workflow.last_step = transition.step
             if transition.retry_delay is not None:
                 await asyncio.sleep(transition.retry_delay)
                 continue
             for other in started:
                 if other.parent_id != workflow.id:
                     await self._run_spawned(workflow, other)
-            _raise_if_failed(workflow)
+            raise_if_failed(workflow, transition.cause)
             result, jumped_to = transition.result, transition.jumped_to
+            if not self.runs_children and workflow.record.parent_id:
+                if Status(workflow.record.status).is_terminal:
+                    await self._wake_parent(workflow, workflow.record)
+                elif workflow.record.status == Status.ACTIVE and not jumped_to \
+                        and transition.child is None:
+                    user_input = {}
+                    continue  # Ruvon: a child's steps chain
+            if transition.child is not None and started and not self.runs_children:
+                return result, jumped_to
             if transition.child is not None and started:
                 child = await self._run_to_rest(workflow, started[0])
                 if not Status(child.status).is_terminal:
@@ -184,7 +200,7 @@ class SyncExecutionProvider:
         transition = await decide(workflow.definition, workflow.record, ChildChanged(child))
         assert transition is not None
         await self._commit(workflow, transition)
-        _raise_if_failed(workflow)
+        raise_if_failed(workflow)
         return transition.result, transition.jumped_to
 
     async def cancel(self, workflow: Workflow, reason: str) -> None:
@@ -230,7 +246,18 @@ async def _call_in_thread(fn: Any, state: Any, context: StepContext,
     return result
 
 
-def _raise_if_failed(workflow: Workflow) -> None:
+def raise_if_failed(workflow: Workflow, cause: BaseException | None = None) -> None:
+    """Raise what a failed run raises from ``next_step``; ``cause``: what the step
+    raised, when known."""
+    try:
+        _raise_for_status(workflow)
+    except (SagaWorkflowException, WorkflowFailedException) as exc:
+        if cause is not None and exc.original_exception is None:
+            exc.original_exception = cause
+        raise
+
+
+def _raise_for_status(workflow: Workflow) -> None:
     status = workflow.record.status
     error = workflow.record.error or {}
     message = f"{error.get('type', 'Error')}: {error.get('message', '')}"

@@ -8,6 +8,13 @@ working directory and the first entry of ``sys.path`` (instead of this file's di
 so the driver imports its own ``models`` and ``steps`` exactly as when it is run by hand.
 Whatever the engine prints goes to stderr; the JSON goes only to the output file.
 
+``RUVON_COMPAT_PROVIDERS`` runs the same ``main()`` with providers passed in, as every
+driver allows (``main(persistence_provider=None, execution_provider=None)``), built from
+Ruvon's classes: ``sqlite:<file>`` gives it a SQLite file (steps in-process), ``fleet``
+PostgreSQL (``DATABASE_URL``) and the ``CeleryExecutionProvider`` (``CELERY_BROKER_URL``,
+``RUVON_REGISTRY``), so that every step is a task on real workers. Unset: the driver's own
+defaults (in memory, in-process), which is how the expectations were recorded.
+
 With ``RUVON_COMPAT_PROJECT_ROOT`` set (the tests set it to the checkout under test), every
 other directory on ``sys.path`` that holds a ``ruvon_workers`` package is dropped first: an
 editable install of another checkout puts that checkout's directory on ``sys.path`` through
@@ -22,6 +29,7 @@ import importlib
 import json
 import os
 import sys
+from typing import Any
 
 
 def _jsonable(value: object) -> object:
@@ -42,6 +50,32 @@ def keep_only_checkout(root: str) -> None:
     ]
 
 
+async def _main(driver: Any, providers: str) -> object:
+    """``driver.main()``, given the providers ``providers`` names (see above)."""
+    main = driver.main
+    if not providers:
+        return await main()
+    persistence: Any
+    execution: Any = None
+    if providers.startswith("sqlite:"):
+        from ruvon.implementations.persistence.sqlite import SQLitePersistenceProvider
+
+        persistence = SQLitePersistenceProvider(db_path=providers.removeprefix("sqlite:"))
+    elif providers == "fleet":
+        from ruvon.implementations.execution.celery import CeleryExecutionProvider
+        from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
+
+        persistence = PostgresPersistenceProvider(os.environ["DATABASE_URL"])
+        execution = CeleryExecutionProvider(timeout=60)
+    else:
+        raise SystemExit(f"RUVON_COMPAT_PROVIDERS={providers!r}: use sqlite:<file> or fleet")
+    await persistence.initialize()
+    try:
+        return await main(persistence_provider=persistence, execution_provider=execution)
+    finally:
+        await persistence.close()
+
+
 def run(program_dir: str, out_path: str) -> None:
     program_dir = os.path.abspath(program_dir)
     out_path = os.path.abspath(out_path)
@@ -49,7 +83,7 @@ def run(program_dir: str, out_path: str) -> None:
     sys.path[0] = program_dir
     with contextlib.redirect_stdout(sys.stderr):
         driver = importlib.import_module("driver")
-        result = asyncio.run(driver.main())
+        result = asyncio.run(_main(driver, os.environ.get("RUVON_COMPAT_PROVIDERS", "")))
     with open(out_path, "w", encoding="utf-8") as f:
         json.dump(result, f, default=_jsonable)
 

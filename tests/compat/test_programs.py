@@ -4,8 +4,9 @@ Each directory in ``programs/`` is a small program written for the Ruvon SDK (it
 its YAML keys, its calling conventions). ``expected/<program>.json`` is what the reference
 SDK did with it, recorded by ``scripts/record-compat.py``. Here the very same ``driver.py``
 runs in a fresh process of this interpreter with ``PYTHONPATH=<repo root>:<program dir>``,
-and its final status, state and trail (the order in which the steps ran) must equal the
-recorded ones, after ids and timestamps are replaced by placeholders (``normalize.py``).
+and its final status, state, trail (the order in which the steps ran) and calls (what each
+``next_step`` call returned or raised, and the status after it) must equal the recorded
+ones, after ids and timestamps are replaced by placeholders (``normalize.py``).
 
 A program listed in ``PENDING`` is a strict xfail whose reason names the first difference
 still there; one that starts passing turns the suite red until it leaves the list, which
@@ -30,39 +31,27 @@ ROOT = COMPAT.parent.parent
 PROGRAMS = COMPAT / "programs"
 EXPECTED = COMPAT / "expected"
 RUNNER = COMPAT / "run_program.py"
-COMPARED = ("status", "state", "trail")
+COMPARED = ("status", "state", "trail", "calls")
 
 NAMES = sorted(p.name for p in PROGRAMS.iterdir() if (p / "driver.py").is_file())
 
-# Programs that do not yet end here as they do on the SDK, with the first difference.
+# Programs that do not end here as they do on the SDK, with the difference. Each is a
+# decided divergence (docs/ruvon-compat.md): SDK 0.1.3 breaks a documented feature there.
 PENDING: dict[str, str] = {
-    "async_step": "an ASYNC function gets the state model here; the SDK passes a dict",
     "decision_docs_routes": (
         "decided divergence (ruvon-compat §12 rows 11-12): conditions here are evaluated "
         "(`state.amount > 10000`); SDK 0.1.3 ignores them and runs its steps in file order"),
-    "dynamic_injection": "injection actions other than INSERT_AFTER_CURRENT are refused "
-                         "at load time; the SDK skips them",
     "fire_and_forget": (
-        "initial_data_template is rendered from the state here; SDK 0.1.3 passes "
-        "`{{state.x}}` literally and `{{ x }}` as \"\", which the child's model refuses here"),
+        "decided divergence (ruvon-compat §12 row 24): initial_data_template renders from the "
+        "state here, a whole placeholder keeping its type (a number here, which the child's "
+        "str field refuses); SDK 0.1.3 passes `{{state.x}}` literally and `{{ x }}` as \"\""),
     "http_step": (
         "decided divergence (ruvon-compat §12 row 23): HTTP steps work here, so the request "
         "reaches the local service and the run completes; SDK 0.1.3 fails every HTTP step"),
     "human_input_rejected": (
-        "after a rejected input the SDK is ACTIVE and skips input_model on the next call "
-        "(validated_input None); here the run keeps waiting and validates"),
-    "loop_steps": "a WHILE loop reaching max_iterations fails here; the SDK stops silently",
-    "parallel_fanout": "PARALLEL tasks get the state model here; the SDK passes a dict",
-    "parallel_tasks": "PARALLEL tasks get the state model here; the SDK passes a dict",
-    "pause_directive": (
-        "a pause's result is merged and the resume input reaches the next step here; "
-        "the SDK does neither"),
-    "saga_enable": ("the in-place edits of the step that failed, and of a compensation "
-                    "that failed, are discarded here; SDK 0.1.3 keeps them"),
-    "saga_yaml": "compensations' returned dicts are merged here; SDK 0.1.3 keeps only "
-                 "their in-place edits",
-    "sub_workflow": ("`sub_workflow_results` is keyed by the child's type here; the SDK keys "
-                     "it by the child's id, with its type, status, state and final result"),
+        "decided divergence (docs/ruvon-compat.md): after a rejected input SDK 0.1.3 skips "
+        "input_model on the next call (validated_input None), so unchecked input reaches the "
+        "step; here every input is validated"),
 }
 
 
@@ -73,18 +62,26 @@ def _case(name: str) -> Any:
                         marks=pytest.mark.xfail(strict=True, reason=PENDING[name]))
 
 
-def run_driver(program: str, out_file: Path) -> dict[str, Any]:
-    """Run ``programs/<program>/driver.py``'s main() here, in a fresh process."""
+def program_path(program: str) -> str:
+    """``PYTHONPATH`` for a program: this checkout, then the program's own directory."""
+    return os.pathsep.join([str(ROOT), str(PROGRAMS / program)])
+
+
+def run_driver(program: str, out_file: Path, env: dict[str, str] | None = None,
+               timeout: float = 60) -> dict[str, Any]:
+    """Run ``programs/<program>/driver.py``'s main() here, in a fresh process (``env``:
+    more environment, e.g. ``RUVON_COMPAT_PROVIDERS``; see run_program.py)."""
     program_dir = PROGRAMS / program
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(program_dir)]),
+        **(env or {}),
+        "PYTHONPATH": program_path(program),
         "RUVON_COMPAT_PROJECT_ROOT": str(ROOT),
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     proc = subprocess.run(
         [sys.executable, str(RUNNER), str(program_dir), str(out_file)],
-        capture_output=True, text=True, env=env, timeout=60, check=False,
+        capture_output=True, text=True, env=env, timeout=timeout, check=False,
     )
     if proc.returncode != 0:
         last = proc.stderr.strip().splitlines()[-1:] or ["(no output)"]
@@ -101,15 +98,28 @@ def test_every_program_has_an_expectation() -> None:
     assert set(PENDING) <= set(NAMES)
 
 
-@pytest.mark.parametrize("program", [_case(name) for name in NAMES])
-def test_program_behaves_as_on_ruvon_sdk(program: str, tmp_path: Path) -> None:
+def assert_as_recorded(program: str, actual: dict[str, Any],
+                       compared: tuple[str, ...] = COMPARED) -> None:
+    """``actual`` (a driver's result) equals what the SDK did, key by key."""
     expected = json.loads((EXPECTED / f"{program}.json").read_text(encoding="utf-8"))
-    actual = normalize(run_driver(program, tmp_path / "result.json"))
-    for key in COMPARED:
+    actual = normalize(actual)
+    for key in compared:
         assert actual.get(key) == expected[key], (
             f"{program}: {key} differs from Ruvon SDK 0.1.3\n"
             f"  SDK:  {json.dumps(expected[key], sort_keys=True)}\n"
             f"  here: {json.dumps(actual.get(key), sort_keys=True)}")
+
+
+@pytest.mark.parametrize("program", [_case(name) for name in NAMES])
+def test_program_behaves_as_on_ruvon_sdk(program: str, tmp_path: Path) -> None:
+    assert_as_recorded(program, run_driver(program, tmp_path / "result.json"))
+
+
+@pytest.mark.parametrize("program", [_case(name) for name in NAMES])
+def test_program_on_a_sqlite_file_behaves_as_on_ruvon_sdk(program: str, tmp_path: Path) -> None:
+    """The same program given Ruvon's ``SQLitePersistenceProvider`` (a file)."""
+    providers = {"RUVON_COMPAT_PROVIDERS": f"sqlite:{tmp_path / 'workflows.db'}"}
+    assert_as_recorded(program, run_driver(program, tmp_path / "result.json", providers))
 
 
 def test_the_compatibility_page_gives_the_count_that_holds() -> None:

@@ -77,13 +77,16 @@ async def test_flagged_order_shows_every_step_type(builder, persistence, carrier
     assert path == "/quote?country=FR&weight_kg=6.0"
     assert headers["Authorization"] == f"Bearer {TOKEN}" and headers["Idempotency-Key"]
     # Sub-workflow: Shipment packed 9 units in 3 parcels (its WHILE loop); its final state
-    # is in sub_workflow_results.
-    shipment = state.sub_workflow_results["Shipment"]
+    # is in sub_workflow_results, under the child's id.
+    (entry,) = state.sub_workflow_results.values()
+    assert entry["workflow_type"] == "Shipment" and entry["status"] == "COMPLETED"
+    shipment = entry["state"]
     assert [p["units"] for p in shipment["parcels"]] == [4, 4, 1]
     assert shipment["signature_required"] is True
     assert state.tracking_number == "PAR-F-9-3" and state.parcels == 3
     child_id = next(h.detail["sub_workflow"] for h in await wf.history()
                     if h.step == "Ship" and h.status == "COMPLETED")
+    assert list(state.sub_workflow_results) == [child_id]
     child = await persistence.load_workflow(child_id)
     assert child.workflow_type == "Shipment" and child.status == "COMPLETED"
     assert child.parent_id == wf.id

@@ -38,13 +38,26 @@ async def test_loop_iterates_then_while_loop_runs_to_its_condition(types_builder
     assert iterations == [0, 1, 2, 0, 1]
 
 
-async def test_loop_past_max_iterations_fails_with_the_reason(types_builder, persistence):
+async def test_a_while_loop_ends_at_max_iterations_and_says_so(types_builder, persistence):
+    # As on Ruvon: a bounded poll. The run goes on; the LOOP's history row says why.
     wf = await _create(types_builder, persistence, "LoopItems", {"items": [1, 2],
                                                                  "countdown": 9})
-    with pytest.raises(WorkflowFailedException, match=r"max_iterations \(5\)"):
+    await _run(wf)
+    assert wf.status == "COMPLETED" and wf.state.ticks == 5 and wf.state.countdown == 4
+    (done,) = [h for h in await wf.history()
+               if h.step == "Count_Down" and h.status == "COMPLETED"]
+    assert done.detail is not None and done.detail["iterations"] == 5
+    assert done.detail["stopped"] == ("max_iterations (5) reached with while_condition "
+                                      "still true")
+
+
+async def test_a_list_longer_than_max_iterations_fails_with_the_reason(types_builder,
+                                                                      persistence):
+    wf = await _create(types_builder, persistence, "LoopItems",
+                       {"items": list(range(51)), "countdown": 1})
+    with pytest.raises(WorkflowFailedException, match=r"51 items, more than max_iterations"):
         await _run(wf)
-    assert wf.current_step_name == "Count_Down"
-    assert wf.state.ticks == 5
+    assert wf.current_step_name == "Process"
 
 
 async def test_sub_workflow_completes_into_the_parent(types_builder, persistence):
@@ -127,7 +140,7 @@ async def test_dynamic_injection_inserts_after_the_current_step(types_builder, p
 async def test_merge_function_partial_success_and_a_failed_branch(types_builder, persistence):
     wf = await _create(types_builder, persistence, "Merging", {})
     await wf.next_step()
-    assert wf.state.winner == "credit+fraud" and wf.state.checked == ["credit", "fraud"]
+    assert wf.state.winner == "credit+fraud" and wf.state.checked == ["2 results"]
     await wf.next_step()  # one branch fails (after its retry); partial success is allowed
     assert wf.current_step_name == "Strict"
     partial = [h for h in await wf.history() if h.step == "Partial"][-1]
@@ -150,7 +163,8 @@ async def test_in_process_timeout_cuts_off_an_async_branch(types_builder, persis
 
 async def test_an_injected_step_that_pauses_waits_then_goes_on(types_builder, persistence):
     wf = await _run(await _create(types_builder, persistence, "InjectPause", {"amount": 5000}))
-    assert wf.status == "WAITING_HUMAN" and wf.current_step_name == "Reviewed"
+    assert wf.status == "WAITING_HUMAN" and wf.current_step_name == "Hold_For_Review"
+    assert wf.state.path == ["Assess", "paused"]
     await wf.next_step({})
     await _run(wf)
     assert wf.status == "COMPLETED"

@@ -140,24 +140,42 @@ async def test_human_in_loop_without_function_merges_input(tmp_path: Path) -> No
     assert wf.status == "COMPLETED" and wf.state.label == "from a human"
 
 
-async def test_pause_directive_waits_then_next_step_gets_input(tmp_path: Path) -> None:
+async def test_a_pause_waits_at_its_step_and_resume_goes_on_with_the_next(
+        tmp_path: Path) -> None:
+    # Ruvon: the pause's result is not merged; resumed, the run goes on after the paused
+    # step, in the same call, and the input reaches that step on its context.
     b = builder_for(tmp_path, f"- name: A\n  function: {S}.pause_for_review\n"
                               f"- name: B\n  function: {S}.use_input\n")
     wf = await start(b)
-    await wf.next_step()
-    assert wf.status == "WAITING_HUMAN" and wf.current_step_name == "B"
-    assert wf.state.label == "under review"
+    result, _ = await wf.next_step()
+    assert result == {"label": "under review"}
+    assert wf.status == "WAITING_HUMAN" and wf.current_step_name == "A"
+    assert wf.state.label != "under review"
     await wf.next_step({"amount": 5})
     assert wf.status == "COMPLETED" and wf.state.count == 5
 
 
+async def test_a_paused_last_step_completes_the_run_when_resumed(tmp_path: Path) -> None:
+    b = builder_for(tmp_path, f"- name: A\n  function: {S}.increment\n"
+                              f"- name: B\n  function: {S}.pause_for_review\n")
+    wf = await start(b)
+    await wf.next_step()
+    await wf.next_step()
+    assert wf.status == "WAITING_HUMAN" and wf.current_step_name == "B"
+    await wf.next_step({"ok": True})
+    assert wf.status == "COMPLETED" and wf.state.count == 1
+
+
 async def test_input_reaches_only_functions_that_take_it(tmp_path: Path) -> None:
-    # A (state, context) step resumed with input runs (the input stays on its context);
-    # one declaring a keyword gets that keyword; **kwargs gets everything.
+    # Ruvon's convention: a STANDARD step gets no input keywords (the input is on its
+    # context); a HUMAN_IN_LOOP function gets the keywords it declares (all of them
+    # with **kwargs).
     b = builder_for(tmp_path, f"- name: A\n  function: {S}.pause_for_review\n"
                               f"- name: B\n  function: {S}.increment\n"
                               f"- name: C\n  function: {S}.pause_for_review\n"
-                              f"- name: D\n  function: {S}.use_input\n")
+                              f"- name: D\n  function: {S}.use_input\n"
+                              f"- name: E\n  type: HUMAN_IN_LOOP\n"
+                              f"  function: {S}.use_input\n")
     wf = await start(b)
     await wf.next_step()
     await wf.next_step({"amount": 5, "note": "ignored by B"})
@@ -165,7 +183,11 @@ async def test_input_reaches_only_functions_that_take_it(tmp_path: Path) -> None
     assert wf.state.count == 1 and wf.state.path == ["B"]
     await wf.next_step()
     await wf.next_step({"amount": 5, "extra": True})
-    assert wf.status == "COMPLETED" and wf.state.count == 6
+    assert wf.current_step_name == "E" and wf.state.count == 6
+    assert wf.state.path == ["B"]  # D's function got no keywords
+    await wf.next_step({"amount": 2, "extra": True})
+    assert wf.status == "COMPLETED" and wf.state.count == 8
+    assert wf.state.path == ["B", "extra"]
 
 
 async def test_saga_exception_in_ruvons_form_rolls_back(tmp_path: Path) -> None:

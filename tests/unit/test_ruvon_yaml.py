@@ -312,7 +312,20 @@ async def test_a_merge_function_gets_the_changes_as_they_are_whatever_the_strate
         """)
     wf = await run_while_active(await start(b, {"items": [1]}))
     assert wf.status == "COMPLETED" and wf.state.tags == ["s"]
-    assert wf.state.note == repr([("P[0]", {"tags": ["s", "i1"]})])
+    assert wf.state.note == repr([{"tags": ["s", "i1"]}])
+
+
+async def test_a_one_argument_merge_function_gets_the_results_alone(tmp_path: Path) -> None:
+    b = merge_builder(tmp_path, f"""\
+        - name: P
+          type: PARALLEL
+          tasks:
+            - {{name: one, function: {Y}.task_one}}
+            - {{name: two, function: {Y}.task_two}}
+          merge_function_path: {Y}.merge_results_only
+        """)
+    wf = await run_while_active(await start(b))
+    assert wf.status == "COMPLETED" and wf.state.note == "t1+t2"
 
 
 async def test_replace_with_no_branches_leaves_every_field_at_its_default(
@@ -339,10 +352,10 @@ async def test_loop_body_entries_may_be_whole_steps_and_run_in_order(tmp_path: P
           loop_body:
             - name: Note
               type: STANDARD
-              function: {Y}.note_item
+              function: {Y}.note_loop_item
             - name: Tag
               type: STANDARD
-              function: {Y}.tag_in_place
+              function: {Y}.tag_loop_item
         """)
     wf = await run_while_active(await start(b, {"items": [1, 2]}))
     assert wf.status == "COMPLETED"

@@ -2,18 +2,66 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
 
+from ruvon_workers.engine.records import Status, WorkflowRecord
 from ruvon_workers.execution.celery import CeleryExecutionProvider as _FleetProvider
+from ruvon_workers.execution.sync import raise_if_failed
+
+if TYPE_CHECKING:
+    from ruvon_workers.workflow import Workflow
 
 
 class CeleryExecutionProvider(_FleetProvider):
     """Hands every step to the fleet (``CELERY_BROKER_URL``, ``RUVON_REGISTRY``); Ruvon's
-    ``workflow_builder`` argument is accepted."""
+    ``workflow_builder`` argument is accepted.
 
-    def __init__(self, workflow_builder: Any = None, **kwargs: Any) -> None:
+    As a Ruvon program expects, ``next_step`` returns once the fleet has run the step:
+    since the fleet goes on with the following steps by itself, that is when the run
+    comes to rest (it ends, waits for input, or waits for a sub-workflow that waits for
+    input). A failed run raises ``WorkflowFailedException`` (``SagaWorkflowException``
+    after a rollback), as in-process. ``timeout``: seconds to wait for that, after which
+    ``TimeoutError`` says where the run stands.
+    """
+
+    def __init__(self, workflow_builder: Any = None, *, timeout: float = 300.0,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.workflow_builder = workflow_builder
+        self.timeout = timeout
+
+    async def run_next(self, workflow: Workflow,
+                       user_input: dict[str, Any]) -> tuple[Any, str | None]:
+        before = workflow.record.version
+        await super().run_next(workflow, user_input)
+        workflow.record = await self._at_rest(workflow, before)
+        raise_if_failed(workflow)
+        return None, None
+
+    async def _at_rest(self, workflow: Workflow, before: int) -> WorkflowRecord:
+        deadline = time.monotonic() + self.timeout
+        delay = 0.01
+        while True:
+            record = await workflow.persistence.load_workflow(workflow.id)
+            if record is not None and record.version > before and _at_rest(record):
+                return record
+            if time.monotonic() >= deadline:
+                where = f"{record.status} at step {record.current_step!r}" if record else "gone"
+                raise TimeoutError(f"workflow {workflow.id} is still {where} after "
+                                   f"{self.timeout:g} s: are workers running "
+                                   "(ruvon-workers worker)?")
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 0.2)
+
+
+def _at_rest(record: WorkflowRecord) -> bool:
+    status = Status(record.status)
+    if status.is_terminal or status == Status.WAITING_HUMAN:
+        return True
+    child = record.runtime.child or {}
+    return status == Status.PENDING_SUB_WORKFLOW and child.get("status") == Status.WAITING_HUMAN
 
 
 __all__ = ["CeleryExecutionProvider"]

@@ -9,7 +9,12 @@ from ruvon_workers.execution.sync import SyncExecutionProvider
 
 class SyncExecutor(SyncExecutionProvider):
     """Ruvon's in-process executor. PARALLEL branches run at once (``async def`` ones
-    on the event loop, others in threads) without an ``initialize`` call."""
+    on the event loop, others in threads) without an ``initialize`` call. As on Ruvon, a
+    sub-workflow is not run by its parent's ``next_step``: the program drives the child
+    (``WorkflowEngine.get_workflow(parent.blocked_on_child_id)``), and the parent goes on
+    once the child ends."""
+
+    runs_children = False
 
     def __init__(self, workflow_builder: Any = None) -> None:
         self.workflow_builder = workflow_builder

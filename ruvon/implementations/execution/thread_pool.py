@@ -12,6 +12,11 @@ from ruvon_workers.execution.sync import SyncExecutionProvider
 
 
 class ThreadPoolExecutorProvider(SyncExecutionProvider):
+    """Ruvon's thread-pool executor: PARALLEL branches on threads; a sub-workflow is
+    driven by the program, as with ``SyncExecutor``."""
+
+    runs_children = False
+
     def __init__(self, max_workers: int = 4) -> None:
         self.max_workers = max_workers
 

@@ -13,7 +13,7 @@ from .base import StepKind
 from .compensatable import CompensatableStep
 from .cron_schedule import CronScheduleStep
 from .fire_and_forget import FireAndForgetStep
-from .function import DecisionStep, FunctionStep, HumanStep
+from .function import AsyncStep, DecisionStep, FunctionStep, HumanStep
 from .http import HttpStep
 from .loop import LoopStep
 from .parallel import ParallelStep
@@ -21,7 +21,7 @@ from .parallel import ParallelStep
 KINDS: dict[StepType, StepKind] = {
     StepType.STANDARD: FunctionStep(),
     StepType.COMPENSATABLE: CompensatableStep(),
-    StepType.ASYNC: FunctionStep(),
+    StepType.ASYNC: AsyncStep(),
     StepType.DECISION: DecisionStep(),
     StepType.HUMAN_IN_LOOP: HumanStep(),
     StepType.HTTP: HttpStep(),

@@ -27,6 +27,10 @@ class StepKind:
     #: A ``WorkflowPauseDirective`` raised by the step waits at the step itself (and runs
     #: it again on resume) rather than at the next one.
     pauses_in_place = False
+    #: The function gets the input it is resumed with as keywords (Ruvon: HUMAN_IN_LOOP
+    #: and ASYNC). Every other function finds it on ``context.user_input`` (and
+    #: ``context.validated_input``).
+    takes_input = False
 
     def problems(self, step: StepDefinition) -> Iterable[Problem]:
         """What is wrong with ``step``'s type-specific fields (loading refuses it)."""

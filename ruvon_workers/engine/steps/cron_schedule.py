@@ -51,7 +51,11 @@ class CronScheduleStep(StepKind):
             "next_run_at": next_run,
             "created_by": runner.record.id,
         }
-        transition = runner.complete(runner.record.state, None, started)
+        # Ruvon's answer from next_step; the state is not changed.
+        result = {"message": f"Workflow {step.target_workflow_type} scheduled as "
+                             f"{schedule['name']}",
+                  "schedule_name": schedule["name"]}
+        transition = runner.complete(runner.record.state, result, started)
         transition.schedule = schedule
         transition.add_detail(schedule=schedule["name"], next_run_at=next_run.isoformat())
         return transition

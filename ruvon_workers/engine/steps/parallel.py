@@ -23,7 +23,14 @@ from ...errors import MergeConflict, StepFailed
 from ..context import StepContext
 from ..records import Branch, HistoryEntry, RecordUpdate, Status, StepOutcome, WorkflowRecord
 from ..transition import Transition, elapsed_ms
-from ..values import StepFunction, call_step_function, check_storable, validated_state
+from ..values import (
+    StepFunction,
+    call_step_function,
+    check_storable,
+    positional_count,
+    state_dict,
+    validated_state,
+)
 from .base import Problem, StepKind
 
 if TYPE_CHECKING:
@@ -41,10 +48,22 @@ CONFLICT_BEHAVIORS = (PREFER_NEW, PREFER_EXISTING, RAISE_ERROR)
 _MISSING = object()
 
 #: How a branch function is called: ``call(fn, state, context, kwargs)``.
-Caller = Callable[[StepFunction, BaseModel, StepContext, dict[str, Any]], Awaitable[object]]
+Caller = Callable[[StepFunction, Any, StepContext, dict[str, Any]], Awaitable[object]]
 
 #: Branch statuses.
 PENDING, COMPLETED, FAILED = "PENDING", "COMPLETED", "FAILED"
+
+
+def strategy_problems(step: StepDefinition) -> Iterable[Problem]:
+    """An unknown ``merge_strategy`` or ``merge_conflict_behavior`` (PARALLEL, ASYNC)."""
+    if step.merge_strategy not in MERGE_STRATEGIES:
+        yield "merge_strategy", (f"merge_strategy '{step.merge_strategy}' is not one of "
+                                 f"{', '.join(MERGE_STRATEGIES)} (in any case)")
+    if step.merge_conflict_behavior not in CONFLICT_BEHAVIORS:
+        yield "merge_conflict_behavior", (
+            f"merge_conflict_behavior '{step.merge_conflict_behavior}' is not one of "
+            f"{', '.join(CONFLICT_BEHAVIORS)} (in any case; PREFER_OLD is "
+            "PREFER_EXISTING)")
 
 
 class ParallelStep(StepKind):
@@ -55,14 +74,7 @@ class ParallelStep(StepKind):
             yield "tasks", "a PARALLEL step needs 'tasks' or 'iterate_over'"
         if step.iterate_over and not step.task_function:
             yield "task_function", "a PARALLEL step with 'iterate_over' needs 'task_function'"
-        if step.merge_strategy not in MERGE_STRATEGIES:
-            yield "merge_strategy", (f"merge_strategy '{step.merge_strategy}' is not one of "
-                                     f"{', '.join(MERGE_STRATEGIES)} (in any case)")
-        if step.merge_conflict_behavior not in CONFLICT_BEHAVIORS:
-            yield "merge_conflict_behavior", (
-                f"merge_conflict_behavior '{step.merge_conflict_behavior}' is not one of "
-                f"{', '.join(CONFLICT_BEHAVIORS)} (in any case; PREFER_OLD is "
-                "PREFER_EXISTING)")
+        yield from strategy_problems(step)
         if step.batch_size is not None and step.batch_size < 0:
             yield "batch_size", ("batch_size must be 0 (one item per branch, as when it is "
                                  "left out) or more")
@@ -116,14 +128,15 @@ def deadline_for(step: StepDefinition) -> float | None:
     return time.time() + step.timeout_seconds if step.timeout_seconds else None
 
 
-def changes_of(before: dict[str, Any], after: BaseModel, result: object, step: str, *,
+def changes_of(before: dict[str, Any], after: dict[str, Any], result: object, step: str, *,
                append: bool = False) -> dict[str, Any]:
-    """What a branch changed: the fields it changed in place plus the dict it returned.
+    """What a branch changed: the keys it changed in its copy of the state plus the dict
+    it returned.
 
     With ``append`` (the APPEND strategy), a list the branch extended in place counts as
     the items it added, as a returned list does.
     """
-    changes = {key: value for key, value in after.model_dump(mode="json").items()
+    changes = {key: value for key, value in to_jsonable_python(after).items()
                if before.get(key, _MISSING) != value}
     if append:
         for key, value in changes.items():
@@ -158,6 +171,8 @@ async def run_branch(defn: WorkflowDefinition, step: StepDefinition, record: Wor
 
 async def _run_branch(defn: WorkflowDefinition, step: StepDefinition, record: WorkflowRecord,
                       branch: Branch, attempt: int, call: Caller) -> dict[str, Any]:
+    # Ruvon's convention: a task gets a copy of the state as a dict, and a context named
+    # after the task (``<step>_<index>`` for each item of ``iterate_over``).
     base = StepContext(workflow_id=record.id, step_name=step.name, attempt=attempt,
                        idempotency_key=f"{record.id}:{step.name}:{record.version}:"
                                        f"{branch.idx}",
@@ -165,10 +180,12 @@ async def _run_branch(defn: WorkflowDefinition, step: StepDefinition, record: Wo
     # A merge function gets each branch's changes as they are.
     append = step.merge_strategy == APPEND and not step.merge_function_path
     if not step.iterate_over:
-        fn = defn.function(step.tasks[branch.idx].function_path)
-        state = defn.state_model.model_validate(record.state)
+        task = step.tasks[branch.idx]
+        fn = defn.function(task.function_path)
+        state = state_dict(record.state)
         base.loop_index = branch.idx
-        return _kept(step, record.state, changes_of(
+        base.step_name = task.name
+        return kept(step, record.state, changes_of(
             record.state, state, await call(fn, state, base, {}), step.name, append=append))
     fn = defn.function(step.task_function)
     item_var = step.item_var_name or "item"
@@ -177,17 +194,18 @@ async def _run_branch(defn: WorkflowDefinition, step: StepDefinition, record: Wo
     item = branch.item or {"start": 0, "items": []}
     for offset, value in enumerate(item["items"]):
         index = item["start"] + offset
-        state = defn.state_model.model_validate(record.state)
-        context = StepContext(**{**base.__dict__, "loop_item": value, "loop_index": index})
+        state = state_dict(record.state)
+        context = StepContext(**{**base.__dict__, "step_name": f"{step.name}_{index}",
+                                 "loop_item": value, "loop_index": index})
         changes = changes_of(record.state, state,
                              await call(fn, state, context, {item_var: value}),
                              step.name, append=append)
-        merge_into(merged, _kept(step, record.state, changes), step, owners,
+        merge_into(merged, kept(step, record.state, changes), step, owners,
                    f"{step.name}[{index}]")
     return merged
 
 
-def _kept(step: StepDefinition, state: dict[str, Any], changes: dict[str, Any]
+def kept(step: StepDefinition, state: dict[str, Any], changes: dict[str, Any]
           ) -> dict[str, Any]:
     """The changes the strategy lets through: PRESERVE_EXISTING sets only keys the state
     lacks (a merge function gets them all)."""
@@ -241,14 +259,17 @@ def merge_branches(defn: WorkflowDefinition, step: StepDefinition, state: dict[s
     defaults)."""
     merge_fn = defn.function(step.merge_function_path)
     if merge_fn is not None:
-        model = defn.state_model.model_validate(state)
-        merged = merge_fn(model, dict(results))
+        # Ruvon's two forms: ``merge(results)`` and ``merge(state_dict, results)``, the
+        # branches' results in declared order; what it returns is merged into the state.
+        outcomes = [changes for _, changes in results]
+        merged = (merge_fn(outcomes) if positional_count(merge_fn) == 1
+                  else merge_fn(state_dict(state), outcomes))
         if merged is None:
-            return dict(model.model_dump(mode="json"))
+            return dict(state)
         if not isinstance(merged, dict):
             raise StepFailed(step.name, f"merge function returned {type(merged).__name__}, "
                                         "not a dict of state fields")
-        return {**model.model_dump(mode="json"), **to_jsonable_python(merged)}
+        return {**state, **to_jsonable_python(merged)}
     target = {} if step.merge_strategy == REPLACE else dict(state)
     owners: dict[tuple[str, ...], str] = {}
     for name, changes in results:

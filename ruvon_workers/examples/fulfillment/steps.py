@@ -35,20 +35,23 @@ def validate_order(state: FulfillmentState, context: StepContext) -> dict:
 # Screen_Order: three checks run in parallel, each on its own copy of the state; their
 # "checks" dicts are merged (DEEP) in the order the tasks are declared.
 
-def check_credit(state: FulfillmentState, context: StepContext) -> dict:
-    return {"checks": {"credit": "ok" if state.total <= CREDIT_LIMIT else "over limit"}}
+# PARALLEL tasks get a copy of the state as a dict (Ruvon's convention) and return what
+# they add to it.
+
+def check_credit(state: dict[str, Any], context: StepContext) -> dict:
+    return {"checks": {"credit": "ok" if state["total"] <= CREDIT_LIMIT else "over limit"}}
 
 
-def score_fraud(state: FulfillmentState, context: StepContext) -> dict:
+def score_fraud(state: dict[str, Any], context: StepContext) -> dict:
     score = 10
-    score += 60 if state.total > 1000 else 0
-    score += 30 if state.ship_to_country != state.billing_country else 0
+    score += 60 if state["total"] > 1000 else 0
+    score += 30 if state["ship_to_country"] != state["billing_country"] else 0
     return {"checks": {"fraud_score": score},
             "risk": "high" if score >= HIGH_RISK_SCORE else "low"}
 
 
-def verify_address(state: FulfillmentState, context: StepContext) -> dict:
-    served = state.ship_to_country in SERVED_COUNTRIES
+def verify_address(state: dict[str, Any], context: StepContext) -> dict:
+    served = state["ship_to_country"] in SERVED_COUNTRIES
     return {"checks": {"address": "ok" if served else "not served"}}
 
 
@@ -64,9 +67,9 @@ def require_signature(state: FulfillmentState, context: StepContext) -> dict:
     return {"signature_required": True}
 
 
-def reserve_line(state: FulfillmentState, context: StepContext, line: dict[str, Any]) -> dict:
+def reserve_line(state: dict[str, Any], context: StepContext, line: dict[str, Any]) -> dict:
     """One PARALLEL branch per order line (``line`` is the line as stored, a dict)."""
-    reservation = f"RSV-{state.warehouse}-{line['sku']}-{line['quantity']}"
+    reservation = f"RSV-{state['warehouse']}-{line['sku']}-{line['quantity']}"
     return {"reservations": {line["sku"]: reservation}}
 
 
@@ -97,7 +100,9 @@ def ship(state: FulfillmentState, context: StepContext) -> None:
 
 
 def record_shipment(state: FulfillmentState, context: StepContext) -> dict:
-    shipment = state.sub_workflow_results["Shipment"]
+    # sub_workflow_results files each finished child under its id (as Ruvon does).
+    shipment = next(child["state"] for child in state.sub_workflow_results.values()
+                    if child["workflow_type"] == "Shipment")
     state.log.append(f"shipped in {len(shipment['parcels'])} parcel(s): "
                      f"{shipment['tracking_number']}")
     return {"tracking_number": shipment["tracking_number"],

@@ -40,9 +40,10 @@ def charge_payment(state: OrderState, context: StepContext) -> dict:
     return {"payment_id": f"pay_{digest}", "charged": True}
 
 
-def refund_payment(state: OrderState, context: StepContext) -> dict:
+def refund_payment(state: OrderState, context: StepContext) -> None:
+    # A compensation changes the state in place (what it returns is not merged, as on Ruvon).
     state.log.append(f"refunded {state.payment_id}")
-    return {"refunded": True, "charged": False}
+    state.refunded, state.charged = True, False
 
 
 def ship_order(state: OrderState, context: StepContext) -> dict:
