@@ -1,8 +1,9 @@
 """The ``ruvon`` command: Ruvon's CLI over Ruvon Workers.
 
 Exit codes are Ruvon's: 0, 1 for every handled error, 2 for a usage error. ``run`` and
-``validate`` need no server; ``list``, ``show`` and ``logs`` read the database alone
-(``--db-url`` or ``DATABASE_URL``). The fleet's own commands stay on ``ruvon-workers``.
+``validate`` need no server; the other commands use the database alone (``--db-url``,
+``DATABASE_URL``, or the configured store) and run steps in this process
+(``cli_operate``). The fleet's own commands stay on ``ruvon-workers``.
 """
 
 from __future__ import annotations
@@ -202,15 +203,45 @@ async def _run_to_rest(registry: Registry, workflow_type: str, initial: dict[str
 
 def _db_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--db-url", envvar=["DATABASE_URL", "RUVON_DB_URL"], default=None,
-                        help="PostgreSQL URL [env: DATABASE_URL].")(fn)
+                        help="PostgreSQL URL or sqlite:///<file> [env: DATABASE_URL; "
+                             "default: the configured store].")(fn)
+
+
+def store_url(db_url: str | None) -> str:
+    """The store to use: ``db_url`` (``--db-url``, ``DATABASE_URL``), else the configured
+    one (``ruvon config set-persistence``)."""
+    if db_url:
+        return db_url
+    persistence = _config().get("persistence") or {}
+    provider = persistence.get("provider")
+    if provider == "sqlite":
+        path = persistence.get("db_path") or "~/.ruvon/workflows.db"
+        return f"sqlite:///{Path(path).expanduser()}"
+    if provider == "postgres" and persistence.get("db_url"):
+        return str(persistence["db_url"])
+    raise RuvonError("no database: pass --db-url, set DATABASE_URL, or choose one with "
+                     "`ruvon config set-persistence sqlite` (the memory store keeps nothing "
+                     "between commands)")
+
+
+def is_sqlite(url: str) -> bool:
+    """``sqlite:///<file>``, or a plain file path; anything else is a PostgreSQL URL or
+    connection string."""
+    return url.startswith("sqlite:") or ("://" not in url and "=" not in url)
 
 
 async def _with_store(db_url: str | None, use: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
-    if not db_url:
-        raise RuvonError("no database: pass --db-url or set DATABASE_URL")
-    from ruvon_workers.persistence import PostgresPersistenceProvider
+    url = store_url(db_url)
+    store: Any
+    if not is_sqlite(url):
+        from ruvon_workers.persistence import PostgresPersistenceProvider
 
-    store = PostgresPersistenceProvider(db_url, pool_min_size=1, pool_max_size=2)
+        store = PostgresPersistenceProvider(url, pool_min_size=1, pool_max_size=2)
+    else:
+        from ruvon_workers.persistence.sqlite import SQLitePersistenceProvider
+
+        store = SQLitePersistenceProvider(url.removeprefix("sqlite:///").removeprefix(
+            "sqlite://"))
     await store.initialize()
     try:
         return await use(store)
@@ -343,16 +374,88 @@ def config_path_command() -> None:
     click.echo(str(config_path()))
 
 
+def _stored_config() -> dict[str, Any]:
+    path = config_path()
+    loaded = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
+    if loaded is not None and not isinstance(loaded, dict):
+        raise RuvonError(f"{path}: expected a mapping (fix it, or `ruvon config reset`)")
+    return loaded or {}
+
+
+def _config() -> dict[str, Any]:
+    """The configuration: the file over the defaults."""
+    loaded = _stored_config()
+    return {key: {**value, **(loaded.get(key) or {})} for key, value in DEFAULT_CONFIG.items()}
+
+
+def _save_config(section: str, values: dict[str, Any]) -> None:
+    data = _stored_config()
+    data[section] = {**(data.get(section) or {}), **values}
+    path = config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=True), encoding="utf-8")
+    click.echo(f"{section}: {json.dumps(data[section])} ({path})")
+
+
 @config.command(name="show")
 @click.option("--json", "as_json", is_flag=True)
 @_handled
 def config_show(as_json: bool) -> None:
     """Print the configuration (the defaults where the file sets nothing)."""
+    click.echo(json.dumps(_config(), indent=None if as_json else 2))
+
+
+@config.command(name="set-persistence")
+@click.argument("provider", type=click.Choice(["memory", "sqlite", "postgres"]))
+@click.option("--db-path", default=None, help="sqlite: the file (default "
+                                              "~/.ruvon/workflows.db).")
+@click.option("--db-url", "url", default=None, help="postgres: the database URL.")
+@_handled
+def config_set_persistence(provider: str, db_path: str | None, url: str | None) -> None:
+    """Where the commands keep workflows by default."""
+    if provider == "postgres" and not url:
+        raise RuvonError("postgres needs --db-url postgresql://...")
+    values: dict[str, Any] = {"provider": provider}
+    if db_path:
+        values["db_path"] = db_path
+    if url:
+        values["db_url"] = url
+    _save_config("persistence", values)
+
+
+@config.command(name="set-execution")
+@click.argument("provider", type=click.Choice(["sync", "thread_pool"]))
+@_handled
+def config_set_execution(provider: str) -> None:
+    """How steps run in this process (both run PARALLEL branches at once)."""
+    _save_config("execution", {"provider": provider})
+
+
+@config.command(name="set-default")
+@click.argument("key", type=click.Choice(["auto_execute", "interactive", "json_output"]))
+@click.argument("value", type=click.BOOL)
+@_handled
+def config_set_default(key: str, value: bool) -> None:
+    """Set one of the defaults (true or false)."""
+    _save_config("defaults", {key: value})
+
+
+@config.command(name="reset")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask.")
+@_handled
+def config_reset(yes: bool) -> None:
+    """Remove the configuration file (the defaults apply again)."""
     path = config_path()
-    loaded = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
-    merged = {key: {**value, **((loaded or {}).get(key) or {})}
-              for key, value in DEFAULT_CONFIG.items()}
-    click.echo(json.dumps(merged, indent=None if as_json else 2))
+    if not path.exists():
+        click.echo("nothing to reset: the defaults apply")
+        return
+    if not yes:
+        click.confirm(f"Remove {path}?", abort=True)
+    path.unlink()
+    click.echo(f"removed {path}")
+
+
+from . import cli_operate  # noqa: E402, F401  (registers start, resume, retry, cancel, ...)
 
 
 def main() -> None:

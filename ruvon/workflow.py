@@ -67,6 +67,13 @@ class Workflow(_Workflow):
         return self.record.workflow_version
 
     @property
+    def definition_snapshot(self) -> dict[str, Any]:
+        """The workflow file as this run started on it (its steps, routes and settings):
+        the run finishes on it even if the file changes."""
+        snapshot = self.definition.snapshot or {}
+        return dict(snapshot.get("workflow") or {})
+
+    @property
     def state_model_path(self) -> str:
         return self.definition.state_model_path
 
@@ -168,6 +175,7 @@ class Workflow(_Workflow):
         return {
             "id": record.id, "workflow_type": record.workflow_type,
             "workflow_version": record.workflow_version,
+            "definition_snapshot": self.definition_snapshot,
             "current_step": record.current_step, "status": str(record.status),
             "state": record.state, "steps_config": self.steps_config,
             "state_model_path": self.state_model_path, "saga_mode": self.saga_mode,

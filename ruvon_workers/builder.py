@@ -77,7 +77,8 @@ class WorkflowBuilder:
             raise InvalidStateError(f"Initial data for '{workflow_type}'",
                                     detail=f"field '{path}' {NUL_REFUSED}")
         status, current = arrive(defn, defn.first_step)
-        runtime = Runtime(waiting_for=current if current and status != "ACTIVE" else None)
+        runtime = Runtime(waiting_for=current if current and status != "ACTIVE" else None,
+                          definition=defn.fingerprint or None)
         return WorkflowRecord(
             id=workflow_id or str(uuid.uuid4()),
             workflow_type=workflow_type,
@@ -109,6 +110,14 @@ class WorkflowBuilder:
             record.runtime.spawned_by = link
         return record
 
+    async def insert(self, persistence: PersistenceProvider, record: WorkflowRecord, *,
+                     due_in: float | None = None) -> tuple[WorkflowRecord, bool]:
+        """Store a new run, and first (once per store) the snapshot of the definition it
+        starts on; ``(record, created)``."""
+        await self.registry.remember(persistence, self.definition(record.workflow_type))
+        stored, created = await persistence.create_workflow(record, due_in=due_in)
+        return stored, created
+
     async def create_workflow(self, workflow_type: str, initial_data: dict[str, Any] | None = None,
                               *, persistence_provider: PersistenceProvider,
                               execution_provider: ExecutionProvider,
@@ -128,14 +137,14 @@ class WorkflowBuilder:
         record.runtime.metadata = dict(metadata or {})
         record.runtime.labels = {k: v for k, v in (labels or {}).items() if v is not None}
         due_in = execution_provider.initial_due_in() if record.status == "ACTIVE" else None
-        stored, created = await persistence_provider.create_workflow(record, due_in=due_in)
+        stored, created = await self.insert(persistence_provider, record, due_in=due_in)
         if created:
             await execution_provider.on_created(stored)
             if workflow_observer is not None:
                 await started(workflow_observer, stored)
-        return self.workflow_class(self.definition(stored.workflow_type), stored,
-                                   persistence_provider, execution_provider, builder=self,
-                                   observer=workflow_observer)
+        return self.workflow_class(
+            await self.registry.for_record(persistence_provider, stored), stored,
+            persistence_provider, execution_provider, builder=self, observer=workflow_observer)
 
     async def load_workflow(self, workflow_id: str, *, persistence_provider: PersistenceProvider,
                             execution_provider: ExecutionProvider,
@@ -143,6 +152,7 @@ class WorkflowBuilder:
         record = await persistence_provider.load_workflow(workflow_id)
         if record is None:
             raise WorkflowNotFound(workflow_id)
-        return self.workflow_class(self.definition(record.workflow_type), record,
-                                   persistence_provider, execution_provider, builder=self,
-                                   observer=workflow_observer)
+        # A run finishes on the definition it started with, if its file changed since.
+        return self.workflow_class(
+            await self.registry.for_record(persistence_provider, record), record,
+            persistence_provider, execution_provider, builder=self, observer=workflow_observer)

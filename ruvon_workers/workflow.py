@@ -102,5 +102,8 @@ class Workflow:
         from .engine.machine import SetSagaMode
         from .execution.operations import apply_event
 
-        self.record, _ = await apply_event(self.persistence, lambda _: self.definition, self.id,
+        async def definition(record: WorkflowRecord) -> WorkflowDefinition:
+            return self.definition
+
+        self.record, _ = await apply_event(self.persistence, definition, self.id,
                                            SetSagaMode(on))

@@ -10,6 +10,7 @@ import inspect
 import logging
 import os
 import re
+import weakref
 from collections.abc import Hashable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -73,11 +74,52 @@ def _read_yaml(path: Path, issues: list[DefinitionIssue]) -> Any:
 
 
 class Registry:
-    """The workflow types of one registry file, loaded and validated."""
+    """The workflow types of one registry file, loaded and validated; and the definitions
+    earlier runs started with, when a file changed since (their stored snapshots)."""
 
     def __init__(self, path: Path, workflows: dict[str, WorkflowDefinition]):
         self.path = path
         self.workflows = workflows
+        self._earlier: dict[str, WorkflowDefinition] = {}
+        self._saved: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+
+    async def remember(self, store: Any, definition: WorkflowDefinition) -> None:
+        """Store ``definition``'s snapshot in ``store`` (once per store and fingerprint),
+        before a run starts on it. A store without snapshots is left alone."""
+        save = getattr(store, "save_definition", None)
+        if save is None or definition.snapshot is None:
+            return
+        try:
+            saved = self._saved.setdefault(store, set())
+        except TypeError:  # not weak-referenceable: save every time (it is idempotent)
+            saved = set()
+        if definition.fingerprint in saved:
+            return
+        await save(definition.fingerprint, definition.workflow_type,
+                   definition.workflow_version, definition.snapshot)
+        saved.add(definition.fingerprint)
+
+    async def for_record(self, store: Any, record: Any) -> WorkflowDefinition:
+        """The definition ``record``'s run started with: the current one, or, when its
+        file changed since, the stored snapshot (loaded once per process). Without one
+        (a run started before snapshots were kept) the current definition is used."""
+        current = self.get(record.workflow_type)
+        wanted = record.runtime.definition
+        if not wanted or wanted == current.fingerprint:
+            return current
+        earlier = self._earlier.get(wanted)
+        if earlier is None:
+            load = getattr(store, "load_definition", None)
+            snapshot = await load(wanted) if load is not None else None
+            if snapshot is None:
+                log.warning("run %s started on a definition of %s that is not stored (%s); "
+                            "it goes on with the current one", record.id,
+                            record.workflow_type, wanted)
+                return current
+            earlier = definition_from_snapshot(
+                snapshot, f"{current.source_file} (as stored when run {record.id} began)")
+            self._earlier[wanted] = earlier
+        return earlier
 
     def __contains__(self, workflow_type: object) -> bool:
         return workflow_type in self.workflows
@@ -187,6 +229,23 @@ def load_workflow_file(path: str | Path, issues: list[DefinitionIssue] | None = 
     return definition if len(own_issues) == before else None
 
 
+def definition_from_snapshot(snapshot: dict[str, Any], source: str) -> WorkflowDefinition:
+    """The definition a stored snapshot describes (``WorkflowDefinition.snapshot``), its
+    functions imported again; raise :class:`DefinitionError` naming ``source`` when it no
+    longer loads (a function or model that is gone)."""
+    issues: list[DefinitionIssue] = []
+    document = snapshot.get("workflow")
+    definition = None
+    if isinstance(document, dict):
+        loader = _WorkflowLoader(Path(source), issues)
+        definition = loader.load(snapshot.get("state_model_path"), None, document)
+    else:
+        issues.append(DefinitionIssue(source, "the stored definition has no 'workflow'"))
+    if definition is None or issues:
+        raise DefinitionError(issues or [DefinitionIssue(source, "did not load")])
+    return definition
+
+
 def _with_environment(value: Any) -> Any:
     """``value`` with ``${VAR}`` / ``${VAR:-default}`` in its strings replaced from the
     environment, as Ruvon does when a file loads; an unset variable without a default is
@@ -220,9 +279,10 @@ class _WorkflowLoader:
               line: int | None = None) -> None:
         self.issues.append(DefinitionIssue(self.file, message, step=step, field=field, line=line))
 
-    def load(self, state_model_path: str | None,
-             expected_type: str | None) -> WorkflowDefinition | None:
-        doc = _read_yaml(self.path, self.issues)
+    def load(self, state_model_path: str | None, expected_type: str | None,
+             document: dict[str, Any] | None = None) -> WorkflowDefinition | None:
+        """The definition in the file, or in ``document`` (a snapshot's content)."""
+        doc = _read_yaml(self.path, self.issues) if document is None else document
         if doc is None:
             if self.path.exists() and not any(i.file == self.file for i in self.issues):
                 self.issue("file is empty")
@@ -265,6 +325,7 @@ class _WorkflowLoader:
             routes=self.routes,
             injected_steps=injected,
             injection_rules=rules,
+            snapshot={"workflow": _strip_lines(doc), "state_model_path": str(model_path)},
         )
 
     def _with_parameters(self, doc: dict[str, Any]) -> dict[str, Any]:

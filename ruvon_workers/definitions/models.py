@@ -196,6 +196,7 @@ class WorkflowDefinition:
         routes: dict[str, list[tuple[Expression | None, str]]],
         injected_steps: list[StepDefinition] | None = None,
         injection_rules: dict[str, list[InjectionRule]] | None = None,
+        snapshot: dict[str, Any] | None = None,
     ):
         self.workflow_type = workflow_type
         self.workflow_version = workflow_version
@@ -212,6 +213,11 @@ class WorkflowDefinition:
         #: Steps that run only when a ``dynamic_injection`` rule inserts them.
         self.injected_steps = {step.name: step for step in injected_steps or []}
         self.injection_rules = injection_rules or {}
+        #: What the definition was built from (the file's content, its ``${VAR}`` and
+        #: parameters filled in, and the state model's path): stored once per
+        #: ``fingerprint``, so that a run finishes on the definition it started with.
+        self.snapshot = snapshot
+        self.fingerprint = _fingerprint(snapshot) if snapshot is not None else ""
 
     def __repr__(self) -> str:
         return f"<WorkflowDefinition {self.workflow_type} v{self.workflow_version}>"
@@ -255,3 +261,13 @@ class WorkflowDefinition:
     def longest_time_limit(self) -> float | None:
         limits = [s.time_limit_seconds for s in self.all_steps if s.time_limit_seconds]
         return max(limits) if limits else None
+
+
+def _fingerprint(snapshot: dict[str, Any]) -> str:
+    """A short digest of ``snapshot`` (the same content gives the same fingerprint)."""
+    import hashlib
+
+    import orjson
+
+    data = orjson.dumps(snapshot, option=orjson.OPT_SORT_KEYS, default=str)
+    return hashlib.sha256(data).hexdigest()[:24]

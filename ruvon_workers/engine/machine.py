@@ -209,7 +209,8 @@ def set_saga_mode(record: WorkflowRecord, on: bool) -> Transition:
                       step=record.current_step or "")
 
 
-_RETRYABLE = frozenset({Status.FAILED, Status.FAILED_CHILD_WORKFLOW, Status.CANCELLED})
+_RETRYABLE = frozenset({Status.FAILED, Status.FAILED_CHILD_WORKFLOW, Status.CANCELLED,
+                        Status.FAILED_WORKER_CRASH})
 
 
 def retry(defn: WorkflowDefinition, record: WorkflowRecord,
@@ -218,7 +219,8 @@ def retry(defn: WorkflowDefinition, record: WorkflowRecord,
     allowed = _RETRYABLE | ({Status.FAILED_ROLLED_BACK} if from_step else set())
     if status not in allowed:
         raise InvalidTransition(record.id, status, "retry",
-                                "Retry a FAILED, FAILED_CHILD_WORKFLOW or CANCELLED workflow "
+                                "Retry a FAILED, FAILED_CHILD_WORKFLOW, FAILED_WORKER_CRASH or "
+                                "CANCELLED workflow "
                                 "(a FAILED_ROLLED_BACK one only with --from-step).")
     step = from_step or (record.error or {}).get("step") or record.current_step
     if not step or not defn.has_step(step):

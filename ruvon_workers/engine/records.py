@@ -20,6 +20,8 @@ class Status(enum.StrEnum):
     FAILED_ROLLED_BACK = "FAILED_ROLLED_BACK"
     FAILED_CHILD_WORKFLOW = "FAILED_CHILD_WORKFLOW"
     CANCELLED = "CANCELLED"
+    #: Marked by ``ruvon scan-zombies --fix``: stuck mid-step with no worker to take it.
+    FAILED_WORKER_CRASH = "FAILED_WORKER_CRASH"
 
     @classmethod
     def _missing_(cls, value: object) -> Status | None:
@@ -50,7 +52,7 @@ WAITING_ALIASES = frozenset({"PAUSED", "WAITING_HUMAN_INPUT"})
 
 TERMINAL = frozenset(
     {Status.COMPLETED, Status.FAILED, Status.FAILED_ROLLED_BACK, Status.FAILED_CHILD_WORKFLOW,
-     Status.CANCELLED}
+     Status.CANCELLED, Status.FAILED_WORKER_CRASH}
 )
 
 

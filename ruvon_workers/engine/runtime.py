@@ -104,6 +104,9 @@ class Runtime:
     #: ``owner_id``, ``org_id``, ``data_region`` and ``priority``.
     metadata: dict[str, Any] = field(default_factory=dict)
     labels: dict[str, Any] = field(default_factory=dict)
+    #: The fingerprint of the definition the run started with (Ruvon's
+    #: ``definition_snapshot``): it finishes on that one if the file changes.
+    definition: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -150,6 +153,7 @@ class Runtime:
         new.saga_mode = self.saga_mode
         new.metadata = dict(self.metadata)
         new.labels = self.labels
+        new.definition = self.definition
         new.extra = dict(self.extra)
         return new
 

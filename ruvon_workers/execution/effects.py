@@ -75,7 +75,7 @@ async def _create(builder: WorkflowBuilder, persistence: PersistenceProvider,
     record = builder.related_record(runner.record, runner.step.name, workflow_type,
                                     initial_data, child=child,
                                     execution_version=runner.execution_version)
-    stored, _ = await persistence.create_workflow(record, due_in=due_in(record))
+    stored, _ = await builder.insert(persistence, record, due_in=due_in(record))
     return stored
 
 

@@ -17,6 +17,9 @@ from ..persistence.base import PersistenceProvider
 CAS_ATTEMPTS = 5
 
 
+#: ``await definition(record)``: the definition the run started with.
+Resolve = Callable[[WorkflowRecord], Awaitable[WorkflowDefinition]]
+
 #: ``due_in(record, transition)``: the lease of the committed row (see ``fleet.leases``).
 DueIn = Callable[[WorkflowRecord, Transition], float | None]
 
@@ -26,7 +29,7 @@ def _never(record: WorkflowRecord, transition: Transition) -> float | None:
 
 
 async def apply_event(store: PersistenceProvider,
-                      definition: Callable[[str], WorkflowDefinition], workflow_id: str,
+                      definition: Resolve, workflow_id: str,
                       event: Resume | Cancel | Retry | SetSagaMode, *,
                       due_in: DueIn = _never,
                       ) -> tuple[WorkflowRecord, Transition]:
@@ -35,7 +38,7 @@ async def apply_event(store: PersistenceProvider,
         record = await store.load_workflow(workflow_id)
         if record is None:
             raise WorkflowNotFound(workflow_id)
-        defn = definition(record.workflow_type)
+        defn = await definition(record)
         if isinstance(event, Resume):
             transition = machine.resume(defn, record, event.user_input)
         elif isinstance(event, Cancel):
@@ -55,7 +58,7 @@ async def apply_event(store: PersistenceProvider,
 
 
 async def cancel_tree(store: PersistenceProvider,
-                      definition: Callable[[str], WorkflowDefinition], workflow_id: str,
+                      definition: Resolve, workflow_id: str,
                       reason: str, ended: Callable[[WorkflowRecord], Awaitable[None]], *,
                       due_in: DueIn = _never) -> WorkflowRecord:
     """Cancel the run, then the sub-workflow it waits for (and so on down); ``ended`` is

@@ -71,7 +71,8 @@ class SyncExecutionProvider:
         while True:
             record = workflow.record
             transition = await decide(workflow.definition, record,
-                                      RunStep(user_input, previous_result=result))
+                                      # no input given: the input a resume stored
+                                      RunStep(user_input or None, previous_result=result))
             assert transition is not None
             transition, started = await self._prepare(workflow, transition)
             if transition.fanout:
@@ -206,10 +207,10 @@ class SyncExecutionProvider:
     async def cancel(self, workflow: Workflow, reason: str) -> None:
         """Cancel the run (and the sub-workflow it waits for); a parent waiting for a
         cancelled run learns it ended at once, as on the fleet."""
-        def definition(workflow_type: str) -> WorkflowDefinition:
-            if workflow.builder is None:
+        async def definition(record: WorkflowRecord) -> WorkflowDefinition:
+            if workflow.builder is None or record.id == workflow.id:
                 return workflow.definition
-            return workflow.builder.definition(workflow_type)
+            return await workflow.builder.registry.for_record(workflow.persistence, record)
 
         async def ended(record: WorkflowRecord) -> None:
             await self._wake_parent(workflow, record)

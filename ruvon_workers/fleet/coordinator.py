@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..builder import WorkflowBuilder
-from ..definitions import Registry
+from ..definitions import Registry, WorkflowDefinition
 from ..engine import machine
 from ..engine.records import Status, WorkflowRecord
 from ..engine.transition import Transition
@@ -97,6 +97,10 @@ class Coordinator:
 
     # -- producer operations ------------------------------------------------------------
 
+    async def definition(self, record: WorkflowRecord) -> WorkflowDefinition:
+        """The definition ``record``'s run started with (see ``Registry.for_record``)."""
+        return await self.registry.for_record(self.persistence, record)
+
     async def load(self, workflow_id: str) -> WorkflowRecord:
         record = await self.persistence.load_workflow(workflow_id)
         if record is None:
@@ -110,8 +114,8 @@ class Coordinator:
         record = self.builder.new_record(workflow_type, initial_data,
                                          idempotency_key=idempotency_key,
                                          workflow_id=workflow_id, parent_id=parent_id)
-        stored, created = await self.persistence.create_workflow(
-            record, due_in=self.leases.of_record(record))
+        stored, created = await self.builder.insert(self.persistence, record,
+                                                    due_in=self.leases.of_record(record))
         if created:
             self.dispatch(stored)
         return stored, created
@@ -121,7 +125,7 @@ class Coordinator:
 
     async def _operate(self, workflow_id: str,
                        event: machine.Resume | machine.Retry) -> WorkflowRecord:
-        record, _ = await apply_event(self.persistence, self.registry.get, workflow_id, event,
+        record, _ = await apply_event(self.persistence, self.definition, workflow_id, event,
                                       due_in=self._due_in)
         self.dispatch(record)
         return record
@@ -135,7 +139,7 @@ class Coordinator:
         async def ended(record: WorkflowRecord) -> None:
             self.ended(record)
 
-        return await cancel_tree(self.persistence, self.registry.get, workflow_id, reason,
+        return await cancel_tree(self.persistence, self.definition, workflow_id, reason,
                                  ended, due_in=self._due_in)
 
     async def retry(self, workflow_id: str, from_step: str | None = None) -> WorkflowRecord:
@@ -176,7 +180,7 @@ class Coordinator:
         if record.status != Status.ACTIVE:
             return self.stale(record)
         return await self.commit(record, await machine.decide(
-            self.registry.get(record.workflow_type), record, machine.RunStep()))
+            await self.definition(record), record, machine.RunStep()))
 
     async def _current(self, workflow_id: str, step: str, version: int,
                        status: str) -> WorkflowRecord | None:
@@ -200,7 +204,7 @@ class Coordinator:
         if record is None:
             return StepOutcomeReport(False, "stale: the step already moved on")
         return await self.commit(record, await machine.decide(
-            self.registry.get(record.workflow_type), record, machine.FailedOutside(exc)))
+            await self.definition(record), record, machine.FailedOutside(exc)))
 
     async def worker_lost(self, workflow_id: str, step: str, version: int,
                           branch: int | None = None) -> bool:
@@ -215,7 +219,7 @@ class Coordinator:
             return True
         if record.status != Status.ACTIVE:
             return True
-        transition = await machine.decide(self.registry.get(record.workflow_type), record,
+        transition = await machine.decide(await self.definition(record), record,
                                           machine.WorkerLost(self.settings.max_worker_lost))
         assert transition is not None
         if transition.update.status == Status.ACTIVE and transition.history:
@@ -229,7 +233,7 @@ class Coordinator:
         child = await self.persistence.load_workflow(known["id"]) if known.get("id") else None
         if child is None:
             return StepOutcomeReport(False, "sub-workflow not found")
-        transition = await machine.decide(self.registry.get(record.workflow_type), record,
+        transition = await machine.decide(await self.definition(record), record,
                                           machine.ChildChanged(child))
         if transition is None:
             return StepOutcomeReport(False, f"sub-workflow is {child.status}")
@@ -242,7 +246,7 @@ class Coordinator:
         """Perform ``transition``'s side effects, commit it (compare-and-set), then send
         what comes next. Losing the compare-and-set changes nothing."""
         assert transition is not None
-        defn = self.registry.get(record.workflow_type)
+        defn = await self.definition(record)
         transition, started = await prepare(self.builder, self.persistence, defn, record,
                                             transition, self.leases.of_record)
         transition.hold_for_operator()

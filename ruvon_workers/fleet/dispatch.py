@@ -9,7 +9,7 @@ from typing import Any
 from celery import Celery
 
 from ..definitions import Registry
-from .settings import FleetSettings, step_task_name
+from .settings import EARLIER_STEP_TASK, FleetSettings, step_task_name
 
 log = logging.getLogger("ruvon.dispatch")
 
@@ -27,10 +27,16 @@ class Dispatcher:
              countdown: float | None = None, branch: int | None = None) -> None:
         """Send ``step`` of workflow ``workflow_id`` as dispatched for ``version`` (or one
         ``branch`` of a PARALLEL step)."""
-        step = self.registry.get(workflow_type).step(step_name)
-        options: dict[str, Any] = {"queue": self.settings.queue_for(step)}
-        if step.priority is not None:
-            options["priority"] = step.priority
+        defn = self.registry.get(workflow_type)
+        if defn.has_step(step_name):
+            step = defn.step(step_name)
+            task = step_task_name(workflow_type, step_name)
+            options: dict[str, Any] = {"queue": self.settings.queue_for(step)}
+            if step.priority is not None:
+                options["priority"] = step.priority
+        else:  # only the definition the run started with has it
+            task = EARLIER_STEP_TASK
+            options = {"queue": self.settings.default_queue}
         if countdown and countdown > 0:
             options["countdown"] = countdown
         options["headers"] = {SENT_AT_HEADER: time.time()}
@@ -42,7 +48,7 @@ class Dispatcher:
             kwargs["branch"] = branch
             kwargsrepr += f", 'branch': {branch}"
         self.app.send_task(
-            step_task_name(workflow_type, step_name),
+            task,
             kwargs=kwargs,
             ignore_result=True,
             # Celery would saferepr() the arguments on every send; these are what Flower

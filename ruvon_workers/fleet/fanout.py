@@ -48,8 +48,8 @@ class FanOut:
         self.store = coordinator.persistence
         self.settings = coordinator.settings
 
-    def _runner(self, record: WorkflowRecord) -> StepRunner:
-        return StepRunner(self.coordinator.registry.get(record.workflow_type), record)
+    async def _runner(self, record: WorkflowRecord) -> StepRunner:
+        return StepRunner(await self.coordinator.definition(record), record)
 
     async def run(self, workflow_id: str, step: str, version: int,
                   idx: int) -> StepOutcomeReport:
@@ -62,7 +62,7 @@ class FanOut:
             return self.coordinator.stale(record)
         if branch is None or branch.status != PENDING:
             return StepOutcomeReport(False, f"branch {idx} already finished")
-        runner = self._runner(record)
+        runner = await self._runner(record)
         started = time.perf_counter()
         attempt = branch.attempt + 1
         try:
@@ -83,7 +83,7 @@ class FanOut:
             if branch is None or branch.status != PENDING:
                 return StepOutcomeReport(False, f"branch {idx} already finished")
             attempt = branch.attempt + 1
-        runner = self._runner(record)
+        runner = await self._runner(record)
         error = error_info(runner.step.name, exc)
         delay = runner.retry_delay(exc, attempt)
         if delay is not None:
@@ -160,7 +160,7 @@ class FanOut:
             remaining = sum(1 for b in branches if b.status == PENDING)
             return StepOutcomeReport(False, f"waiting for {remaining} branch(es)")
         version = record.version
-        transition = await machine.decide(self.coordinator.registry.get(record.workflow_type),
+        transition = await machine.decide(await self.coordinator.definition(record),
                                           record, machine.Join(branches))
         report = await self.coordinator.commit(record, transition)
         if report.applied:

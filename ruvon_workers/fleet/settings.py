@@ -58,5 +58,10 @@ class FleetSettings:
         return max(3600.0, 2 * longest, 2 * self.lease_seconds, 4 * self.max_countdown)
 
 
+#: The task of a step that only an earlier definition of its workflow has (a run started
+#: before its file changed, see ``Registry.for_record``).
+EARLIER_STEP_TASK = "ruvon.step"
+
+
 def step_task_name(workflow_type: str, step_name: str) -> str:
     return f"ruvon.step.{workflow_type}.{step_name}"

@@ -16,7 +16,7 @@ from ..definitions import Registry, StepDefinition
 from ..errors import DatabaseError, RuvonError
 from .failure_hooks import StepTask
 from .runtime import runtime_for
-from .settings import HARD_LIMIT_GRACE, step_task_name
+from .settings import EARLIER_STEP_TASK, HARD_LIMIT_GRACE, step_task_name
 
 log = logging.getLogger("ruvon.fleet")
 
@@ -26,22 +26,25 @@ CANCEL_TASK = "ruvon.cancel_workflow"
 
 
 def register_tasks(app: Celery, registry: Registry) -> None:
-    """Register the wire tasks, then one task per step of every registered workflow."""
+    """Register the wire tasks, then one task per step of every registered workflow, and
+    the task that runs a step only an earlier definition has (a run that started before
+    its file changed)."""
     _register_wire_tasks(app)
     for defn in registry:
         for step in defn.all_steps:
-            _register_step_task(app, defn.workflow_type, step)
+            _register_step_task(app, step_task_name(defn.workflow_type, step.name), step)
+    _register_step_task(app, EARLIER_STEP_TASK, None)
 
 
-def _register_step_task(app: Celery, workflow_type: str, step: StepDefinition) -> None:
+def _register_step_task(app: Celery, name: str, step: StepDefinition | None) -> None:
     options: dict[str, Any] = {}
-    if step.time_limit_seconds:
+    if step is not None and step.time_limit_seconds:
         options["soft_time_limit"] = step.time_limit_seconds
         options["time_limit"] = step.time_limit_seconds + HARD_LIMIT_GRACE
-    if step.rate_limit:
+    if step is not None and step.rate_limit:
         options["rate_limit"] = step.rate_limit
 
-    @app.task(name=step_task_name(workflow_type, step.name), base=StepTask, bind=True,
+    @app.task(name=name, base=StepTask, bind=True,
               acks_late=True,
               reject_on_worker_lost=True, ignore_result=True,
               autoretry_for=(DatabaseError,), retry_backoff=1, retry_backoff_max=30,

@@ -237,6 +237,18 @@ class DeadLetterStore(Protocol):
         ...
 
 
+class DefinitionStore(Protocol):
+    """The definition each run started with (``runtime.definition`` names it), stored
+    once per fingerprint."""
+
+    async def save_definition(self, fingerprint: str, workflow_type: str,
+                              workflow_version: str, snapshot: dict[str, Any]) -> None:
+        """Store a snapshot; one already stored under ``fingerprint`` is kept."""
+        ...
+
+    async def load_definition(self, fingerprint: str) -> dict[str, Any] | None: ...
+
+
 class StatsStore(Protocol):
     """Read-only summaries for metrics and the CLI."""
 
@@ -249,5 +261,5 @@ class StatsStore(Protocol):
 
 
 class PersistenceProvider(WorkflowStore, FanoutStore, ScheduleStore, DeadLetterStore,
-                          StatsStore, Protocol):
+                          DefinitionStore, StatsStore, Protocol):
     """Everything a store does: what the engine, the fleet and the clients are given."""

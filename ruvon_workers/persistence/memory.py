@@ -27,6 +27,7 @@ def _now() -> dt.datetime:
 class MemoryPersistenceProvider:
     def __init__(self) -> None:
         self._rows: dict[str, WorkflowRecord] = {}
+        self._definitions: dict[str, dict[str, Any]] = {}
         self._due: dict[str, dt.datetime | None] = {}
         self._history: dict[str, list[HistoryEntry]] = {}
         # Every history row in the order written (PostgreSQL's ``workflow_step_history.id``).
@@ -188,6 +189,14 @@ class MemoryPersistenceProvider:
 
     async def dead_letters(self, limit: int = 50) -> list[DeadLetter]:
         return copy.deepcopy(list(reversed(self._dead))[:limit])
+
+    async def save_definition(self, fingerprint: str, workflow_type: str,
+                              workflow_version: str, snapshot: dict[str, Any]) -> None:
+        self._definitions.setdefault(fingerprint, copy.deepcopy(snapshot))
+
+    async def load_definition(self, fingerprint: str) -> dict[str, Any] | None:
+        found = self._definitions.get(fingerprint)
+        return None if found is None else copy.deepcopy(found)
 
     async def count_by_status(self) -> dict[str, int]:
         counts: dict[str, int] = {}

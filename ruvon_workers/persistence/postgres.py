@@ -432,6 +432,17 @@ class PostgresPersistenceProvider:
         rows = await self._fetch("dead_letters", "list_dead_letters", {"limit": limit}, many=True)
         return [DeadLetter(int(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
+    async def save_definition(self, fingerprint: str, workflow_type: str,
+                              workflow_version: str, snapshot: dict[str, Any]) -> None:
+        await self._fetch("save_definition", "save_definition", {
+            "fingerprint": fingerprint, "workflow_type": workflow_type,
+            "workflow_version": workflow_version, "snapshot": Jsonb(snapshot)}, many=None)
+
+    async def load_definition(self, fingerprint: str) -> dict[str, Any] | None:
+        row = await self._fetch("load_definition", "load_definition",
+                                {"fingerprint": fingerprint})
+        return None if row is None else dict(row[0])
+
     async def count_by_status(self) -> dict[str, int]:
         rows = await self._fetch("count_by_status", "count_by_status", {}, many=True)
         return {r[0]: int(r[1]) for r in rows}

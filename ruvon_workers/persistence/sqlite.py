@@ -465,6 +465,17 @@ class SQLitePersistenceProvider:
         return [DeadLetter(int(r[0]), r[1], r[2], r[3], _value(r[4]), _required_time(r[5]))
                 for r in rows]
 
+    async def save_definition(self, fingerprint: str, workflow_type: str,
+                              workflow_version: str, snapshot: dict[str, Any]) -> None:
+        await self._run("save_definition", self._statement_txn, "save_definition", {
+            "fingerprint": fingerprint, "workflow_type": workflow_type,
+            "workflow_version": workflow_version, "snapshot": _json(snapshot)})
+
+    async def load_definition(self, fingerprint: str) -> dict[str, Any] | None:
+        row = await self._run("load_definition", self._one, "load_definition",
+                              {"fingerprint": fingerprint})
+        return None if row is None else dict(_value(row[0]))
+
     async def count_by_status(self) -> dict[str, int]:
         rows = await self._run("count_by_status", self._all, "count_by_status", {})
         return {r[0]: int(r[1]) for r in rows}

@@ -547,6 +547,18 @@ async def test_delete_schedule(store: Store) -> None:
 # -- dead letters ---------------------------------------------------------------------
 
 
+async def test_a_definition_snapshot_is_stored_once_per_fingerprint(store: Store) -> None:
+    snapshot = {"workflow": {"workflow_type": "T", "steps": [{"name": "A"}]},
+                "state_model_path": "m.S"}
+    assert await store.load_definition("f1") is None
+    await store.save_definition("f1", "T", "1", snapshot)
+    # The first one stands: a fingerprint names one definition for good.
+    await store.save_definition("f1", "T", "1", {"workflow": {"changed": True}})
+    assert await store.load_definition("f1") == snapshot
+    await store.save_definition("f2", "T", "2", {"workflow": {}})
+    assert await store.load_definition("f2") == {"workflow": {}}
+
+
 async def test_dead_letters_are_listed_newest_first(store: Store) -> None:
     for i in range(3):
         await store.record_dead_letter(f"task-{i}", f"w-{i}" if i else None, f"reason {i}",

@@ -88,7 +88,7 @@ def test_a_workflow_waiting_under_the_old_status_name_is_renamed(
             "current_step, state) VALUES (gen_random_uuid(), 'Loan', '1', "
             "'WAITING_HUMAN_INPUT', 'Approve', '{}'), (gen_random_uuid(), 'Loan', '1', "
             "'COMPLETED', NULL, '{}')")
-    assert [m.number for m in migrate(empty_database_url)] == [5]
+    assert next(m.number for m in migrate(empty_database_url)) == 5
     with psycopg.connect(empty_database_url) as conn:
         rows = conn.execute("SELECT status FROM workflow_executions ORDER BY 1").fetchall()
     assert rows == [("COMPLETED",), ("WAITING_HUMAN",)]

@@ -177,7 +177,8 @@ async def test_saga_mode_holds_on_the_fleet_too() -> None:
                               FleetSettings("q", lease_seconds=300, sweep_interval=10,
                                             max_countdown=60))
     record, _ = await coordinator.start("Order", {"order_id": "declined"})
-    await apply_event(coordinator.persistence, registry.get, record.id, SetSagaMode(True))
+    await apply_event(coordinator.persistence, coordinator.definition, record.id,
+                      SetSagaMode(True))
     outbox.sent = [(record.id, "Reserve", record.version + 1, None)]
     await _drain(coordinator, outbox)
     done = await coordinator.load(record.id)

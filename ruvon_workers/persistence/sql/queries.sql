@@ -290,3 +290,11 @@ UPDATE ruvon_schedules
        last_workflow_id = %(workflow_id)s, runs = runs + 1, updated_at = now()
  WHERE name = %(name)s AND next_run_at = %(tick)s
 RETURNING name
+
+-- name: save_definition
+INSERT INTO workflow_definitions (fingerprint, workflow_type, workflow_version, snapshot)
+VALUES (%(fingerprint)s, %(workflow_type)s, %(workflow_version)s, %(snapshot)s)
+ON CONFLICT (fingerprint) DO NOTHING
+
+-- name: load_definition
+SELECT snapshot FROM workflow_definitions WHERE fingerprint = %(fingerprint)s

@@ -106,3 +106,12 @@ CREATE TABLE ruvon_schedules (
 );
 
 CREATE INDEX ruvon_schedules_next_idx ON ruvon_schedules (next_run_at);
+
+-- The definition each run started with, once per version of a workflow file.
+CREATE TABLE workflow_definitions (
+    fingerprint       text        PRIMARY KEY,
+    workflow_type     text        NOT NULL,
+    workflow_version  text        NOT NULL,
+    snapshot          jsonb       NOT NULL,
+    created_at        timestamptz NOT NULL DEFAULT now()
+);

@@ -275,3 +275,12 @@ UPDATE ruvon_schedules
        runs = runs + 1, updated_at = :now
  WHERE name = :name AND next_run_at = :tick
 RETURNING name
+
+-- name: save_definition
+INSERT INTO workflow_definitions (fingerprint, workflow_type, workflow_version, snapshot,
+                                  created_at)
+VALUES (:fingerprint, :workflow_type, :workflow_version, :snapshot, :now)
+ON CONFLICT (fingerprint) DO NOTHING
+
+-- name: load_definition
+SELECT snapshot FROM workflow_definitions WHERE fingerprint = :fingerprint

@@ -113,5 +113,14 @@ CREATE TABLE IF NOT EXISTS ruvon_schedules (
 
 CREATE INDEX IF NOT EXISTS ruvon_schedules_next_idx ON ruvon_schedules (next_run_at);
 
+-- The definition each run started with, once per version of a workflow file.
+CREATE TABLE IF NOT EXISTS workflow_definitions (
+    fingerprint       TEXT    PRIMARY KEY,
+    workflow_type     TEXT    NOT NULL,
+    workflow_version  TEXT    NOT NULL,
+    snapshot          TEXT    NOT NULL,
+    created_at        REAL    NOT NULL
+);
+
 -- Rows written by earlier versions under WAITING_HUMAN_INPUT take Ruvon's WAITING_HUMAN.
 UPDATE workflow_executions SET status = 'WAITING_HUMAN' WHERE status = 'WAITING_HUMAN_INPUT';
