@@ -41,6 +41,35 @@ class WorkflowEngine:
         assert isinstance(workflow, Workflow)
         return workflow
 
+    async def report_child_status(self, child_id: str, parent_id: str,
+                                  child_new_status: str,
+                                  child_current_step_name: str | None = None,
+                                  child_result: dict[str, Any] | None = None) -> None:
+        """A sub-workflow changed: its parent learns it from the stored child, as the
+        executors here tell it themselves. Ended, the parent goes on (its results filed
+        under the child's id) or fails; waiting for input, the parent is
+        WAITING_CHILD_HUMAN_INPUT. A parent not waiting for that child is left alone."""
+        from ruvon_workers.engine.machine import ChildChanged, decide
+        from ruvon_workers.engine.records import WAITS_FOR_CHILD
+        from ruvon_workers.errors import StaleStateError
+        from ruvon_workers.execution.operations import CAS_ATTEMPTS
+
+        for _ in range(CAS_ATTEMPTS):
+            parent = await self.get_workflow(parent_id)
+            child = await self.persistence.load_workflow(child_id)
+            if (child is None or parent.record.status not in WAITS_FOR_CHILD
+                    or (parent.record.runtime.child or {}).get("id") != child_id):
+                return
+            transition = await decide(parent.definition, parent.record, ChildChanged(child))
+            if transition is None:
+                return
+            try:
+                await self.persistence.apply(parent.id, parent.record.version,
+                                             transition.update, transition.history)
+                return
+            except StaleStateError:
+                continue
+
     async def start_workflow(self, workflow_type: str,
                              initial_data: dict[str, Any] | None = None,
                              owner_id: str | None = None, org_id: str | None = None,

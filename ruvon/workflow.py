@@ -6,7 +6,7 @@ from typing import Any
 
 from ruvon_workers.definitions.models import StepType
 from ruvon_workers.directives import WorkflowPauseDirective
-from ruvon_workers.engine.records import Status
+from ruvon_workers.engine.records import WAITS_FOR_CHILD, Status
 from ruvon_workers.engine.runtime import PAUSED, PAUSED_IN_PLACE
 from ruvon_workers.workflow import Workflow as _Workflow
 
@@ -97,7 +97,7 @@ class Workflow(_Workflow):
     @property
     def blocked_on_child_id(self) -> str | None:
         child = self.record.runtime.child
-        return child.get("id") if child and self.status == Status.PENDING_SUB_WORKFLOW else None
+        return child.get("id") if child and self.record.status in WAITS_FOR_CHILD else None
 
     @property
     def idempotency_key(self) -> str | None:
@@ -144,7 +144,7 @@ class Workflow(_Workflow):
         if jumped_to is not None:
             return {"message": f"Jumped to step {jumped_to}"}, jumped_to
         child = self.record.runtime.child
-        if self.status == Status.PENDING_SUB_WORKFLOW and child:
+        if self.record.status in WAITS_FOR_CHILD and child:
             return {"message": f"Sub-workflow {child.get('workflow_type')} started",
                     "child_workflow_id": child.get("id"),
                     "parent_workflow_id": self.id}, None

@@ -27,7 +27,9 @@ from .settings import database_url as env_database_url
 from .settings import registry_path
 from .utils.loop import LoopThread
 
-SETTLED = frozenset({*(s.value for s in Status if s.is_terminal), Status.WAITING_HUMAN})
+#: ``wait`` returns at these: the run ended, or waits for a person (itself or its child).
+SETTLED = frozenset({*(s.value for s in Status if s.is_terminal), Status.WAITING_HUMAN,
+                     Status.WAITING_CHILD_HUMAN_INPUT})
 
 
 @dataclass(frozen=True)

@@ -303,14 +303,17 @@ async def child_changed(defn: WorkflowDefinition, record: WorkflowRecord,
     parent, or nothing when that is already shown."""
     runner = StepRunner(defn, record)
     if not Status(child.status).is_terminal:
+        # Ruvon: a parent whose child waits for input is WAITING_CHILD_HUMAN_INPUT.
+        status = (Status.WAITING_CHILD_HUMAN_INPUT if child.status == Status.WAITING_HUMAN
+                  else Status.PENDING_SUB_WORKFLOW)
         known = record.runtime.child or {}
-        if known.get("status") == child.status and \
+        if known.get("status") == child.status and record.status == status and \
                 known.get("current_step") == child.current_step:
             return None
         runtime = record.runtime.copy()
         runtime.child = {**known, "status": child.status, "current_step": child.current_step}
-        return Transition(update=RecordUpdate.keep(record, runtime=runtime), history=[],
-                          step=runner.step.name)
+        return Transition(update=RecordUpdate.keep(record, status=status, runtime=runtime),
+                          history=[], step=runner.step.name)
     started = time.perf_counter()
     if child.status == Status.COMPLETED:
         data = dict(record.state)

@@ -14,6 +14,9 @@ class Status(enum.StrEnum):
     ACTIVE = "ACTIVE"
     PENDING_ASYNC = "PENDING_ASYNC"
     PENDING_SUB_WORKFLOW = "PENDING_SUB_WORKFLOW"
+    #: A parent whose sub-workflow waits for input (Ruvon); PENDING_SUB_WORKFLOW again
+    #: once the child is resumed.
+    WAITING_CHILD_HUMAN_INPUT = "WAITING_CHILD_HUMAN_INPUT"
     WAITING_HUMAN = "WAITING_HUMAN"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
@@ -45,6 +48,9 @@ class Status(enum.StrEnum):
     def is_terminal(self) -> bool:
         return self in TERMINAL
 
+
+#: A parent waiting for its sub-workflow, whatever the child is doing.
+WAITS_FOR_CHILD = frozenset({Status.PENDING_SUB_WORKFLOW, Status.WAITING_CHILD_HUMAN_INPUT})
 
 #: Other names for WAITING_HUMAN: the Ruvon docs' PAUSED and WAITING_HUMAN_INPUT.
 WAITING_ALIASES = frozenset({"PAUSED", "WAITING_HUMAN_INPUT"})

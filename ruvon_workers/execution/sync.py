@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..definitions.models import WorkflowDefinition
 from ..engine.context import StepContext
 from ..engine.machine import ChildChanged, Join, RunStep, decide
-from ..engine.records import Branch, Status, WorkflowRecord
+from ..engine.records import WAITS_FOR_CHILD, Branch, Status, WorkflowRecord
 from ..engine.runner import StepRunner
 from ..engine.steps.parallel import COMPLETED, FAILED, run_branch
 from ..engine.transition import Transition, elapsed_ms, error_info
@@ -64,7 +64,7 @@ class SyncExecutionProvider:
 
     async def run_next(self, workflow: Workflow,
                        user_input: dict[str, Any]) -> tuple[Any, str | None]:
-        if workflow.status == Status.PENDING_SUB_WORKFLOW:
+        if workflow.record.status in WAITS_FOR_CHILD:
             return await self._after_child(workflow)
         result: Any = None
         jumped_to: str | None = None
@@ -88,7 +88,8 @@ class SyncExecutionProvider:
             raise_if_failed(workflow, transition.cause)
             result, jumped_to = transition.result, transition.jumped_to
             if not self.runs_children and workflow.record.parent_id:
-                if Status(workflow.record.status).is_terminal:
+                if Status(workflow.record.status).is_terminal \
+                        or workflow.record.status == Status.WAITING_HUMAN:
                     await self._wake_parent(workflow, workflow.record)
                 elif workflow.record.status == Status.ACTIVE and not jumped_to \
                         and transition.child is None:
@@ -99,6 +100,7 @@ class SyncExecutionProvider:
             if transition.child is not None and started:
                 child = await self._run_to_rest(workflow, started[0])
                 if not Status(child.status).is_terminal:
+                    await self._child_changed(workflow, child.record)
                     return result, jumped_to  # the child waits for input
                 return await self._after_child(workflow)
             if not transition.auto_continue:
@@ -189,6 +191,12 @@ class SyncExecutionProvider:
         except Exception:  # independent: its failure is its own, not the parent's
             log.exception("spawned workflow %s failed", record.id)
 
+    async def _child_changed(self, parent: Workflow, child: WorkflowRecord) -> None:
+        """Show on the parent where its (still running) sub-workflow stands."""
+        transition = await decide(parent.definition, parent.record, ChildChanged(child))
+        if transition is not None:
+            await self._commit(parent, transition)
+
     async def _after_child(self, workflow: Workflow) -> tuple[Any, str | None]:
         known = workflow.record.runtime.child or {}
         child = await workflow.persistence.load_workflow(known.get("id", ""))
@@ -224,10 +232,13 @@ class SyncExecutionProvider:
         if parent_link is None or workflow.builder is None:
             return
         parent = await workflow.persistence.load_workflow(parent_link["id"])
-        if parent is None or parent.status != Status.PENDING_SUB_WORKFLOW \
+        if parent is None or parent.status not in WAITS_FOR_CHILD \
                 or (parent.runtime.child or {}).get("id") != child.id:
             return
         waiting = await self._load(workflow, parent.id)
+        if not Status(child.status).is_terminal:
+            await self._child_changed(waiting, child)  # it waits for input
+            return
         try:
             await self._after_child(waiting)
         except WorkflowFailedException:

@@ -20,7 +20,7 @@ from typing import Any
 from ..builder import WorkflowBuilder
 from ..definitions import Registry, WorkflowDefinition
 from ..engine import machine
-from ..engine.records import Status, WorkflowRecord
+from ..engine.records import WAITS_FOR_CHILD, Status, WorkflowRecord
 from ..engine.transition import Transition
 from ..errors import StaleStateError, UnstorableValue, WorkflowNotFound
 from ..execution.effects import prepare, refused
@@ -131,8 +131,13 @@ class Coordinator:
         return record
 
     async def resume(self, workflow_id: str, user_input: dict[str, Any]) -> WorkflowRecord:
-        """Hand input to a workflow waiting for it; the step runs on the fleet."""
-        return await self._operate(workflow_id, machine.Resume(user_input))
+        """Hand input to a workflow waiting for it; the step runs on the fleet (and a
+        parent waiting on it learns it is no longer waiting for input)."""
+        record = await self._operate(workflow_id, machine.Resume(user_input))
+        if record.runtime.parent:
+            self.send(record.runtime.parent["workflow_type"], record.runtime.parent["step"],
+                      record.runtime.parent["id"], -1)
+        return record
 
     async def cancel(self, workflow_id: str, reason: str) -> WorkflowRecord:
         """Cancel the run and the sub-workflow it waits for; wake its parent."""
@@ -169,7 +174,7 @@ class Coordinator:
             return StepOutcomeReport(False, "unknown workflow")
         if record.current_step != step:
             return self.stale(record)
-        if record.status == Status.PENDING_SUB_WORKFLOW:
+        if record.status in WAITS_FOR_CHILD:
             # A wake-up from the child (or the sweep): any version will do, the child's
             # row says what happened.
             return await self._after_child(record)

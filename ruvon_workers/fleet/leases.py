@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from ..definitions import Registry
-from ..engine.records import Status, WorkflowRecord
+from ..engine.records import WAITS_FOR_CHILD, Status, WorkflowRecord
 from ..engine.runtime import Runtime
 from ..engine.transition import Transition
 from .settings import FleetSettings
@@ -28,7 +28,7 @@ class Leases:
         settings = self.settings
         if step is None:
             return None
-        if status == Status.PENDING_SUB_WORKFLOW:
+        if status in WAITS_FOR_CHILD:
             return settings.lease_seconds  # wakes the parent if a child's word is lost
         if status == Status.PENDING_ASYNC:
             deadline = runtime.parallel["deadline"] if runtime and runtime.parallel else None

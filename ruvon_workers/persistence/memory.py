@@ -17,7 +17,8 @@ from ..errors import StaleStateError
 from .base import DueStep, dead_letter_values, same_workflow, step_stats
 from .rows import DeadLetter, Schedule, ScheduleSpec, StepStats
 
-_DUE_STATUSES = frozenset({Status.ACTIVE, Status.PENDING_ASYNC, Status.PENDING_SUB_WORKFLOW})
+_DUE_STATUSES = frozenset({Status.ACTIVE, Status.PENDING_ASYNC, Status.PENDING_SUB_WORKFLOW,
+                           Status.WAITING_CHILD_HUMAN_INPUT})
 
 
 def _now() -> dt.datetime:

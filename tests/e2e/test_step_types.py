@@ -240,7 +240,8 @@ def test_child_waiting_for_input_shows_on_the_parent(client: Client,
         if (parent.child or {}).get("status") == "WAITING_HUMAN":
             break
         time.sleep(0.1)
-    assert parent.status == "PENDING_SUB_WORKFLOW"
+    assert parent.status == "WAITING_CHILD_HUMAN_INPUT"
+    assert client.wait(parent_id, 5).status == "WAITING_CHILD_HUMAN_INPUT"  # settled
     assert parent.child is not None
     assert parent.child["current_step"] == "Wait_Note"
     client.resume(parent.child["id"], {"note": "looks fine"})

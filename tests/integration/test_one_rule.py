@@ -125,7 +125,7 @@ async def _parent_waiting_on_child(store: Any):
                                            execution_provider=SyncExecutionProvider())
     while parent.status == "ACTIVE":
         await parent.next_step()
-    assert parent.status == "PENDING_SUB_WORKFLOW"
+    assert parent.status == "WAITING_CHILD_HUMAN_INPUT"  # its child waits for input
     child_id = (parent.record.runtime.child or {})["id"]
     child = await builder.load_workflow(child_id, persistence_provider=store,
                                         execution_provider=SyncExecutionProvider())

@@ -92,8 +92,9 @@ async def test_child_waiting_for_input_is_visible_and_parent_resumes(types_build
                                                                      persistence):
     wf = await _run(await _create(types_builder, persistence, "Parent",
                                   {"value": 5, "child_mode": "wait"}))
-    assert wf.status == "PENDING_SUB_WORKFLOW"
+    assert wf.status == "WAITING_CHILD_HUMAN_INPUT"  # Ruvon's status for it
     child_info = wf.record.runtime.child or {}
+    assert (child_info["status"], child_info["current_step"]) == ("WAITING_HUMAN", "Wait_Note")
     with pytest.raises(InvalidTransition, match="WAITING_HUMAN at step 'Wait_Note'"):
         await wf.next_step()
     child = await types_builder.load_workflow(child_info["id"], persistence_provider=persistence,

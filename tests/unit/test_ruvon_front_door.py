@@ -218,3 +218,64 @@ async def test_the_engine_entry_point_starts_and_reloads_runs() -> None:
     again = await engine.get_workflow(wf.id)
     assert isinstance(again, Workflow)
     assert (again.current_step_name, again.version) == ("Charge", wf.version)
+
+
+async def test_with_syncexecutor_the_program_drives_the_child_and_the_parent_follows() -> None:
+    # As on Ruvon's engine: the parent returns at once; while the child waits for input the
+    # parent is WAITING_CHILD_HUMAN_INPUT; when the child ends the parent goes on, its
+    # result filed under the child's id.
+    from ruvon.engine import WorkflowEngine
+
+    from ..helpers import FLEET_REGISTRY, not_none
+
+    engine = WorkflowEngine(persistence=InMemoryPersistence(), executor=SyncExecutor(),
+                            observer=NoopWorkflowObserver(),
+                            workflow_registry=str(FLEET_REGISTRY))
+    await engine.initialize()
+    parent = await engine.start_workflow("Parent", {"value": 5, "child_mode": "wait"})
+    result, _ = await parent.next_step()
+    assert parent.status == "PENDING_SUB_WORKFLOW"
+    assert result["child_workflow_id"] == parent.blocked_on_child_id
+    child = await engine.get_workflow(not_none(parent.blocked_on_child_id))
+    for _ in range(5):
+        if child.current_step_name == "Wait_Note":
+            break
+        await child.next_step()
+    assert child.record.status == "WAITING_HUMAN"
+    waiting = await engine.get_workflow(parent.id)
+    assert waiting.status == "WAITING_CHILD_HUMAN_INPUT"
+    assert waiting.blocked_on_child_id == child.id
+    await child.next_step({"note": "fine"})
+    assert child.status == "COMPLETED"
+    parent = await engine.get_workflow(parent.id)
+    assert (parent.status, parent.current_step_name) == ("ACTIVE", "After")
+    assert parent.state.sub_workflow_results[child.id]["status"] == "COMPLETED"  # type: ignore[attr-defined]
+    await parent.next_step()
+    assert parent.status == "COMPLETED" and parent.state.result == 10  # type: ignore[attr-defined]
+    # Reporting again changes nothing: the parent no longer waits for that child.
+    await engine.report_child_status(child.id, parent.id, "COMPLETED")
+    assert (await engine.get_workflow(parent.id)).version == parent.version
+
+
+async def test_report_child_status_moves_a_parent_its_child_did_not_wake() -> None:
+    from ruvon.engine import WorkflowEngine
+    from ruvon_workers.execution import SyncExecutionProvider
+
+    from ..helpers import FLEET_REGISTRY, not_none
+
+    engine = WorkflowEngine(persistence=InMemoryPersistence(), executor=SyncExecutor(),
+                            observer=NoopWorkflowObserver(),
+                            workflow_registry=str(FLEET_REGISTRY))
+    await engine.initialize()
+    parent = await engine.start_workflow("Parent", {"value": 5, "child_mode": "go"})
+    await parent.next_step()
+    # The child runs elsewhere, with an executor that does not tell its parent.
+    child = await engine.workflow_builder.load_workflow(
+        not_none(parent.blocked_on_child_id), persistence_provider=engine.persistence,
+        execution_provider=SyncExecutionProvider())
+    while child.status == "ACTIVE":
+        await child.next_step()
+    assert (await engine.get_workflow(parent.id)).status == "PENDING_SUB_WORKFLOW"
+    await engine.report_child_status(child.id, parent.id, "COMPLETED")
+    moved = await engine.get_workflow(parent.id)
+    assert (moved.status, moved.current_step_name) == ("ACTIVE", "After")

@@ -58,10 +58,8 @@ class CeleryExecutionProvider(_FleetProvider):
 
 def _at_rest(record: WorkflowRecord) -> bool:
     status = Status(record.status)
-    if status.is_terminal or status == Status.WAITING_HUMAN:
-        return True
-    child = record.runtime.child or {}
-    return status == Status.PENDING_SUB_WORKFLOW and child.get("status") == Status.WAITING_HUMAN
+    return status.is_terminal or status in (Status.WAITING_HUMAN,
+                                            Status.WAITING_CHILD_HUMAN_INPUT)
 
 
 __all__ = ["CeleryExecutionProvider"]

@@ -93,7 +93,8 @@ UPDATE workflow_executions w
            ELSE now() + make_interval(secs => %(lease)s::float8) END
   FROM (SELECT id FROM workflow_executions
          WHERE due_at <= now()
-           AND status IN ('ACTIVE', 'PENDING_ASYNC', 'PENDING_SUB_WORKFLOW')
+           AND status IN ('ACTIVE', 'PENDING_ASYNC', 'PENDING_SUB_WORKFLOW',
+                          'WAITING_CHILD_HUMAN_INPUT')
            AND (%(types)s::text[] IS NULL OR workflow_type = ANY(%(types)s::text[]))
          ORDER BY due_at
          LIMIT %(limit)s

@@ -89,7 +89,8 @@ UPDATE workflow_executions
            ELSE :now + :lease END
  WHERE id IN (SELECT id FROM workflow_executions
                WHERE due_at <= :now
-                 AND status IN ('ACTIVE', 'PENDING_ASYNC', 'PENDING_SUB_WORKFLOW')
+                 AND status IN ('ACTIVE', 'PENDING_ASYNC', 'PENDING_SUB_WORKFLOW',
+                          'WAITING_CHILD_HUMAN_INPUT')
                  AND (:types IS NULL
                       OR workflow_type IN (SELECT value FROM json_each(:types)))
                ORDER BY due_at
