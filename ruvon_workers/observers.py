@@ -10,9 +10,10 @@ logged and ignored; it never changes what the workflow does.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from .engine.records import Status, StepOutcome, WorkflowRecord
+from .engine.records import HistoryEntry, Status, StepOutcome, WorkflowRecord
 from .engine.transition import Transition
 
 log = logging.getLogger("ruvon.observer")
@@ -148,10 +149,46 @@ async def _report(observer: WorkflowObserver, before: WorkflowRecord,
             ok = entry.status == StepOutcome.COMPENSATED
             await observer.on_compensation_completed(
                 wid, entry.step, ok, None if ok else (entry.error or {}).get("message"))
+    await _report_status(observer, before, after, transition.result)
+
+
+async def report_history(observer: WorkflowObserver | None, before: WorkflowRecord,
+                         after: WorkflowRecord, history: list[HistoryEntry],
+                         index_of: Callable[[str], int]) -> None:
+    """Tell ``observer`` what the fleet did between ``before`` and ``after`` (a run the
+    caller waited for), from the history rows committed in between."""
+    if observer is None:
+        return
+    try:
+        for entry in history:
+            if entry.step is None:
+                continue
+            index = index_of(entry.step)
+            if entry.status in _EXECUTED:
+                await observer.on_step_executed(after.id, entry.step, index,
+                                                _EXECUTED[StepOutcome(entry.status)], None,
+                                                after.state, entry.duration_ms)
+            elif entry.status in (StepOutcome.FAILED, StepOutcome.RETRYING):
+                await observer.on_step_failed(after.id, entry.step, index,
+                                              (entry.error or {}).get("message", ""),
+                                              after.state)
+            elif entry.status in (StepOutcome.COMPENSATED, StepOutcome.COMPENSATION_FAILED):
+                ok = entry.status == StepOutcome.COMPENSATED
+                await observer.on_compensation_completed(
+                    after.id, entry.step, ok, None if ok else (entry.error or {}).get("message"))
+        await _report_status(observer, before, after, None)
+    except Exception:
+        log.exception("workflow observer %s failed; the workflow goes on",
+                      type(observer).__name__)
+
+
+async def _report_status(observer: WorkflowObserver, before: WorkflowRecord,
+                         after: WorkflowRecord, result: Any) -> None:
+    wid, state = after.id, after.state
     if before.status == after.status:
         return
     await observer.on_workflow_status_changed(wid, before.status, after.status,
-                                              after.current_step, transition.result)
+                                              after.current_step, result)
     error = (after.error or {}).get("message", "")
     if after.status == Status.COMPLETED:
         await observer.on_workflow_completed(wid, after.workflow_type, state)

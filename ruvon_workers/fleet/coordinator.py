@@ -134,9 +134,11 @@ class Coordinator:
         """Hand input to a workflow waiting for it; the step runs on the fleet (and a
         parent waiting on it learns it is no longer waiting for input)."""
         record = await self._operate(workflow_id, machine.Resume(user_input))
-        if record.runtime.parent:
-            self.send(record.runtime.parent["workflow_type"], record.runtime.parent["step"],
-                      record.runtime.parent["id"], -1)
+        link = record.runtime.parent
+        if link:  # before this returns, the parent no longer shows its child waiting
+            parent = await self.persistence.load_workflow(link["id"])
+            if parent is not None and parent.status in WAITS_FOR_CHILD:
+                await self._after_child(parent)
         return record
 
     async def cancel(self, workflow_id: str, reason: str) -> WorkflowRecord:

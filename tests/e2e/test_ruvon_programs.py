@@ -47,3 +47,52 @@ def test_program_on_the_fleet_ends_as_on_ruvon_sdk(
     applied = [line for line in log.splitlines()
                if "Task ruvon.step." in line and "'applied': True" in line]
     assert len(applied) >= 2, log[-3000:]
+
+
+async def test_an_observer_hears_what_the_fleet_did(
+        fleet_env: dict[str, str], start_worker: Callable[..., FleetWorker]) -> None:
+    """With Ruvon's CeleryExecutionProvider the steps run on a worker, and the program's
+    workflow_observer is told each of them and how the run ended, as in-process."""
+    from ruvon.builder import WorkflowBuilder
+    from ruvon.implementations.execution.celery import CeleryExecutionProvider
+    from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
+    from ruvon.providers.observer import WorkflowObserver
+    from ruvon_workers.fleet.app import create_app
+    from ruvon_workers.persistence import migrate as migrations
+
+    from ..helpers import FLEET_REGISTRY
+
+    class Heard(WorkflowObserver):
+        def __init__(self) -> None:
+            self.events: list[tuple[object, ...]] = []
+
+        async def on_step_executed(self, workflow_id: str, step_name: str, step_index: int,
+                                   status: str, result: object, current_state: object,
+                                   duration_ms: float | None = None) -> None:
+            self.events.append(("step", step_name, step_index, status))
+
+        async def on_workflow_completed(self, workflow_id: str, workflow_type: str,
+                                        final_state: object) -> None:
+            self.events.append(("completed", workflow_type))
+
+    migrations.migrate(fleet_env["DATABASE_URL"])
+    start_worker("--concurrency", "2")
+    store = PostgresPersistenceProvider(fleet_env["DATABASE_URL"])
+    await store.initialize()
+    builder = WorkflowBuilder(workflow_registry=str(FLEET_REGISTRY))
+    execution = CeleryExecutionProvider(
+        app=create_app(builder.registry, fleet_env["CELERY_BROKER_URL"]), timeout=60)
+    heard = Heard()
+    try:
+        wf = await builder.create_workflow(
+            "Spawner", persistence_provider=store, execution_provider=execution,
+            workflow_observer=heard, initial_data={"label": "x"})
+        while wf.status == "ACTIVE":
+            await wf.next_step()
+    finally:
+        await store.close()
+    assert wf.status == "COMPLETED"
+    steps = [e for e in heard.events if e[0] == "step"]
+    assert [s[1] for s in steps] == [s.name for s in builder.definition("Spawner").steps]
+    assert {s[3] for s in steps} == {"COMPLETED"}
+    assert heard.events[-1] == ("completed", "Spawner")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ruvon_workers.engine.records import Status, WorkflowRecord
 from ruvon_workers.execution.celery import CeleryExecutionProvider as _FleetProvider
 from ruvon_workers.execution.sync import raise_if_failed
+from ruvon_workers.observers import report_history
 
 if TYPE_CHECKING:
     from ruvon_workers.workflow import Workflow
@@ -22,7 +23,8 @@ class CeleryExecutionProvider(_FleetProvider):
     since the fleet goes on with the following steps by itself, that is when the run
     comes to rest (it ends, waits for input, or waits for a sub-workflow that waits for
     input). A failed run raises ``WorkflowFailedException`` (``SagaWorkflowException``
-    after a rollback), as in-process. ``timeout``: seconds to wait for that, after which
+    after a rollback), as in-process, and a ``workflow_observer`` is told each step the
+    fleet ran and the status the run came to. ``timeout``: seconds to wait for that, after which
     ``TimeoutError`` says where the run stands.
     """
 
@@ -34,9 +36,14 @@ class CeleryExecutionProvider(_FleetProvider):
 
     async def run_next(self, workflow: Workflow,
                        user_input: dict[str, Any]) -> tuple[Any, str | None]:
-        before = workflow.record.version
+        before = workflow.record
         await super().run_next(workflow, user_input)
-        workflow.record = await self._at_rest(workflow, before)
+        workflow.record = await self._at_rest(workflow, before.version)
+        if workflow.observer is not None:  # told what the fleet did, as in-process
+            history = await workflow.persistence.history(workflow.id)
+            await report_history(workflow.observer, before, workflow.record,
+                                 [h for h in history if (h.version or 0) > before.version],
+                                 workflow.definition.index_of)
         raise_if_failed(workflow)
         return None, None
 
