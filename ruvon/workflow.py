@@ -167,6 +167,19 @@ class Workflow(_Workflow):
         first) and ends the run FAILED_ROLLED_BACK."""
         await self.set_saga_mode(True)
 
+    async def jump_to_step(self, step_name: str) -> None:
+        """Move the run to ``step_name`` (the Ruvon docs' method): the run must be between
+        steps, ACTIVE or waiting for input; the next ``next_step`` runs that step."""
+        from ruvon_workers.engine.machine import JumpTo
+        from ruvon_workers.execution.operations import apply_event
+
+        async def definition(record: Any) -> Any:
+            return self.definition
+
+        self.record, _ = await apply_event(self.persistence, definition, self.id,
+                                           JumpTo(step_name))
+        self._asked = False
+
     async def save(self) -> None:
         """Every transition is stored as it commits: nothing is left to save."""
 

@@ -62,6 +62,14 @@ class Retry:
 
 
 @dataclass
+class JumpTo:
+    """Move a run that is between steps (ACTIVE, or waiting for input) to ``step``: the
+    docs' ``Workflow.jump_to_step``, an operator's jump."""
+
+    step: str
+
+
+@dataclass
 class SetSagaMode:
     """Turn saga mode on (or off) for this run."""
 
@@ -100,7 +108,7 @@ class Join:
     started: float | None = None
 
 
-Event = (RunStep | Resume | Cancel | Retry | SetSagaMode | WorkerLost | FailedOutside
+Event = (RunStep | Resume | Cancel | Retry | JumpTo | SetSagaMode | WorkerLost | FailedOutside
          | ChildChanged | Join)
 
 
@@ -119,6 +127,8 @@ async def decide(defn: WorkflowDefinition, record: WorkflowRecord,
         return retry(defn, record, event.from_step)
     if isinstance(event, SetSagaMode):
         return set_saga_mode(record, event.on)
+    if isinstance(event, JumpTo):
+        return jump_to(defn, record, event.step)
     if isinstance(event, WorkerLost):
         return await worker_lost(defn, record, event.allowed)
     if isinstance(event, FailedOutside):
@@ -198,6 +208,26 @@ def cancel(record: WorkflowRecord, reason: str) -> Transition:
                               detail={"reason": reason})],
         step=record.current_step or "",
         cancel_child=child.get("id") if record.current_step else None)
+
+
+def jump_to(defn: WorkflowDefinition, record: WorkflowRecord, step: str) -> Transition:
+    if record.status not in (Status.ACTIVE, Status.WAITING_HUMAN):
+        raise InvalidTransition(record.id, record.status, f"jump to step '{step}'",
+                                "Only a run between steps (ACTIVE or WAITING_HUMAN) jumps.")
+    if not defn.has_step(step):
+        raise RuvonError(f"Workflow '{record.workflow_type}' has no step '{step}'. "
+                         f"Steps: {', '.join(s.name for s in defn.steps)}")
+    status, current = arrive(defn, step)
+    runtime = record.runtime.copy()
+    runtime.pending_input = runtime.waiting_reason = runtime.execution = None
+    runtime.loop = runtime.inserted = None
+    runtime.attempts, runtime.lost = {}, {}
+    runtime.waiting_for = current if status == Status.WAITING_HUMAN else None
+    return Transition(
+        update=RecordUpdate(status, current, record.state, runtime, error=None),
+        history=[HistoryEntry(record.current_step, StepOutcome.JUMPED,
+                              detail={"next": current})],
+        step=step, jumped_to=current)
 
 
 def set_saga_mode(record: WorkflowRecord, on: bool) -> Transition:

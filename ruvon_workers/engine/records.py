@@ -76,6 +76,7 @@ class StepOutcome(enum.StrEnum):
     CANCELLED = "CANCELLED"
     RETRIED = "RETRIED"
     ITERATED = "ITERATED"
+    JUMPED = "JUMPED"
 
 
 @dataclass

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from ..definitions.models import WorkflowDefinition
 from ..engine import machine
-from ..engine.machine import Cancel, Resume, Retry, SetSagaMode
+from ..engine.machine import Cancel, JumpTo, Resume, Retry, SetSagaMode
 from ..engine.records import WorkflowRecord
 from ..engine.transition import Transition
 from ..errors import InvalidTransition, StaleStateError, WorkflowNotFound
@@ -30,7 +30,7 @@ def _never(record: WorkflowRecord, transition: Transition) -> float | None:
 
 async def apply_event(store: PersistenceProvider,
                       definition: Resolve, workflow_id: str,
-                      event: Resume | Cancel | Retry | SetSagaMode, *,
+                      event: Resume | Cancel | Retry | SetSagaMode | JumpTo, *,
                       due_in: DueIn = _never,
                       ) -> tuple[WorkflowRecord, Transition]:
     """Apply ``event`` to the stored run; ``(the run as committed, the transition)``."""
@@ -45,6 +45,8 @@ async def apply_event(store: PersistenceProvider,
             transition = machine.cancel(record, event.reason)
         elif isinstance(event, SetSagaMode):
             transition = machine.set_saga_mode(record, event.on)
+        elif isinstance(event, JumpTo):
+            transition = machine.jump_to(defn, record, event.step)
         else:
             transition = machine.retry(defn, record, event.from_step)
         transition.update.due_in = due_in(record, transition)

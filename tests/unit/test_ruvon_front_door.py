@@ -17,7 +17,12 @@ from ruvon.implementations.persistence.memory import InMemoryPersistence
 from ruvon.implementations.templating.jinja2 import Jinja2TemplateEngine
 from ruvon.providers.observer import WorkflowObserver
 from ruvon.workflow import Workflow
-from ruvon_workers.errors import DefinitionError, SagaWorkflowException, WorkflowFailedException
+from ruvon_workers.errors import (
+    DefinitionError,
+    RuvonError,
+    SagaWorkflowException,
+    WorkflowFailedException,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ruvon_front"
 STATE = "tests.fixtures.ruvon_front.steps.OrderState"
@@ -279,3 +284,43 @@ async def test_report_child_status_moves_a_parent_its_child_did_not_wake() -> No
     await engine.report_child_status(child.id, parent.id, "COMPLETED")
     moved = await engine.get_workflow(parent.id)
     assert (moved.status, moved.current_step_name) == ("ACTIVE", "After")
+
+
+async def test_jump_to_step_moves_a_run_between_steps() -> None:
+    from ruvon_workers.errors import InvalidTransition
+
+    wf = await _create(_builder(), "J-1", Recorder())
+    await wf.jump_to_step("Ship")
+    assert (wf.status, wf.current_step_name, wf.current_step) == ("ACTIVE", "Ship", 2)
+    assert [h.status for h in await wf.history()][-1] == "JUMPED"
+    await wf.next_step()
+    assert wf.status == "COMPLETED"
+    assert wf.state.trail == ["Ship"]  # type: ignore[attr-defined]
+    with pytest.raises(InvalidTransition, match="jump to step 'Reserve'"):
+        await wf.jump_to_step("Reserve")  # it has ended
+    other = await _create(_builder(), "J-2", Recorder())
+    with pytest.raises(RuvonError, match="has no step 'Nowhere'"):
+        await other.jump_to_step("Nowhere")
+
+
+async def test_a_store_of_your_own_subclasses_ruvons_and_plugs_in() -> None:
+    class Audited(InMemoryPersistence):
+        def __init__(self) -> None:
+            super().__init__()
+            self.writes: list[str | None] = []
+
+        async def apply(self, workflow_id: str, expected_version: int, update: Any,
+                        history: Any) -> int:
+            self.writes.append(update.current_step)
+            version: int = await super().apply(workflow_id, expected_version, update, history)
+            return version
+
+    store = Audited()
+    wf = await _builder().create_workflow(
+        "Order", persistence_provider=store, execution_provider=SyncExecutor(),
+        workflow_builder=None, expression_evaluator_cls=SimpleExpressionEvaluator,
+        template_engine_cls=Jinja2TemplateEngine, workflow_observer=NoopWorkflowObserver(),
+        initial_data={"order_id": "S-1"})
+    while wf.status == "ACTIVE":
+        await wf.next_step()
+    assert wf.status == "COMPLETED" and store.writes == ["Charge", "Ship", None]
