@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import socket
 import threading
 import time
 from collections.abc import Coroutine
@@ -14,6 +15,7 @@ from typing import Any
 
 from celery import Celery
 
+from ..persistence.base import Held
 from ..utils.loop import LoopThread
 from .coordinator import Coordinator
 from .factory import build_coordinator, build_store
@@ -45,6 +47,79 @@ class Heartbeat(threading.Thread):
             except OSError as exc:
                 log.warning("cannot write heartbeat %s: %s", self.path, exc)
             self.stopped.wait(self.interval)
+
+
+def held_steps() -> list[Held]:
+    """The steps and branches this worker holds: running, reserved or prefetched."""
+    from celery.worker import state
+
+    for _ in range(3):  # the consumer thread may change the sets while they are read
+        try:
+            requests = [*state.active_requests, *state.reserved_requests]
+            break
+        except RuntimeError:
+            continue
+    else:
+        return []
+    held: dict[tuple[str, int, int | None], None] = {}
+    for request in requests:
+        kwargs = request.kwargs or {}
+        if not str(request.name).startswith("ruvon.step"):
+            continue
+        try:
+            branch = kwargs.get("branch")
+            held[(str(kwargs["workflow_id"]), int(kwargs["version"]),
+                  None if branch is None else int(branch))] = None
+        except (KeyError, TypeError, ValueError):
+            continue  # a malformed message: its task refuses it
+    return list(held)
+
+
+class WorkerBeat(threading.Thread):
+    """Records in PostgreSQL, every ``interval`` seconds (sooner after a step arrives,
+    at most every ``MIN_GAP``), that this worker lives and which steps it holds: their
+    leases are renewed while it lives, and a peer's sweep sends them again soon after it
+    stops (see ``WorkerStore``). One statement per beat, whatever the number of steps."""
+
+    MIN_GAP = 0.5
+
+    def __init__(self, app: Celery, interval: float):
+        super().__init__(name="ruvon-worker-beat", daemon=True)
+        self.app = app
+        self.interval = interval
+        self.name_in_db = f"{socket.gethostname()}:{os.getpid()}:{int(time.time())}"
+        self.stopped = threading.Event()
+        self.woken = threading.Event()
+        self.beats = 0
+
+    def wake(self) -> None:
+        self.woken.set()
+
+    def run(self) -> None:
+        loop = LoopThread(name="ruvon-worker-beat-loop")
+        persistence = build_store("background")
+        lease = self.app.ruvon_settings.lease_seconds
+        try:
+            while not self.stopped.is_set():
+                started = time.monotonic()
+                try:
+                    loop.run(persistence.initialize())
+                    loop.run(persistence.beat(self.name_in_db, held_steps(), lease))
+                    self.beats += 1
+                except Exception as exc:
+                    log.warning("worker beat failed (will try again): %s", exc)
+                self.woken.wait(self.interval)
+                self.woken.clear()
+                self.stopped.wait(max(0.0, self.MIN_GAP - (time.monotonic() - started)))
+            try:  # a clean stop: peers need not wait for this worker to fall silent
+                loop.run(persistence.forget_worker(self.name_in_db), timeout=5)
+            except Exception as exc:
+                log.warning("could not remove this worker's beat: %s", exc)
+        finally:
+            try:
+                loop.run(persistence.close(), timeout=5)
+            finally:
+                loop.stop()
 
 
 class Sweeper(threading.Thread):

@@ -69,6 +69,11 @@ POOL_RULES: dict[Role, PoolRule] = {
 }
 
 
+#: Long-lived processes that may sit idle across a PostgreSQL restart check a connection
+#: before using it; a step task retries a dead one instead (no round trip per step).
+CHECKED_ROLES = frozenset({"client", "background"})
+
+
 def pool_sizes(role: Role) -> tuple[int, int]:
     """``(min, max)`` connections for a store of ``role``: the environment's, else the
     role's."""
@@ -90,7 +95,8 @@ def build_store(role: Role, url: str | None = None) -> PostgresPersistenceProvid
     store = (BlockingPostgresPersistenceProvider if rule.driver == "blocking"
              else PostgresPersistenceProvider)
     min_size, max_size = pool_sizes(role)
-    return store(database_url(url) or "", pool_min_size=min_size, pool_max_size=max_size)
+    return store(database_url(url) or "", pool_min_size=min_size, pool_max_size=max_size,
+                 check_connections=role in CHECKED_ROLES)
 
 
 def build_coordinator(persistence: PersistenceProvider, *, app: Celery | None = None,

@@ -27,16 +27,24 @@ class FleetSettings:
     #: A step whose pool process dies under it (OOM killer, a crash in native code) is
     #: sent again this many times; the next loss is a failed attempt of the step.
     max_worker_lost: int = 2
+    #: How often each worker records that it is alive, with the steps it holds (whose
+    #: leases it renews); a worker silent for ``worker_silent`` seconds is gone, and
+    #: what it held is sent again at the next sweep.
+    worker_beat: float = 2.0
+    worker_silent: float = 6.0
 
     @classmethod
     def from_env(cls) -> FleetSettings:
+        beat = float_env("RUVON_WORKER_BEAT", 2.0)
         return cls(
             default_queue=default_queue(),
             lease_seconds=float_env("RUVON_LEASE_SECONDS", 300.0),
-            sweep_interval=float_env("RUVON_SWEEP_INTERVAL", 10.0),
+            sweep_interval=float_env("RUVON_SWEEP_INTERVAL", 5.0),
             max_countdown=float_env("RUVON_MAX_COUNTDOWN", 60.0),
             scheduler_interval=float_env("RUVON_SCHEDULER_INTERVAL", 1.0),
             max_worker_lost=int(float_env("RUVON_MAX_WORKER_LOST", 2)),
+            worker_beat=beat,
+            worker_silent=float_env("RUVON_WORKER_SILENT", 3 * beat),
         )
 
     def lease_for(self, step: StepDefinition) -> float:

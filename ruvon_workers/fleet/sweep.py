@@ -17,6 +17,13 @@ log = logging.getLogger("ruvon.coordinator")
 async def sweep(coordinator: Coordinator, limit: int = 500) -> int:
     """Re-send every step whose lease (or retry delay) expired; return how many."""
     store, settings = coordinator.persistence, coordinator.settings
+    # Workers that stopped beating: what they held (and what they may have just taken)
+    # is due now, so this very sweep sends it again.
+    gone, made_due = await store.reap_workers(settings.worker_silent,
+                                              window=2 * settings.worker_beat)
+    if gone:
+        log.warning("%d worker(s) stopped beating; %d step(s) they held are sent again",
+                    gone, made_due)
     # Only types this worker can run: a row it would skip must stay due for a worker
     # that has the type, not wait another lease (fleets split by registry).
     due = await store.claim_due(lease_seconds=settings.lease_seconds, limit=limit,

@@ -8,7 +8,7 @@ from typing import Any
 from celery import Celery, signals
 
 from ..utils.loop import install_uvloop
-from .background import Heartbeat, Scheduler, Sweeper
+from .background import Heartbeat, Scheduler, Sweeper, WorkerBeat
 
 log = logging.getLogger("ruvon.worker")
 
@@ -70,9 +70,12 @@ def run_worker(app: Celery, argv: list[str], *, sweep: bool = True) -> None:
     """Run the worker until it shuts down (warm on SIGTERM, finishing running steps)."""
     threads: list[Any] = []
 
+    beats: list[WorkerBeat] = []
+
     @signals.worker_ready.connect(weak=False)
     def _started(sender: Any = None, **_: Any) -> None:
-        threads.append(Heartbeat())
+        beats.append(WorkerBeat(app, app.ruvon_settings.worker_beat))
+        threads.extend([Heartbeat(), *beats])
         if sweep:
             threads.append(Sweeper(app, app.ruvon_settings.sweep_interval))
         if sweep and app.ruvon_settings.scheduler_interval > 0:
@@ -83,11 +86,18 @@ def run_worker(app: Celery, argv: list[str], *, sweep: bool = True) -> None:
                  len(app.ruvon_registry.workflows),
                  app.ruvon_settings.sweep_interval)
 
+    @signals.task_received.connect(weak=False)
+    def _received(**_: Any) -> None:
+        for beat in beats:
+            beat.wake()  # record the new step soon, not at the next regular beat
+
     @signals.worker_shutting_down.connect(weak=False)
     def _stopping(**_: Any) -> None:
+        resend_reserved(app)
         for thread in threads:
             thread.stopped.set()
-        resend_reserved(app)
+        for beat in beats:
+            beat.wake()
 
     from . import transport
 

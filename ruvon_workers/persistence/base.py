@@ -249,6 +249,27 @@ class DefinitionStore(Protocol):
     async def load_definition(self, fingerprint: str) -> dict[str, Any] | None: ...
 
 
+#: What a worker holds: ``(workflow id, version, branch or None)``.
+Held = tuple[str, int, int | None]
+
+
+class WorkerStore(Protocol):
+    """Workers' liveness, so that the leases of what they hold follow them."""
+
+    async def beat(self, name: str, holding: list[Held], lease_seconds: float) -> None:
+        """``name`` is alive; the leases of the steps and branches it holds (still as it
+        took them) are at least ``lease_seconds`` away."""
+        ...
+
+    async def reap_workers(self, silent_for: float, window: float) -> tuple[int, int]:
+        """Workers silent for ``silent_for`` seconds are gone: what they held becomes due
+        now, as do ACTIVE steps dispatched from ``window`` seconds before a gone worker's
+        last beat until its death; ``(workers gone, rows made due)``."""
+        ...
+
+    async def forget_worker(self, name: str) -> None: ...
+
+
 class StatsStore(Protocol):
     """Read-only summaries for metrics and the CLI."""
 
@@ -261,5 +282,5 @@ class StatsStore(Protocol):
 
 
 class PersistenceProvider(WorkflowStore, FanoutStore, ScheduleStore, DeadLetterStore,
-                          DefinitionStore, StatsStore, Protocol):
+                          DefinitionStore, WorkerStore, StatsStore, Protocol):
     """Everything a store does: what the engine, the fleet and the clients are given."""

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..engine.records import Branch, HistoryEntry, RecordUpdate, Status, StepOutcome, WorkflowRecord
 from ..errors import StaleStateError
-from .base import DueStep, dead_letter_values, same_workflow, step_stats
+from .base import DueStep, Held, dead_letter_values, same_workflow, step_stats
 from .rows import DeadLetter, Schedule, ScheduleSpec, StepStats
 
 _DUE_STATUSES = frozenset({Status.ACTIVE, Status.PENDING_ASYNC, Status.PENDING_SUB_WORKFLOW,
@@ -29,6 +29,7 @@ class MemoryPersistenceProvider:
     def __init__(self) -> None:
         self._rows: dict[str, WorkflowRecord] = {}
         self._definitions: dict[str, dict[str, Any]] = {}
+        self._workers: dict[str, tuple[dt.datetime, list[Held]]] = {}
         self._due: dict[str, dt.datetime | None] = {}
         self._history: dict[str, list[HistoryEntry]] = {}
         # Every history row in the order written (PostgreSQL's ``workflow_step_history.id``).
@@ -190,6 +191,54 @@ class MemoryPersistenceProvider:
 
     async def dead_letters(self, limit: int = 50) -> list[DeadLetter]:
         return copy.deepcopy(list(reversed(self._dead))[:limit])
+
+    async def beat(self, name: str, holding: list[Held], lease_seconds: float) -> None:
+        now = _now()
+        self._workers[name] = (now, list(holding))
+        until = now + dt.timedelta(seconds=lease_seconds)
+        for wid, version, idx in holding:
+            row = self._rows.get(wid)
+            if row is None or row.version != version:
+                continue
+            if idx is None and row.status == Status.ACTIVE:
+                due = self._due.get(wid)
+                self._due[wid] = until if due is None else max(due, until)
+            elif idx is not None:
+                branch = self._branch(wid, version, idx)
+                if branch is not None and branch["status"] == "PENDING":
+                    due = branch["due"]
+                    branch["due"] = until if due is None else max(due, until)
+
+    async def reap_workers(self, silent_for: float, window: float) -> tuple[int, int]:
+        now = _now()
+        gone = {name: seen for name, seen in self._workers.items()
+                if seen[0] < now - dt.timedelta(seconds=silent_for)}
+        if not gone:
+            return 0, 0
+        for name in gone:
+            del self._workers[name]
+        held = [h for _, holding in gone.values() for h in holding]
+        first = min(seen for seen, _ in gone.values()) - dt.timedelta(seconds=window)
+        last = max(seen for seen, _ in gone.values()) + dt.timedelta(seconds=silent_for)
+        made = 0
+        steps = {(wid, version) for wid, version, idx in held if idx is None}
+        for wid, row in self._rows.items():
+            due = self._due.get(wid)
+            if row.status != Status.ACTIVE or due is None or due <= now:
+                continue
+            recent = row.updated_at is not None and first <= row.updated_at <= last
+            if (wid, row.version) in steps or recent:
+                self._due[wid] = now
+                made += 1
+        for wid, version, idx in held:
+            branch = self._branch(wid, version, idx) if idx is not None else None
+            if branch is not None and branch["status"] == "PENDING":
+                branch["due"] = now
+                made += 1
+        return len(gone), made
+
+    async def forget_worker(self, name: str) -> None:
+        self._workers.pop(name, None)
 
     async def save_definition(self, fingerprint: str, workflow_type: str,
                               workflow_version: str, snapshot: dict[str, Any]) -> None:

@@ -29,7 +29,7 @@ from ..engine.runtime import Runtime
 from ..errors import DatabaseError, RuvonError, StaleStateError, UnstorableValue
 from ..utils.serialization import deserialize, dumps_bytes
 from . import sql
-from .base import DueStep, dead_letter_values, same_workflow
+from .base import DueStep, Held, dead_letter_values, same_workflow
 from .rows import DeadLetter, Schedule, ScheduleSpec, StepStats
 
 _RECORD_COLUMNS = 14
@@ -97,9 +97,14 @@ class PostgresPersistenceProvider:
         pool_max_inactive_lifetime: float | None = None,
         *,
         pool_timeout: float | None = None,
+        check_connections: bool = False,
     ):
         """``pool_timeout``: seconds to wait for a free connection before giving up with
-        :class:`DatabaseError` (default: the command timeout, at least 5)."""
+        :class:`DatabaseError` (default: the command timeout, at least 5).
+        ``check_connections``: check each connection before handing it out, so the first
+        call after a PostgreSQL restart does not meet a dead one (a round trip per call:
+        for long-lived clients and background threads, not the step path, whose task
+        retries such an error anyway)."""
         self.db_url = db_url
         self.pool_min_size = int(_env_number("POSTGRES_POOL_MIN_SIZE", pool_min_size, 10))
         self.pool_max_size = int(_env_number("POSTGRES_POOL_MAX_SIZE", pool_max_size, 50))
@@ -112,6 +117,7 @@ class PostgresPersistenceProvider:
                                                       pool_max_inactive_lifetime, 300)
         self.pool_timeout = (pool_timeout if pool_timeout is not None
                              else max(self.pool_command_timeout, 5.0))
+        self.check_connections = check_connections
         self._pool: AsyncConnectionPool | None = None
         self._uses: dict[int, int] = {}
 
@@ -177,7 +183,8 @@ class PostgresPersistenceProvider:
     async def initialize(self) -> None:
         if self._pool is not None:
             return
-        pool = AsyncConnectionPool(self.db_url, configure=self._configure,
+        check = AsyncConnectionPool.check_connection if self.check_connections else None
+        pool = AsyncConnectionPool(self.db_url, configure=self._configure, check=check,
                                    **self._pool_kwargs())
         try:
             await pool.open(wait=True, timeout=max(self.pool_command_timeout, 5.0))
@@ -432,6 +439,19 @@ class PostgresPersistenceProvider:
         rows = await self._fetch("dead_letters", "list_dead_letters", {"limit": limit}, many=True)
         return [DeadLetter(int(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
+    async def beat(self, name: str, holding: list[Held], lease_seconds: float) -> None:
+        await self._fetch("worker_beat", "worker_beat", {
+            "name": name, "holding": Jsonb([list(h) for h in holding]),
+            "lease": lease_seconds}, many=None)
+
+    async def reap_workers(self, silent_for: float, window: float) -> tuple[int, int]:
+        row = await self._fetch("reap_workers", "reap_workers",
+                                {"silent": silent_for, "window": window})
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    async def forget_worker(self, name: str) -> None:
+        await self._fetch("forget_worker", "forget_worker", {"name": name}, many=None)
+
     async def save_definition(self, fingerprint: str, workflow_type: str,
                               workflow_version: str, snapshot: dict[str, Any]) -> None:
         await self._fetch("save_definition", "save_definition", {
@@ -469,7 +489,9 @@ class BlockingPostgresPersistenceProvider(PostgresPersistenceProvider):
     async def initialize(self) -> None:
         if self._sync_pool is not None:
             return
-        pool = ConnectionPool(self.db_url, configure=configure_json, **self._pool_kwargs())
+        check = ConnectionPool.check_connection if self.check_connections else None
+        pool = ConnectionPool(self.db_url, configure=configure_json, check=check,
+                              **self._pool_kwargs())
         try:
             pool.open(wait=True, timeout=max(self.pool_command_timeout, 5.0))
         except Exception as exc:

@@ -61,7 +61,7 @@ from ..errors import (
 )
 from ..utils.serialization import deserialize, serialize
 from . import sql
-from .base import DueStep, dead_letter_values, same_workflow, step_stats
+from .base import DueStep, Held, dead_letter_values, same_workflow, step_stats
 from .rows import DeadLetter, Schedule, ScheduleSpec, StepStats
 
 T = TypeVar("T")
@@ -464,6 +464,47 @@ class SQLitePersistenceProvider:
         rows = await self._run("dead_letters", self._all, "list_dead_letters", {"limit": limit})
         return [DeadLetter(int(r[0]), r[1], r[2], r[3], _value(r[4]), _required_time(r[5]))
                 for r in rows]
+
+    # -- workers ------------------------------------------------------------------------
+
+    async def beat(self, name: str, holding: list[Held], lease_seconds: float) -> None:
+        await self._run("worker_beat", self._beat_txn, name, holding, lease_seconds)
+
+    def _beat_txn(self, name: str, holding: list[Held], lease: float) -> None:
+        with self._write() as now:
+            self._all("worker_beat", {"name": name, "now": now,
+                                      "holding": serialize([list(h) for h in holding])})
+            for wid, version, idx in holding:
+                params = {"id": _id(wid), "version": version, "idx": idx, "now": now,
+                          "lease": lease}
+                self._all("renew_step" if idx is None else "renew_branch", params)
+
+    async def reap_workers(self, silent_for: float, window: float) -> tuple[int, int]:
+        result: tuple[int, int] = await self._run("reap_workers", self._reap_txn,
+                                                  silent_for, window)
+        return result
+
+    def _reap_txn(self, silent: float, window: float) -> tuple[int, int]:
+        with self._write() as now:
+            gone = self._all("gone_workers", {"now": now, "silent": silent})
+            if not gone:
+                return 0, 0
+            made = 0
+            for name, _, holding in gone:
+                self._all("forget_worker", {"name": name})
+                for wid, version, idx in _value(holding):
+                    params = {"id": _id(wid), "version": version, "idx": idx, "now": now}
+                    cursor = self._db.execute(sql.sqlite_query(
+                        "due_held_step" if idx is None else "due_held_branch"), params)
+                    made += cursor.rowcount
+            cursor = self._db.execute(sql.sqlite_query("due_recent_steps"), {
+                "now": now, "first": min(r[1] for r in gone) - window,
+                "last": max(r[1] for r in gone) + silent})
+            made += cursor.rowcount
+        return len(gone), made
+
+    async def forget_worker(self, name: str) -> None:
+        await self._run("forget_worker", self._statement_txn, "forget_worker", {"name": name})
 
     async def save_definition(self, fingerprint: str, workflow_type: str,
                               workflow_version: str, snapshot: dict[str, Any]) -> None:

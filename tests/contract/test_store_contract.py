@@ -643,3 +643,52 @@ async def test_pinned_runs_a_steps_queries_as_usual(store: Store) -> None:
     assert [h.status for h in history] == ["CREATED", "COMPLETED"]
     after = await store.load_workflow(record.id)  # and queries after the block work
     assert after is not None and after.state == {"n": 5}
+
+
+# -- workers: leases that follow them ----------------------------------------------------
+
+
+async def _due_ids(store: Store) -> list[tuple[str, int | None]]:
+    return sorted((d.workflow_id, d.branch) for d in await store.claim_due(lease_seconds=300))
+
+
+async def test_a_beat_renews_what_the_worker_holds_as_it_took_it(store: Store) -> None:
+    held = await _created(store, due_in=0.2)
+    moved_on = await _created(store, due_in=0.2)
+    await store.beat("w1", [(held.id, held.version, None),
+                            (moved_on.id, moved_on.version + 7, None)], lease_seconds=300)
+    await asyncio.sleep(0.3)
+    # The held step is renewed; a step held at a version it has left is not.
+    assert await _due_ids(store) == [(moved_on.id, None)]
+
+
+async def test_a_silent_workers_steps_are_due_at_once(store: Store) -> None:
+    taken = await _created(store, due_in=300)
+    alive = await _created(store, due_in=300)
+    await store.beat("dead", [(taken.id, taken.version, None)], lease_seconds=300)
+    await asyncio.sleep(0.2)
+    await store.beat("live", [(alive.id, alive.version, None)], lease_seconds=300)
+    assert await store.reap_workers(silent_for=0.1, window=0) == (1, 1)
+    assert await _due_ids(store) == [(taken.id, None)]
+    assert await store.reap_workers(silent_for=0.1, window=0) == (0, 0)  # reaped once
+    await store.forget_worker("live")
+    await asyncio.sleep(0.2)
+    assert await store.reap_workers(silent_for=0.1, window=0) == (0, 0)  # it left cleanly
+
+
+async def test_a_step_taken_in_a_workers_last_moments_is_due_too(store: Store) -> None:
+    await store.beat("dead", [], lease_seconds=300)
+    await asyncio.sleep(0.05)
+    just_sent = await _created(store, due_in=300)  # dispatched after its last beat
+    await asyncio.sleep(0.2)
+    gone, made = await store.reap_workers(silent_for=0.1, window=1)
+    assert gone == 1 and made >= 1
+    assert (just_sent.id, None) in await _due_ids(store)
+
+
+async def test_a_silent_workers_branches_are_due_at_once(store: Store) -> None:
+    record = await _fanned_out(store, lease=300)
+    await store.beat("dead", [(record.id, record.version, 1)], lease_seconds=300)
+    await asyncio.sleep(0.2)
+    assert await store.reap_workers(silent_for=0.1, window=0) == (1, 1)
+    assert await _due_ids(store) == [(record.id, 1)]

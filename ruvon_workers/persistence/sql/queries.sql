@@ -299,3 +299,60 @@ ON CONFLICT (fingerprint) DO NOTHING
 
 -- name: load_definition
 SELECT snapshot FROM workflow_definitions WHERE fingerprint = %(fingerprint)s
+
+-- name: worker_beat
+-- One statement per worker every few seconds: it is alive, and the leases of the steps and
+-- branches it holds ([workflow id, version, branch or null]) move forward while they
+-- still stand as it took them.
+WITH beat AS (
+    INSERT INTO ruvon_workers AS r (name, seen_at, holding)
+    VALUES (%(name)s, now(), %(holding)s)
+    ON CONFLICT (name) DO UPDATE SET seen_at = now(), holding = EXCLUDED.holding
+), held AS (
+    SELECT (h->>0)::uuid AS id, (h->>1)::bigint AS version, (h->>2)::int AS idx
+      FROM jsonb_array_elements(%(holding)s) h
+), steps AS (
+    UPDATE workflow_executions w
+       SET due_at = GREATEST(w.due_at, now() + make_interval(secs => %(lease)s::float8))
+      FROM held
+     WHERE held.idx IS NULL AND w.id = held.id AND w.version = held.version
+       AND w.status = 'ACTIVE'
+)
+UPDATE workflow_branches b
+   SET due_at = GREATEST(b.due_at, now() + make_interval(secs => %(lease)s::float8))
+  FROM held
+ WHERE held.idx IS NOT NULL AND b.workflow_id = held.id AND b.version = held.version
+   AND b.idx = held.idx AND b.status = 'PENDING'
+
+-- name: reap_workers
+-- Workers silent for %(silent)s seconds are gone: what they held is due at once (where it
+-- still stands as they took it), as is every step dispatched between %(window)s seconds
+-- before a gone worker last refreshed and its death (one it took in its last moments is in
+-- no list); their rows are removed. Re-sending a step still in the broker is a no-op.
+WITH gone AS (
+    DELETE FROM ruvon_workers
+     WHERE seen_at < now() - make_interval(secs => %(silent)s::float8)
+    RETURNING name, seen_at, holding
+), held AS (
+    SELECT (h->>0)::uuid AS id, (h->>1)::bigint AS version, (h->>2)::int AS idx
+      FROM gone, jsonb_array_elements(gone.holding) h
+), steps AS (
+    UPDATE workflow_executions w SET due_at = now()
+     WHERE w.status = 'ACTIVE' AND w.due_at > now()
+       AND ((w.id, w.version) IN (SELECT id, version FROM held WHERE idx IS NULL)
+            OR w.updated_at BETWEEN (SELECT min(seen_at) FROM gone)
+                                    - make_interval(secs => %(window)s::float8)
+                                AND (SELECT max(seen_at) FROM gone)
+                                    + make_interval(secs => %(silent)s::float8))
+    RETURNING w.id
+), branches AS (
+    UPDATE workflow_branches b SET due_at = now()
+      FROM held
+     WHERE held.idx IS NOT NULL AND b.workflow_id = held.id AND b.version = held.version
+       AND b.idx = held.idx AND b.status = 'PENDING'
+    RETURNING b.workflow_id
+)
+SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM steps) + (SELECT count(*) FROM branches)
+
+-- name: forget_worker
+DELETE FROM ruvon_workers WHERE name = %(name)s

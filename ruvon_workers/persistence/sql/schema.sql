@@ -115,3 +115,11 @@ CREATE TABLE workflow_definitions (
     snapshot          jsonb       NOT NULL,
     created_at        timestamptz NOT NULL DEFAULT now()
 );
+
+-- Each worker's liveness and what it holds (see migration 0007).
+CREATE TABLE ruvon_workers (
+    name        text        PRIMARY KEY,
+    seen_at     timestamptz NOT NULL DEFAULT now(),
+    started_at  timestamptz NOT NULL DEFAULT now(),
+    holding     jsonb       NOT NULL DEFAULT '[]'::jsonb
+);

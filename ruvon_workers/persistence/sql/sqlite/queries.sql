@@ -285,3 +285,34 @@ ON CONFLICT (fingerprint) DO NOTHING
 
 -- name: load_definition
 SELECT snapshot FROM workflow_definitions WHERE fingerprint = :fingerprint
+
+-- name: worker_beat
+INSERT INTO ruvon_workers (name, seen_at, started_at, holding)
+VALUES (:name, :now, :now, :holding)
+ON CONFLICT (name) DO UPDATE SET seen_at = excluded.seen_at, holding = excluded.holding
+
+-- name: renew_step
+UPDATE workflow_executions SET due_at = max(coalesce(due_at, 0), :now + :lease)
+ WHERE id = :id AND version = :version AND status = 'ACTIVE'
+
+-- name: renew_branch
+UPDATE workflow_branches SET due_at = max(coalesce(due_at, 0), :now + :lease)
+ WHERE workflow_id = :id AND version = :version AND idx = :idx AND status = 'PENDING'
+
+-- name: gone_workers
+SELECT name, seen_at, holding FROM ruvon_workers WHERE seen_at < :now - :silent
+
+-- name: forget_worker
+DELETE FROM ruvon_workers WHERE name = :name
+
+-- name: due_held_step
+UPDATE workflow_executions SET due_at = :now
+ WHERE id = :id AND version = :version AND status = 'ACTIVE' AND due_at > :now
+
+-- name: due_recent_steps
+UPDATE workflow_executions SET due_at = :now
+ WHERE status = 'ACTIVE' AND due_at > :now AND updated_at BETWEEN :first AND :last
+
+-- name: due_held_branch
+UPDATE workflow_branches SET due_at = :now
+ WHERE workflow_id = :id AND version = :version AND idx = :idx AND status = 'PENDING'

@@ -122,5 +122,13 @@ CREATE TABLE IF NOT EXISTS workflow_definitions (
     created_at        REAL    NOT NULL
 );
 
+-- Each worker's liveness and what it holds.
+CREATE TABLE IF NOT EXISTS ruvon_workers (
+    name        TEXT    PRIMARY KEY,
+    seen_at     REAL    NOT NULL,
+    started_at  REAL    NOT NULL,
+    holding     TEXT    NOT NULL DEFAULT '[]'
+);
+
 -- Rows written by earlier versions under WAITING_HUMAN_INPUT take Ruvon's WAITING_HUMAN.
 UPDATE workflow_executions SET status = 'WAITING_HUMAN' WHERE status = 'WAITING_HUMAN_INPUT';
