@@ -14,6 +14,7 @@ from .engine.context import StepContext
 from .engine.records import Status
 from .errors import (
     DefinitionError,
+    InputTooLarge,
     InvalidStateError,
     RuvonError,
     SagaWorkflowException,
@@ -32,6 +33,7 @@ __all__ = [
     "AsyncClient",
     "Client",
     "DefinitionError",
+    "InputTooLarge",
     "InvalidStateError",
     "RuvonError",
     "SagaWorkflowException",

@@ -12,6 +12,7 @@ from .definitions import Registry, WorkflowDefinition, load_registry
 from .engine.records import WorkflowRecord
 from .engine.routing import arrive
 from .engine.runtime import Link, Runtime
+from .engine.values import check_input_size
 from .errors import InvalidStateError, WorkflowNotFound
 from .observers import started
 from .utils.imports import IMPORT_CACHE, import_from_string
@@ -54,7 +55,8 @@ class WorkflowBuilder:
     def new_record(self, workflow_type: str, initial_data: dict[str, Any] | None, *,
                    idempotency_key: str | None = None, parent_id: str | None = None,
                    workflow_id: str | None = None) -> WorkflowRecord:
-        """Validate ``initial_data`` and build the record of a new workflow (not stored)."""
+        """Validate ``initial_data`` (its size first, see ``check_input_size``) and build
+        the record of a new workflow (not stored)."""
         defn = self.definition(workflow_type)
         if workflow_id is not None:
             try:
@@ -66,6 +68,7 @@ class WorkflowBuilder:
         if initial_data is not None and not isinstance(initial_data, dict):
             raise InvalidStateError(f"Initial data for '{workflow_type}'",
                                     detail=f"expected an object, got {type(initial_data).__name__}")
+        check_input_size(initial_data, f"Initial data for '{workflow_type}'")
         try:
             state = defn.state_model.model_validate(initial_data or {})
         except ValidationError as exc:

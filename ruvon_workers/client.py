@@ -3,7 +3,8 @@
 ``AsyncClient`` for asyncio code, ``Client`` for everything else (safe to share between
 threads: its calls run on one private event loop). Both validate before anything is
 stored or sent: an unknown workflow type, initial data the state model rejects, input the
-waiting step's ``input_model`` rejects, or an unknown id raise at once.
+waiting step's ``input_model`` rejects, or an unknown id raise at once; initial data or
+input over ``RUVON_MAX_INPUT_BYTES`` is refused before the client needs a broker.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from .definitions import Registry, load_registry
 from .engine.records import Branch, HistoryEntry, Status, WorkflowRecord
+from .engine.values import check_input_size
 from .errors import InvalidTransition, WorkflowNotFound
 from .persistence.rows import DeadLetter, Schedule, StepStats
 from .settings import broker_url as env_broker_url
@@ -124,6 +126,7 @@ class AsyncClient:
     async def start(self, workflow_type: str, initial_data: dict[str, Any] | None = None,
                     idempotency_key: str | None = None) -> str:
         """Store and dispatch a new workflow; the same key returns the same workflow id."""
+        check_input_size(initial_data, f"Initial data for '{workflow_type}'")
         coordinator = await self._ready()
         record, _ = await coordinator.start(workflow_type, initial_data,
                                             idempotency_key=idempotency_key)
@@ -159,6 +162,7 @@ class AsyncClient:
             delay = min(delay * 1.5, 0.25)
 
     async def resume(self, workflow_id: str, user_input: dict[str, Any] | None = None) -> None:
+        check_input_size(user_input or {}, f"Input for workflow '{workflow_id}'")
         coordinator = await self._ready()
         await coordinator.resume(workflow_id, user_input or {})
 

@@ -79,6 +79,22 @@ class InvalidStateError(RuvonError, ValueError):
         return cls(what, [dict(e) for e in errors], str(exc))
 
 
+class InputTooLarge(InvalidStateError):
+    """Initial data or input whose JSON encoding is bigger than ``RUVON_MAX_INPUT_BYTES``."""
+
+    retryable = False
+
+    def __init__(self, what: str, size: int, limit: int):
+        self.size = size
+        self.limit = limit
+        super().__init__(what, detail=f"{size} bytes as JSON, more than the limit of {limit} "
+                                      "bytes (RUVON_MAX_INPUT_BYTES); pass a reference to "
+                                      "large data (an id, a URL) instead")
+
+    def __reduce__(self) -> Any:
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
 class StaleStateError(RuvonError):
     """A compare-and-set write lost: the workflow moved on since it was read."""
 

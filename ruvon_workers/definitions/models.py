@@ -128,6 +128,7 @@ class StepDefinition(_Model):
     task_function: str | None = None
     item_var_name: str | None = None
     batch_size: int | None = None
+    max_branches: int | None = None  # unset: RUVON_MAX_BRANCHES (default 1000)
     # HTTP
     http_config: dict[str, Any] | None = None
     output_key: str | None = None

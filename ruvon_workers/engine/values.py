@@ -11,8 +11,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ..definitions.models import StepDefinition, WorkflowDefinition
-from ..errors import InvalidStateError, StepFailed
-from ..utils.serialization import NUL_REFUSED, nul_path
+from ..errors import InputTooLarge, InvalidStateError, StepFailed
+from ..settings import max_input_bytes
+from ..utils.serialization import NUL_REFUSED, dumps_bytes, nul_path
 from .context import StepContext
 from .records import WorkflowRecord
 
@@ -83,16 +84,33 @@ async def call_step_function(fn: StepFunction, state: object, context: StepConte
     return result
 
 
+def check_input_size(data: object, what: str) -> bytes | None:
+    """Refuse ``data`` (initial data, input) whose JSON encoding is bigger than
+    ``RUVON_MAX_INPUT_BYTES`` (:class:`InputTooLarge`, naming ``what``). Return the
+    encoding; ``None`` when the codec cannot encode ``data`` (the model that validates it
+    decides)."""
+    try:
+        encoded = dumps_bytes(data)
+    except (TypeError, ValueError):
+        return None
+    limit = max_input_bytes()
+    if len(encoded) > limit:
+        raise InputTooLarge(what, len(encoded), limit)
+    return encoded
+
+
 def validate_input(defn: WorkflowDefinition, step: StepDefinition,
                    user_input: dict[str, Any]) -> BaseModel | None:
-    """Check input for ``step``; raise :class:`InvalidStateError` naming each field."""
+    """Check input for ``step``: its size (:func:`check_input_size`), then each field
+    (:class:`InvalidStateError` naming them)."""
+    encoded = check_input_size(user_input, f"Input for step '{step.name}'")
     missing = [key for key in step.required_input if key not in user_input]
     if missing:
         raise InvalidStateError(
             f"Input for step '{step.name}'",
             [{"loc": (key,), "msg": "Field required"} for key in missing],
         )
-    unstorable = nul_path(user_input)
+    unstorable = nul_path(user_input, encoded)
     if unstorable is not None:
         raise InvalidStateError(
             f"Input for step '{step.name}'",

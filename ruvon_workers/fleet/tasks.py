@@ -44,7 +44,7 @@ def _register_step_task(app: Celery, name: str, step: StepDefinition | None) -> 
     if step is not None and step.rate_limit:
         options["rate_limit"] = step.rate_limit
 
-    @app.task(name=name, base=StepTask, bind=True,
+    @app.task(name=name, base=StepTask, bind=True, shared=False,
               acks_late=True,
               reject_on_worker_lost=True, ignore_result=True,
               autoretry_for=(DatabaseError,), retry_backoff=1, retry_backoff_max=30,
@@ -83,9 +83,11 @@ def _dead_letter(task: str, workflow_id: str | None, reason: str, payload: Any) 
 
 
 # A database outage retries a wire task with backoff (about a minute in all) instead of
-# dropping the producer's message.
+# dropping the producer's message. Tasks are not ``shared``: each runs on the runtime of
+# the app that registered it, so another app in the process must not take it over.
 _WIRE_OPTIONS: dict[str, Any] = {
-    "acks_late": True, "ignore_result": True, "autoretry_for": (DatabaseError,),
+    "shared": False, "acks_late": True, "ignore_result": True,
+    "autoretry_for": (DatabaseError,),
     "retry_backoff": 1, "retry_backoff_max": 30, "max_retries": 6,
 }
 

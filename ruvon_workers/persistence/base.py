@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from ..engine.records import Branch, HistoryEntry, RecordUpdate, WorkflowRecord
 from ..errors import InvalidStateError
-from ..utils.serialization import serialize
+from ..utils.serialization import dumps_bytes
 from .rows import DeadLetter, Schedule, ScheduleSpec, StepStats
 
 
@@ -50,6 +50,9 @@ def same_workflow(new: WorkflowRecord, existing: WorkflowRecord) -> WorkflowReco
 
 #: The longest reason (and stand-in for a payload that is not JSON) a dead letter keeps.
 DEAD_LETTER_TEXT_MAX = 2000
+#: The most a dead letter's payload takes, in bytes of its JSON encoding: a bigger one is
+#: kept as an excerpt of its JSON text with its size (see :func:`dead_letter_values`).
+DEAD_LETTER_PAYLOAD_MAX = 64 * 1024
 _NUL = "\x00"
 _NUL_STAND_IN = "\ufffd"
 
@@ -57,17 +60,33 @@ _NUL_STAND_IN = "\ufffd"
 def dead_letter_values(task: str | None, workflow_id: str | None, reason: str,
                        payload: Any) -> tuple[str | None, str | None, str, Any]:
     """What a store records for a dead letter, so that recording one cannot fail on what
-    the refused message held: every NUL character (PostgreSQL stores none) becomes
-    U+FFFD, in the payload's keys and strings too; the reason is cut to
+    the refused message held, nor fill the table: every NUL character (PostgreSQL stores
+    none) becomes U+FFFD, in the payload's keys and strings too; the reason is cut to
     :data:`DEAD_LETTER_TEXT_MAX` characters; a payload the JSON codec cannot encode is
-    kept as its ``repr``, cut likewise."""
-    cleaned = _without_nul(payload)
+    kept as its ``repr``, cut likewise; one whose JSON encoding is bigger than
+    :data:`DEAD_LETTER_PAYLOAD_MAX` bytes becomes ``{"truncated": true, "size": <its
+    size in bytes>, "excerpt": <the start of its JSON text>}``, itself no bigger."""
     try:
-        serialize(cleaned)
+        encoded = dumps_bytes(payload)
     except Exception:
-        cleaned = _without_nul(_repr(payload)[:DEAD_LETTER_TEXT_MAX])
+        kept: Any = _repr(payload)[:DEAD_LETTER_TEXT_MAX]
+    else:
+        kept = payload if len(encoded) <= DEAD_LETTER_PAYLOAD_MAX else _excerpt(encoded)
     return (_without_nul(task), _without_nul(workflow_id),
-            _without_nul(str(reason))[:DEAD_LETTER_TEXT_MAX], cleaned)
+            _without_nul(str(reason))[:DEAD_LETTER_TEXT_MAX], _without_nul(kept))
+
+
+def _excerpt(encoded: bytes) -> dict[str, Any]:
+    """A payload too big to keep: the start of its JSON text, cut so that the whole
+    stays within :data:`DEAD_LETTER_PAYLOAD_MAX` bytes once encoded (escapes grow it)."""
+    capped: dict[str, Any] = {"truncated": True, "size": len(encoded), "excerpt": ""}
+    budget = DEAD_LETTER_PAYLOAD_MAX - len(dumps_bytes(capped))
+    text = encoded[:budget].decode("utf-8", "ignore")
+    while (size := len(dumps_bytes(_without_nul(text))) - 2) > budget:
+        # Shorter in proportion (each character takes a byte or more once encoded).
+        text = text[:max(0, len(text) * budget // size - 1)]
+    capped["excerpt"] = text
+    return capped
 
 
 def _without_nul(value: Any) -> Any:

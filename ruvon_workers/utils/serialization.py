@@ -80,13 +80,14 @@ else:
 NUL_REFUSED = "contains a NUL character (\\u0000), which PostgreSQL cannot store"
 
 
-def nul_path(data: Any) -> str | None:
+def nul_path(data: Any, encoded: bytes | None = None) -> str | None:
     """The dotted path of the first string (value or key) in ``data`` holding a NUL
     character, which PostgreSQL's ``jsonb`` cannot store; ``None`` when there is none.
 
-    One encode finds out whether to look (cheap); only then is ``data`` walked.
+    One encode (``encoded``, when the caller has it) finds out whether to look (cheap);
+    only then is ``data`` walked.
     """
-    if b"\\u0000" not in dumps_bytes(data):
+    if b"\\u0000" not in (dumps_bytes(data) if encoded is None else encoded):
         return None
     return _find_nul(data, "")
 

@@ -20,8 +20,9 @@ import pytest
 from ruvon_workers.engine.records import Branch, HistoryEntry, RecordUpdate, WorkflowRecord
 from ruvon_workers.engine.runtime import Runtime
 from ruvon_workers.errors import InvalidStateError, StaleStateError
-from ruvon_workers.persistence.base import DueStep, PersistenceProvider
+from ruvon_workers.persistence.base import DEAD_LETTER_PAYLOAD_MAX, DueStep, PersistenceProvider
 from ruvon_workers.persistence.rows import DeadLetter, Schedule, ScheduleSpec, StepStats
+from ruvon_workers.utils.serialization import dumps_bytes
 
 from ..helpers import not_none
 
@@ -581,6 +582,17 @@ async def test_a_dead_letter_holding_nul_is_recorded(store: Store) -> None:
     assert (row.task, row.workflow_id) == ("t\ufffd", "w\ufffd")
     assert row.reason == ("bad \ufffd input" + "!" * 3000)[:2000]
     assert row.payload == {"k\ufffd": ["v\ufffd", {"deep": "\ufffd"}], "n": None}
+
+
+async def test_a_huge_dead_letter_payload_holding_nul_is_kept_as_an_excerpt(
+        store: Store) -> None:
+    payload = {"initial_data": {"note\x00": "a\x00b" * 100_000, "blob": "x" * 1_000_000}}
+    await store.record_dead_letter("ruvon.start_workflow", None, "too big", payload)
+    (row,) = await store.dead_letters()
+    assert row.payload["truncated"] is True
+    assert row.payload["size"] == len(dumps_bytes(payload))  # the payload as it came
+    assert row.payload["excerpt"].startswith('{"initial_data":{"note\\u0000":"a\\u0000b')
+    assert len(dumps_bytes(row.payload)) <= DEAD_LETTER_PAYLOAD_MAX
 
 
 async def test_a_dead_letter_payload_json_cannot_hold_is_kept_as_text(store: Store) -> None:

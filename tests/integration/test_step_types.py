@@ -60,6 +60,56 @@ async def test_a_list_longer_than_max_iterations_fails_with_the_reason(types_bui
     assert wf.current_step_name == "Process"
 
 
+async def test_loops_and_fan_outs_without_their_own_bounds(types_builder, persistence,
+                                                      monkeypatch):
+    # A WHILE loop without max_iterations stops at RUVON_MAX_LOOP_ITERATIONS (an ITERATE
+    # loop without one takes every item); a step's max_branches wins over RUVON_MAX_BRANCHES.
+    monkeypatch.setenv("RUVON_MAX_LOOP_ITERATIONS", "4")
+    monkeypatch.setenv("RUVON_MAX_BRANCHES", "1")
+    wf = await _run(await _create(types_builder, persistence, "Bounded",
+                                  {"countdown": 9, "items": [1, 2, 3, 4, 5]}))
+    assert wf.status == "COMPLETED" and wf.state.ticks == 4 and wf.state.countdown == 5
+    assert wf.state.processed == [10, 20, 30, 40, 50]
+    assert wf.state.scores == {str(i): i * i for i in range(1, 6)}
+    history = await wf.history()
+    (done,) = [h for h in history if h.step == "Count_Down" and h.status == "COMPLETED"]
+    assert done.detail is not None and done.detail["stopped"] == (
+        "max_iterations (4) reached with while_condition still true")
+    (scored,) = [h for h in history if h.step == "Score" and h.status == "COMPLETED"]
+    assert scored.detail is not None and scored.detail["branches"] == 3  # batch_size: 2
+
+
+async def _no_branch_stored(persistence, wf):
+    for version in range(wf.record.version + 1):
+        assert await persistence.list_branches(wf.id, version) == []
+
+
+async def test_more_branches_than_max_branches_fail_the_step_before_any_is_stored(
+        types_builder, persistence):
+    wf = await _create(types_builder, persistence, "Bounded", {"items": list(range(7))})
+    with pytest.raises(WorkflowFailedException):
+        await _run(wf)
+    assert wf.status == "FAILED" and wf.current_step_name == "Score"
+    assert wf.error["message"] == ("Step 'Score' failed: 4 branches, more than max_branches "
+                                   "(3); batch_size runs several items per branch")
+    await _no_branch_stored(persistence, wf)
+
+
+@pytest.mark.parametrize(("env", "n", "limit"), [(None, 1001, 1000), ("5", 12, 5)])
+async def test_a_fan_out_without_max_branches_is_bounded_by_ruvon_max_branches(
+        types_builder, persistence, monkeypatch, env, n, limit):
+    if env:
+        monkeypatch.setenv("RUVON_MAX_BRANCHES", env)
+    wf = await _create(types_builder, persistence, "FanOut", {"n": n})
+    with pytest.raises(WorkflowFailedException):
+        await _run(wf)
+    assert wf.status == "FAILED" and wf.current_step_name == "Score"
+    assert wf.error["message"].startswith(
+        f"Step 'Score' failed: {n} branches, more than max_branches ({limit}, the default "
+        "from RUVON_MAX_BRANCHES; set max_branches on the step to allow more)")
+    await _no_branch_stored(persistence, wf)
+
+
 async def test_sub_workflow_completes_into_the_parent(types_builder, persistence):
     wf = await _run(await _create(types_builder, persistence, "Parent", {"value": 21}))
     assert wf.status == "COMPLETED"

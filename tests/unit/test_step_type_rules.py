@@ -345,3 +345,35 @@ async def test_schedules_of_types_this_worker_lacks_do_not_crowd_out_its_own() -
     assert await fire_due(store, start, limit=1, workflow_types=["Mine"]) == 1
     runs = {s.name: s.runs for s in await store.list_schedules()}
     assert runs == {"theirs": 0, "mine": 1}
+
+
+def test_max_branches_below_1_is_refused(tmp_path: Path) -> None:
+    (msg,) = _problems(tmp_path, f"""
+        - name: P
+          type: PARALLEL
+          iterate_over: state.path
+          task_function: {S}.increment
+          max_branches: 0
+    """)
+    assert "step 'P'" in msg and "field 'max_branches'" in msg
+    assert "max_branches must be 1 or more" in msg
+
+
+async def test_a_while_loop_without_max_iterations_stops_after_1000_rounds(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from ruvon_workers import WorkflowBuilder
+    from ruvon_workers.execution import SyncExecutionProvider
+
+    from ..helpers import FLEET_REGISTRY
+
+    monkeypatch.delenv("RUVON_MAX_LOOP_ITERATIONS", raising=False)
+    store = MemoryPersistenceProvider()
+    wf = await WorkflowBuilder.from_registry(FLEET_REGISTRY).create_workflow(
+        "Bounded", {"countdown": 1005}, persistence_provider=store,
+        execution_provider=SyncExecutionProvider())
+    await wf.next_step()  # in-process, one next_step runs the whole loop
+    assert wf.current_step_name == "Process" and wf.record.state["ticks"] == 1000
+    (done,) = [h for h in await wf.history()
+               if h.step == "Count_Down" and h.status == "COMPLETED"]
+    assert done.detail == {"iterations": 1000, "stopped": "max_iterations (1000) reached "
+                                                         "with while_condition still true"}

@@ -85,3 +85,20 @@ def test_a_coordinator_takes_the_app_registry_settings_and_dispatcher() -> None:
     with pytest.raises(TypeError):
         build_coordinator(store, registry=registry)
     app.close()
+
+
+def test_two_apps_in_one_process_each_keep_their_own_tasks() -> None:
+    import warnings
+
+    from ruvon_workers.fleet.app import create_app
+    from ruvon_workers.fleet.tasks import START_TASK
+
+    registry = load_registry(FLEET_REGISTRY)
+    first, second = create_app(registry, "memory://"), create_app(registry, "memory://")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no task of one app is offered to the other
+        tasks = [first.tasks[START_TASK], second.tasks[START_TASK]]
+    assert [task.app for task in tasks] == [first, second]
+    assert tasks[0].run is not tasks[1].run  # each runs on its own app's runtime
+    first.close()
+    second.close()

@@ -15,6 +15,7 @@ from ...definitions.conditions import compile_expression
 from ...definitions.models import StepDefinition
 from ...directives import StartSubWorkflowDirective, WorkflowJumpDirective, WorkflowPauseDirective
 from ...errors import StepFailed
+from ...settings import max_loop_iterations
 from ..records import HistoryEntry, RecordUpdate, Status, StepOutcome
 from ..transition import Transition, elapsed_ms
 from ..values import call_step_function, merge_result
@@ -27,6 +28,15 @@ if TYPE_CHECKING:
 
 def _is_while(step: StepDefinition) -> bool:
     return (step.mode or "").upper() == "WHILE" or (not step.mode and bool(step.while_condition))
+
+
+def _limit(step: StepDefinition) -> int | None:
+    """The step's ``max_iterations``; a WHILE loop without one stops after
+    ``RUVON_MAX_LOOP_ITERATIONS`` rounds (default 1000, Ruvon's), an ITERATE loop without
+    one takes every item."""
+    if step.max_iterations is not None:
+        return step.max_iterations
+    return max_loop_iterations() if _is_while(step) else None
 
 
 class LoopStep(StepKind):
@@ -83,9 +93,10 @@ class LoopStep(StepKind):
         if done:
             transition = runner.complete(data, None, started)
             transition.add_detail(iterations=index + 1)
-            if _is_while(step) and index + 1 == step.max_iterations and \
+            limit = _limit(step)
+            if _is_while(step) and index + 1 == limit and \
                     compile_expression(step.while_condition or "false").evaluate(data):
-                transition.add_detail(stopped=f"max_iterations ({step.max_iterations}) "
+                transition.add_detail(stopped=f"max_iterations ({limit}) "
                                               "reached with while_condition still true")
             return transition
         runtime = runner.runtime_after(completed=False)
@@ -119,7 +130,7 @@ def _entry_problems(i: int, entry: dict[str, Any]) -> Iterable[Problem]:
 
 def _position(step: StepDefinition, state: dict[str, Any], index: int) -> tuple[Any, bool]:
     """``(item, done)`` for iteration ``index``."""
-    limit = step.max_iterations
+    limit = _limit(step)
     if _is_while(step):
         if not compile_expression(step.while_condition or "false").evaluate(state):
             return None, True

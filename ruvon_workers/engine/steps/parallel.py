@@ -20,6 +20,7 @@ from ...definitions.conditions import compile_expression
 from ...definitions.models import StepDefinition, WorkflowDefinition
 from ...directives import Directive
 from ...errors import MergeConflict, StepFailed
+from ...settings import max_branches
 from ..context import StepContext
 from ..records import Branch, HistoryEntry, RecordUpdate, Status, StepOutcome, WorkflowRecord
 from ..transition import Transition, elapsed_ms
@@ -78,6 +79,8 @@ class ParallelStep(StepKind):
         if step.batch_size is not None and step.batch_size < 0:
             yield "batch_size", ("batch_size must be 0 (one item per branch, as when it is "
                                  "left out) or more")
+        if step.max_branches is not None and step.max_branches < 1:
+            yield "max_branches", "max_branches must be 1 or more"
         if step.timeout_seconds is not None and step.timeout_seconds <= 0:
             yield "timeout_seconds", "timeout_seconds must be more than 0"
 
@@ -114,14 +117,28 @@ def items_of(step: StepDefinition, state: dict[str, Any], what: str = "iterate_o
 def plan_branches(step: StepDefinition, state: dict[str, Any]) -> list[Branch]:
     """One branch per declared task, or per group of ``batch_size`` items of
     ``iterate_over`` (0, Ruvon's "no batching", and unset mean one item per branch).
-    With both, ``iterate_over`` wins, as on Ruvon."""
+    With both, ``iterate_over`` wins, as on Ruvon. More branches than ``max_branches``
+    (unset: ``RUVON_MAX_BRANCHES``) fail the step before any is stored."""
     if not step.iterate_over:
+        _check_branch_count(step, len(step.tasks))
         return [Branch(i, task.name) for i, task in enumerate(step.tasks)]
     items = items_of(step, state)
     size = step.batch_size or 1
+    _check_branch_count(step, -(-len(items) // size))
     return [Branch(n, f"{step.name}[{start}]",
                    item={"start": start, "items": items[start:start + size]})
             for n, start in enumerate(range(0, len(items), size))]
+
+
+def _check_branch_count(step: StepDefinition, count: int) -> None:
+    limit = step.max_branches if step.max_branches is not None else max_branches()
+    if count <= limit:
+        return
+    given = "" if step.max_branches is not None else \
+        ", the default from RUVON_MAX_BRANCHES; set max_branches on the step to allow more"
+    hint = "; batch_size runs several items per branch" if step.iterate_over else ""
+    raise StepFailed(step.name, f"{count} branches, more than max_branches ({limit}{given})"
+                                f"{hint}")
 
 
 def deadline_for(step: StepDefinition) -> float | None:
