@@ -6,6 +6,9 @@ their configs, computing their retry policies) does not import it.
 Templates are Jinja2 in an immutable sandbox with ``state``, ``secrets`` and
 ``workflow_id`` in scope. Secret values never leave this module in an error message:
 every value read while rendering is replaced by ``***``.
+
+Where a request may connect is :mod:`.http_guard`'s rule, applied to every connection
+(the first and each redirect hop) by :mod:`.http_transport`.
 """
 
 from __future__ import annotations
@@ -27,9 +30,12 @@ from pydantic import ValidationError
 
 from ..definitions.models import RetryPolicy, StepDefinition
 
-# The errors an HTTP step raises, re-exported: callers catch them from this module too.
+# HttpRequestFailed and TemplateRefused, the errors an HTTP step raises, are re-exported:
+# callers catch them from this module too.
+from ..errors import HostRefused
 from ..errors import HttpRequestFailed as HttpRequestFailed
 from ..errors import TemplateRefused as TemplateRefused
+from .http_guard import AllowList, HostGuard
 
 if TYPE_CHECKING:
     import httpx
@@ -92,11 +98,27 @@ def check_http_config(step: StepDefinition) -> list[tuple[str, str]]:
     for key in ("headers", "query_params"):
         if config.get(key) is not None and not isinstance(config[key], dict):
             issues.append((f"http_config.{key}", f"{key} must be a mapping of name: value"))
+    issues.extend(_check_host_lists(config))
     if not isinstance(config.get("follow_redirects", True), bool):
         issues.append(("http_config.follow_redirects",
                        f"follow_redirects must be true or false, not "
                        f"{config['follow_redirects']!r}"))
     return issues
+
+
+def _check_host_lists(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """``allowed_hosts``: a list of host names, patterns and networks, each one usable."""
+    value = config.get("allowed_hosts")
+    if value is None:
+        return []
+    if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        return [("http_config.allowed_hosts",
+                 f"allowed_hosts must be a list of names, not {value!r}")]
+    try:
+        AllowList.parse(value)
+    except ValueError as exc:
+        return [("http_config.allowed_hosts", str(exc))]
+    return []
 
 
 def effective_retry_policy(step: StepDefinition) -> RetryPolicy | None:
@@ -279,6 +301,8 @@ async def run_http_step(step: StepDefinition, state: dict[str, Any], *, workflow
     """
     import httpx
 
+    from .http_transport import GuardedTransport
+
     config = step.http_config or {}
     renderer = _Renderer(step.name, state, workflow_id)
     method = str(config.get("method", "GET")).upper()
@@ -302,7 +326,12 @@ async def run_http_step(step: StepDefinition, state: dict[str, Any], *, workflow
     timeout = float(config.get("timeout", DEFAULT_TIMEOUT))
     limit = int(config.get("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES))
     try:
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+        guard = HostGuard.for_step(config.get("allowed_hosts"))
+    except ValueError as exc:
+        raise HttpRequestFailed(method, shown_url, reason=str(exc), retryable=False) from None
+    try:
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False,
+                                     transport=GuardedTransport(guard)) as client:
             request = client.build_request(method, url, headers=headers, params=params,
                                            content=content)
             response = await _send_following(client, request, renderer.secrets,
@@ -311,6 +340,9 @@ async def run_http_step(step: StepDefinition, state: dict[str, Any], *, workflow
                 await _read_at_most(response, limit, method, shown_url)
             finally:
                 await response.aclose()
+    except HostRefused as exc:
+        raise HttpRequestFailed(method, shown_url, reason=renderer.secrets.redact(str(exc)),
+                                retryable=False) from None
     except httpx.InvalidURL:
         # The rendered URL (and httpx's message quoting its bad part) may hold a piece of
         # a secret: name the template instead.
