@@ -418,18 +418,60 @@ SECRET_HEADERS = {"X-Api-Key": "{{ secrets.API_TOKEN }}", "X-Plain": "hello"}
 
 async def test_a_redirect_on_the_same_origin_keeps_every_header(server: FakeServer) -> None:
     server.reply(302, location="/moved")
-    await run(http_step({"url": server.url + "/old", "headers": SECRET_HEADERS}))
+    headers = {**SECRET_HEADERS, "Authorization": "Bearer literal", "Cookie": "session=abc"}
+    await run(http_step({"url": server.url + "/old", "headers": headers}))
     assert [r.path for r in server.requests] == ["/old", "/moved"]
-    assert server.requests[1].headers["x-api-key"] == SECRET
+    moved = server.requests[1].headers
+    assert moved["x-api-key"] == SECRET and moved["x-plain"] == "hello"
+    assert moved["authorization"] == "Bearer literal" and moved["cookie"] == "session=abc"
 
 
-async def test_a_redirect_to_another_origin_drops_headers_carrying_secrets(
+async def test_a_redirect_to_another_origin_sends_only_the_forwarded_headers(
         server: FakeServer, elsewhere: FakeServer) -> None:
     server.reply(302, location=elsewhere.url + "/moved")
-    out = await run(http_step({"url": server.url + "/old", "headers": SECRET_HEADERS}))
+    headers = {**SECRET_HEADERS, "Authorization": "Bearer literal-token",
+               "Proxy-Authorization": "Basic cHJveHk=", "Cookie": "session=abc",
+               "X-Trace": "t-1"}
+    out = await run(http_step({"url": server.url + "/old", "headers": headers,
+                               "forward_headers": ["X-Plain", "x-api-key",
+                                                   "Proxy-Authorization"]}))
     assert out["http_response"]["status_code"] == 200
+    assert server.requests[0].headers["authorization"] == "Bearer literal-token"
     (moved,) = elsewhere.requests
-    assert "x-api-key" not in moved.headers and moved.headers["x-plain"] == "hello"
+    # X-Plain is forwarded; X-Api-Key is named but carries a secret; the rest is not named.
+    assert moved.headers["x-plain"] == "hello"
+    for name in ("authorization", "proxy-authorization", "cookie", "x-api-key", "x-trace"):
+        assert name not in moved.headers
+
+
+async def test_without_forward_headers_no_header_of_the_step_crosses_origins(
+        server: FakeServer, elsewhere: FakeServer) -> None:
+    server.reply(302, location=elsewhere.url + "/moved")
+    await run(http_step({"url": server.url + "/old",
+                         "headers": {"Authorization": "Bearer literal", "X-Plain": "hello"}}),
+              idempotency_key="k-1")
+    (moved,) = elsewhere.requests
+    assert "authorization" not in moved.headers and "x-plain" not in moved.headers
+    assert moved.headers["idempotency-key"] == "k-1"  # the engine's header goes along
+
+
+async def test_a_redirect_back_to_the_steps_origin_gets_its_headers_again(
+        server: FakeServer, elsewhere: FakeServer) -> None:
+    server.reply(302, location=elsewhere.url + "/bounce")
+    elsewhere.reply(302, location=server.url + "/moved")
+    await run(http_step({"url": server.url + "/old",
+                         "headers": {"Authorization": "Bearer literal"}}))
+    assert "authorization" not in elsewhere.requests[0].headers
+    assert [r.path for r in server.requests] == ["/old", "/moved"]
+    assert server.requests[1].headers["authorization"] == "Bearer literal"
+
+
+async def test_more_than_five_redirects_fail_the_step(server: FakeServer) -> None:
+    server.reply(302, location="/again")
+    with pytest.raises(HttpRequestFailed) as info:
+        await run(http_step({"url": server.url + "/old"}))
+    assert str(info.value) == f"GET {server.url}/old failed: more than 5 redirects"
+    assert not info.value.retryable and len(server.requests) == 6
 
 
 async def test_a_secret_in_the_body_is_not_resent_to_another_origin(
@@ -595,11 +637,16 @@ async def test_proxies_from_the_environment_are_not_used(
 
 
 def test_check_refuses_bad_host_lists() -> None:
-    step = http_step({"url": "http://h", "allowed_hosts": ["api.example.com", "a b"]})
+    step = http_step({"url": "http://h", "allowed_hosts": ["api.example.com", "a b"],
+                      "forward_headers": ["X-Plain", "Authorization", "cookie",
+                                          "Proxy-Authorization"]})
     assert check_http_config(step) == [
         ("http_config.allowed_hosts",
          "'a b' is not a host name, a *.domain pattern or an IP network (e.g. "
-         "api.example.com, *.example.com, 10.0.0.0/8)")]
+         "api.example.com, *.example.com, 10.0.0.0/8)"),
+        ("http_config.forward_headers",
+         "authorization, cookie, proxy-authorization: never sent to another origin; remove "
+         "from forward_headers")]
     assert check_http_config(http_step({"url": "http://h", "allowed_hosts": "h"})) == [
         ("http_config.allowed_hosts", "allowed_hosts must be a list of names, not 'h'")]
 
