@@ -8,12 +8,14 @@ Templates are Jinja2 in an immutable sandbox with ``state``, ``secrets`` and
 every value read while rendering is replaced by ``***``.
 
 Where a request may connect is :mod:`.http_guard`'s rule, applied to every connection
-(the first and each redirect hop) by :mod:`.http_transport`. On a redirect to another
-origin only the headers named in ``forward_headers`` go along (:class:`_OwnHeaders`).
+(the first and each redirect hop) by :mod:`.http_transport`. The step's ``timeout`` is a
+deadline for the whole request. On a redirect to another origin only the headers named in
+``forward_headers`` go along (:class:`_OwnHeaders`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -348,8 +350,12 @@ async def run_http_step(step: StepDefinition, state: dict[str, Any], *, workflow
     except ValueError as exc:
         raise HttpRequestFailed(method, shown_url, reason=str(exc), retryable=False) from None
     try:
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False,
-                                     transport=GuardedTransport(guard)) as client:
+        # The deadline is the step's timeout for the whole request: every hop, every
+        # read. httpx's own timeout bounds each connect and read, which a server sending
+        # a byte now and then would never trip.
+        async with asyncio.timeout(timeout), httpx.AsyncClient(
+                timeout=timeout, follow_redirects=False,
+                transport=GuardedTransport(guard)) as client:
             request = client.build_request(method, url, headers=headers, params=params,
                                            content=content)
             response = await _send_following(client, request, own, shown_url,
@@ -358,6 +364,10 @@ async def run_http_step(step: StepDefinition, state: dict[str, Any], *, workflow
                 await _read_at_most(response, limit, method, shown_url)
             finally:
                 await response.aclose()
+    except TimeoutError:
+        raise HttpRequestFailed(method, shown_url, retryable=True,
+                                reason=f"timed out after {timeout:g}s (the step's timeout "
+                                       "bounds the whole request)") from None
     except HostRefused as exc:
         raise HttpRequestFailed(method, shown_url, reason=renderer.secrets.redact(str(exc)),
                                 retryable=False) from None

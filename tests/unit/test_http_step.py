@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import pickle
@@ -649,6 +650,73 @@ def test_check_refuses_bad_host_lists() -> None:
          "from forward_headers")]
     assert check_http_config(http_step({"url": "http://h", "allowed_hosts": "h"})) == [
         ("http_config.allowed_hosts", "allowed_hosts must be a list of names, not 'h'")]
+
+
+# --- the deadline --------------------------------------------------------------------------
+
+@pytest.fixture
+def trickler() -> Iterator[str]:
+    """A server that answers at once, then sends its 20-byte body a byte every 0.5 s."""
+
+    class Trickle(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            try:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", "20")
+                self.end_headers()
+                for _ in range(20):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.5)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+async def test_the_timeout_bounds_the_whole_request(trickler: str) -> None:
+    began = time.monotonic()
+    with pytest.raises(HttpRequestFailed) as info:
+        await run(http_step({"url": trickler + "/slowly", "timeout": 1}))
+    took = time.monotonic() - began
+    assert 0.9 <= took < 1.6, took
+    assert str(info.value) == (f"GET {trickler}/slowly failed: timed out after 1s "
+                               "(the step's timeout bounds the whole request)")
+    assert info.value.retryable
+
+
+async def test_the_timeout_spans_every_redirect(server: FakeServer) -> None:
+    server.reply(302, location="/again", delay=0.4)  # each hop well within the timeout
+    began = time.monotonic()
+    with pytest.raises(HttpRequestFailed, match="timed out after 1s"):
+        await run(http_step({"url": server.url + "/old", "timeout": 1}))
+    assert time.monotonic() - began < 1.6
+    assert 2 <= len(server.requests) <= 3
+
+
+async def test_the_timeout_covers_resolving_the_host_name(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from ruvon_workers.engine import http_transport
+
+    async def slow_dns(host: str, port: int) -> list[Any]:
+        await asyncio.sleep(5)
+        return []
+
+    monkeypatch.setattr(http_transport, "resolve", slow_dns)
+    began = time.monotonic()
+    with pytest.raises(HttpRequestFailed, match=r"timed out after 0\.5s"):
+        await run(http_step({"url": "http://slow-dns.test/x", "timeout": 0.5}))
+    assert time.monotonic() - began < 1.2
 
 
 # --- in a workflow -------------------------------------------------------------------------
