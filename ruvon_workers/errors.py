@@ -231,6 +231,23 @@ class HttpRequestFailed(RuvonError):
         return (_rebuild, (type(self), self.args, self.__dict__))
 
 
+class HostRefused(RuvonError):
+    """An HTTP step may not connect to this host: the allow-list or the refusal of
+    non-public addresses (``engine/http_guard.py``). Retrying cannot change that."""
+
+    retryable = False
+
+    def __init__(self, host: str, address: object, reason: str):
+        self.host = host
+        self.address = None if address is None else str(address)
+        self.reason = reason
+        at = "" if self.address is None else f" (address {self.address})"
+        super().__init__(f"host '{host}'{at} is refused: {reason}")
+
+    def __reduce__(self) -> Any:
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
 class TemplateRefused(RuvonError):
     """A template of the step was refused by the sandbox or could not be rendered."""
 

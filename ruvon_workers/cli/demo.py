@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -63,6 +64,14 @@ def _services(db_url: str | None, broker: str | None) -> Iterator[tuple[str, str
                   f"server(s) (removed afterwards) ...[/]")
     with embedded_services(postgres=not db_url, redis=not broker) as services:
         yield db_url or services.database_url, broker or services.broker_url
+
+
+def _allowing(url: str) -> str:
+    """``RUVON_HTTP_ALLOWED_HOSTS`` for the worker: the list already set, plus the host of
+    the carrier API, which serves on loopback (refused unless the list names it)."""
+    host = urlsplit(url).hostname or "127.0.0.1"
+    current = os.getenv("RUVON_HTTP_ALLOWED_HOSTS", "").strip().rstrip(",")
+    return f"{current},{host}" if current else host
 
 
 @contextlib.contextmanager
@@ -109,7 +118,8 @@ def demo(registry: str | None) -> None:
         heartbeat = Path(tmp, "heartbeat")
         env = {**os.environ, "DATABASE_URL": db_url, "CELERY_BROKER_URL": broker,
                "RUVON_REGISTRY": str(registry_file), "RUVON_HEARTBEAT_FILE": str(heartbeat),
-               "POSTGRES_POOL_MIN_SIZE": "1", "RUVON_SECRET_CARRIER_TOKEN": token}
+               "POSTGRES_POOL_MIN_SIZE": "1", "RUVON_SECRET_CARRIER_TOKEN": token,
+               "RUVON_HTTP_ALLOWED_HOSTS": _allowing(carrier.url)}
         console.print("Starting a worker (2 processes) ...")
         with _worker(env, heartbeat, Path(tmp, "worker.log")), \
                 Client(db_url, broker, registry_file) as client:

@@ -6,14 +6,20 @@ their configs, computing their retry policies) does not import it.
 Templates are Jinja2 in an immutable sandbox with ``state``, ``secrets`` and
 ``workflow_id`` in scope. Secret values never leave this module in an error message:
 every value read while rendering is replaced by ``***``.
+
+Where a request may connect is :mod:`.http_guard`'s rule, applied to every connection
+(the first and each redirect hop) by :mod:`.http_transport`. The step's ``timeout`` is a
+deadline for the whole request. On a redirect to another origin only the headers named in
+``forward_headers`` go along (:class:`_OwnHeaders`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -27,9 +33,12 @@ from pydantic import ValidationError
 
 from ..definitions.models import RetryPolicy, StepDefinition
 
-# The errors an HTTP step raises, re-exported: callers catch them from this module too.
+# HttpRequestFailed and TemplateRefused, the errors an HTTP step raises, are re-exported:
+# callers catch them from this module too.
+from ..errors import HostRefused
 from ..errors import HttpRequestFailed as HttpRequestFailed
 from ..errors import TemplateRefused as TemplateRefused
+from .http_guard import AllowList, HostGuard
 
 if TYPE_CHECKING:
     import httpx
@@ -48,6 +57,10 @@ EXCERPT_CHARS = 500
 #: A bigger response fails the step instead of landing in the state (``max_response_bytes``).
 DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
 MAX_REDIRECTS = 5
+#: Never sent to another origin than the step's own, whatever ``forward_headers`` says.
+NEVER_FORWARDED = frozenset({"authorization", "proxy-authorization", "cookie"})
+#: Headers about the body: they go on a redirect hop only when the body does.
+BODY_HEADERS = frozenset({"content-type", "content-length", "transfer-encoding"})
 
 _ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False,
                                      keep_trailing_newline=True)
@@ -92,10 +105,38 @@ def check_http_config(step: StepDefinition) -> list[tuple[str, str]]:
     for key in ("headers", "query_params"):
         if config.get(key) is not None and not isinstance(config[key], dict):
             issues.append((f"http_config.{key}", f"{key} must be a mapping of name: value"))
+    issues.extend(_check_host_lists(config))
     if not isinstance(config.get("follow_redirects", True), bool):
         issues.append(("http_config.follow_redirects",
                        f"follow_redirects must be true or false, not "
                        f"{config['follow_redirects']!r}"))
+    return issues
+
+
+def _check_host_lists(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """``allowed_hosts`` and ``forward_headers``: lists of names, each one usable."""
+    issues: list[tuple[str, str]] = []
+    lists: dict[str, list[str]] = {}
+    for key in ("allowed_hosts", "forward_headers"):
+        value = config.get(key)
+        if value is None:
+            continue
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            lists[key] = value
+        else:
+            issues.append((f"http_config.{key}", f"{key} must be a list of names, "
+                                                 f"not {value!r}"))
+    if "allowed_hosts" in lists:
+        try:
+            AllowList.parse(lists["allowed_hosts"])
+        except ValueError as exc:
+            issues.append(("http_config.allowed_hosts", str(exc)))
+    never = sorted({name.lower() for name in lists.get("forward_headers", ())}
+                   & NEVER_FORWARDED)
+    if never:
+        issues.append(("http_config.forward_headers",
+                       f"{', '.join(never)}: never sent to another origin; remove from "
+                       "forward_headers"))
     return issues
 
 
@@ -279,6 +320,8 @@ async def run_http_step(step: StepDefinition, state: dict[str, Any], *, workflow
     """
     import httpx
 
+    from .http_transport import GuardedTransport
+
     config = step.http_config or {}
     renderer = _Renderer(step.name, state, workflow_id)
     method = str(config.get("method", "GET")).upper()
@@ -289,6 +332,7 @@ async def run_http_step(step: StepDefinition, state: dict[str, Any], *, workflow
               if isinstance(value, str) else value
               for name, value in (config.get("query_params") or {}).items()}
     body = renderer.body("http_config.body", config.get("body"))
+    own = _OwnHeaders(headers, config.get("forward_headers") or (), renderer.secrets)
     if idempotency_key and "idempotency-key" not in headers:
         headers["Idempotency-Key"] = idempotency_key
     content: bytes | None = None
@@ -302,15 +346,31 @@ async def run_http_step(step: StepDefinition, state: dict[str, Any], *, workflow
     timeout = float(config.get("timeout", DEFAULT_TIMEOUT))
     limit = int(config.get("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES))
     try:
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+        guard = HostGuard.for_step(config.get("allowed_hosts"))
+    except ValueError as exc:
+        raise HttpRequestFailed(method, shown_url, reason=str(exc), retryable=False) from None
+    try:
+        # The deadline is the step's timeout for the whole request: every hop, every
+        # read. httpx's own timeout bounds each connect and read, which a server sending
+        # a byte now and then would never trip.
+        async with asyncio.timeout(timeout), httpx.AsyncClient(
+                timeout=timeout, follow_redirects=False,
+                transport=GuardedTransport(guard)) as client:
             request = client.build_request(method, url, headers=headers, params=params,
                                            content=content)
-            response = await _send_following(client, request, renderer.secrets,
+            response = await _send_following(client, request, own, shown_url,
                                              follow=bool(config.get("follow_redirects", True)))
             try:
                 await _read_at_most(response, limit, method, shown_url)
             finally:
                 await response.aclose()
+    except TimeoutError:
+        raise HttpRequestFailed(method, shown_url, retryable=True,
+                                reason=f"timed out after {timeout:g}s (the step's timeout "
+                                       "bounds the whole request)") from None
+    except HostRefused as exc:
+        raise HttpRequestFailed(method, shown_url, reason=renderer.secrets.redact(str(exc)),
+                                retryable=False) from None
     except httpx.InvalidURL:
         # The rendered URL (and httpx's message quoting its bad part) may hold a piece of
         # a secret: name the template instead.
@@ -333,34 +393,71 @@ async def run_http_step(step: StepDefinition, state: dict[str, Any], *, workflow
     return {step.output_key or DEFAULT_OUTPUT_KEY: info}
 
 
+class _OwnHeaders:
+    """The headers the step sets itself, and which of them may go to another origin: those
+    ``forward_headers`` names, unless they carry a secret (never ``NEVER_FORWARDED``)."""
+
+    def __init__(self, headers: httpx.Headers, forward: Iterable[str], secrets: _Secrets) -> None:
+        # Host is httpx's to set on a hop to another origin.
+        self.items = [(name, value) for name, value in headers.multi_items()
+                      if name.lower() != "host"]
+        self.forward = {name.lower() for name in forward} - NEVER_FORWARDED
+        self.secrets = secrets
+
+    def crossing(self, name: str, value: str) -> bool:
+        return name.lower() in self.forward and self.secrets.redact(value) == value
+
+    def apply(self, hop: httpx.Request, *, home: bool, with_body: bool) -> None:
+        """Set the step's headers on a redirect hop: all of them on the step's own origin
+        (``home``), the forwarded ones elsewhere; body headers only if the body goes too."""
+        import httpx
+
+        mine = {name.lower() for name, _ in self.items}
+        dropped = mine if home else mine | NEVER_FORWARDED
+        kept = [(name, value) for name, value in hop.headers.multi_items()
+                if name.lower() not in dropped]
+        kept += [(name, value) for name, value in self.items
+                 if (home or self.crossing(name, value))
+                 and (with_body or name.lower() not in BODY_HEADERS)]
+        hop.headers = httpx.Headers(kept)
+
+
 async def _send_following(client: httpx.AsyncClient, request: httpx.Request,
-                          secrets: _Secrets, *, follow: bool) -> httpx.Response:
-    """Send ``request``, following up to ``MAX_REDIRECTS`` redirects when ``follow``.
-    httpx drops ``Authorization`` on a redirect to another origin; here every header that
-    carries a secret is dropped too, so an API key never reaches a host the step did not
-    name."""
+                          own: _OwnHeaders, shown_url: str, *, follow: bool) -> httpx.Response:
+    """Send ``request``, following up to ``MAX_REDIRECTS`` redirects when ``follow``. Each
+    hop's connection is checked by the transport's guard like the first one."""
     import httpx
 
+    home = _origin(request.url)
+    sent = request
     response = await client.send(request, stream=True)
-    for _ in range(MAX_REDIRECTS if follow else 0):
+    for hop in range(MAX_REDIRECTS + 1 if follow else 0):
         following = response.next_request
         if following is None:
             break
-        if (following.url.scheme, following.url.host, following.url.port) != (
-                request.url.scheme, request.url.host, request.url.port):
-            try:  # 307/308 send the body again; other redirects become a GET without it
-                sent = request.content if following.method == request.method else b""
+        if hop == MAX_REDIRECTS:
+            await response.aclose()
+            raise HttpRequestFailed(request.method, shown_url, retryable=False,
+                                    reason=f"more than {MAX_REDIRECTS} redirects")
+        at_home = _origin(following.url) == home
+        with_body = following.method == sent.method  # 307/308; others become a GET
+        if not at_home and with_body:
+            try:
+                body = sent.content.decode("utf-8", "replace")
             except httpx.RequestNotRead:
-                sent = b""
-            body = sent.decode("utf-8", "replace")
-            if secrets.redact(body) != body:
+                body = ""
+            if own.secrets.redact(body) != body:
                 break  # a 307/308 would send a secret in the body elsewhere: stop here
-            for name, value in list(following.headers.items()):
-                if secrets.redact(value) != value:
-                    del following.headers[name]
+        own.apply(following, home=at_home, with_body=with_body)
         await response.aclose()
+        sent = following
         response = await client.send(following, stream=True)
     return response
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host, url.port or default
 
 
 async def _read_at_most(response: httpx.Response, limit: int, method: str, url: str) -> None:

@@ -86,6 +86,8 @@ def fleet_env(database_url: str, redis_url: str, tmp_path: Path,
         "POSTGRES_POOL_MIN_SIZE": "1",
         "POSTGRES_POOL_MAX_SIZE": "4",
         "PYTHONPATH": str(ROOT),
+        # HTTP steps call servers the tests run on loopback.
+        "RUVON_HTTP_ALLOWED_HOSTS": "127.0.0.1,localhost",
     }
     (tmp_path / "markers").mkdir()
     return env

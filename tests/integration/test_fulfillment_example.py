@@ -17,6 +17,7 @@ SYNC = SyncExecutionProvider()
 @pytest.fixture
 def carrier(monkeypatch: pytest.MonkeyPatch) -> Iterator[CarrierAPI]:
     monkeypatch.setenv("RUVON_SECRET_CARRIER_TOKEN", TOKEN)
+    monkeypatch.setenv("RUVON_HTTP_ALLOWED_HOSTS", "127.0.0.1")  # the carrier's address
     with carrier_api(token=TOKEN) as api:
         yield api
 

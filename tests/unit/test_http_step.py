@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import pickle
@@ -12,11 +13,14 @@ import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from ruvon_workers import WorkflowFailedException
+from ruvon_workers.definitions.loader import load_registry
 from ruvon_workers.definitions.models import RetryPolicy, StepDefinition
 from ruvon_workers.engine.http import (
     HttpRequestFailed,
@@ -25,6 +29,10 @@ from ruvon_workers.engine.http import (
     effective_retry_policy,
     run_http_step,
 )
+from ruvon_workers.errors import DefinitionError
+from ruvon_workers.persistence import MemoryPersistenceProvider
+
+from ..helpers import builder_for, create_in_process, workflow_yaml, write_registry
 
 SECRET = "tok-9f8e7d6c"
 
@@ -110,6 +118,12 @@ def server() -> Iterator[FakeServer]:
 def elsewhere() -> Iterator[FakeServer]:
     """A second server: another origin (another port)."""
     yield from _serve()
+
+
+@pytest.fixture(autouse=True)
+def local_servers_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The servers here are on 127.0.0.1, which the default rule refuses."""
+    monkeypatch.setenv("RUVON_HTTP_ALLOWED_HOSTS", "127.0.0.1")
 
 
 @pytest.fixture(autouse=True)
@@ -405,18 +419,60 @@ SECRET_HEADERS = {"X-Api-Key": "{{ secrets.API_TOKEN }}", "X-Plain": "hello"}
 
 async def test_a_redirect_on_the_same_origin_keeps_every_header(server: FakeServer) -> None:
     server.reply(302, location="/moved")
-    await run(http_step({"url": server.url + "/old", "headers": SECRET_HEADERS}))
+    headers = {**SECRET_HEADERS, "Authorization": "Bearer literal", "Cookie": "session=abc"}
+    await run(http_step({"url": server.url + "/old", "headers": headers}))
     assert [r.path for r in server.requests] == ["/old", "/moved"]
-    assert server.requests[1].headers["x-api-key"] == SECRET
+    moved = server.requests[1].headers
+    assert moved["x-api-key"] == SECRET and moved["x-plain"] == "hello"
+    assert moved["authorization"] == "Bearer literal" and moved["cookie"] == "session=abc"
 
 
-async def test_a_redirect_to_another_origin_drops_headers_carrying_secrets(
+async def test_a_redirect_to_another_origin_sends_only_the_forwarded_headers(
         server: FakeServer, elsewhere: FakeServer) -> None:
     server.reply(302, location=elsewhere.url + "/moved")
-    out = await run(http_step({"url": server.url + "/old", "headers": SECRET_HEADERS}))
+    headers = {**SECRET_HEADERS, "Authorization": "Bearer literal-token",
+               "Proxy-Authorization": "Basic cHJveHk=", "Cookie": "session=abc",
+               "X-Trace": "t-1"}
+    out = await run(http_step({"url": server.url + "/old", "headers": headers,
+                               "forward_headers": ["X-Plain", "x-api-key",
+                                                   "Proxy-Authorization"]}))
     assert out["http_response"]["status_code"] == 200
+    assert server.requests[0].headers["authorization"] == "Bearer literal-token"
     (moved,) = elsewhere.requests
-    assert "x-api-key" not in moved.headers and moved.headers["x-plain"] == "hello"
+    # X-Plain is forwarded; X-Api-Key is named but carries a secret; the rest is not named.
+    assert moved.headers["x-plain"] == "hello"
+    for name in ("authorization", "proxy-authorization", "cookie", "x-api-key", "x-trace"):
+        assert name not in moved.headers
+
+
+async def test_without_forward_headers_no_header_of_the_step_crosses_origins(
+        server: FakeServer, elsewhere: FakeServer) -> None:
+    server.reply(302, location=elsewhere.url + "/moved")
+    await run(http_step({"url": server.url + "/old",
+                         "headers": {"Authorization": "Bearer literal", "X-Plain": "hello"}}),
+              idempotency_key="k-1")
+    (moved,) = elsewhere.requests
+    assert "authorization" not in moved.headers and "x-plain" not in moved.headers
+    assert moved.headers["idempotency-key"] == "k-1"  # the engine's header goes along
+
+
+async def test_a_redirect_back_to_the_steps_origin_gets_its_headers_again(
+        server: FakeServer, elsewhere: FakeServer) -> None:
+    server.reply(302, location=elsewhere.url + "/bounce")
+    elsewhere.reply(302, location=server.url + "/moved")
+    await run(http_step({"url": server.url + "/old",
+                         "headers": {"Authorization": "Bearer literal"}}))
+    assert "authorization" not in elsewhere.requests[0].headers
+    assert [r.path for r in server.requests] == ["/old", "/moved"]
+    assert server.requests[1].headers["authorization"] == "Bearer literal"
+
+
+async def test_more_than_five_redirects_fail_the_step(server: FakeServer) -> None:
+    server.reply(302, location="/again")
+    with pytest.raises(HttpRequestFailed) as info:
+        await run(http_step({"url": server.url + "/old"}))
+    assert str(info.value) == f"GET {server.url}/old failed: more than 5 redirects"
+    assert not info.value.retryable and len(server.requests) == 6
 
 
 async def test_a_secret_in_the_body_is_not_resent_to_another_origin(
@@ -446,3 +502,254 @@ async def test_a_secret_in_a_malformed_url_stays_hidden() -> None:
     assert "not valid" in str(info.value) and not info.value.retryable
     assert SECRET[4:] not in str(info.value)
     assert_secret_hidden(info.value)
+
+
+# --- where a step may connect --------------------------------------------------------------
+
+async def test_a_state_value_pointing_at_the_metadata_address_is_refused(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RUVON_HTTP_ALLOWED_HOSTS")
+    step = http_step({"url": "http://{{ state.host }}/latest/meta-data/", "timeout": 5},
+                     retry_policy={"max_attempts": 3})
+    with pytest.raises(HttpRequestFailed) as info:
+        await run(step, {"host": "169.254.169.254"})
+    assert str(info.value) == (
+        "GET http://169.254.169.254/latest/meta-data/ failed: host '169.254.169.254' "
+        "(address 169.254.169.254) is refused: link-local addresses are refused by default; "
+        "list the host in RUVON_HTTP_ALLOWED_HOSTS to allow it")
+    assert info.value.retryable is False
+    # With an allow-list, only what it lists may be reached.
+    monkeypatch.setenv("RUVON_HTTP_ALLOWED_HOSTS", "127.0.0.1, *.example.com")
+    with pytest.raises(HttpRequestFailed, match=r"\(address 169\.254\.169\.254\) is refused: "
+                       r"it is not in RUVON_HTTP_ALLOWED_HOSTS; add it there to allow it"):
+        await run(step, {"host": "169.254.169.254"})
+
+
+async def test_a_name_is_checked_by_the_addresses_it_resolves_to(
+        server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RUVON_HTTP_ALLOWED_HOSTS")
+    port = server.url.rsplit(":", 1)[1]
+    with pytest.raises(HttpRequestFailed) as info:
+        await run(http_step({"url": f"http://localhost:{port}/x"}))
+    message = str(info.value)
+    assert "host 'localhost' (address " in message
+    assert "loopback addresses are refused by default" in message
+    assert not info.value.retryable and server.requests == []
+
+
+@pytest.mark.parametrize("allowed", ["127.0.0.1", "localhost", "127.0.0.0/8",
+                                     "api.example.com,LOCALHOST"])
+async def test_a_host_the_allow_list_names_is_reached(
+        server: FakeServer, monkeypatch: pytest.MonkeyPatch, allowed: str) -> None:
+    monkeypatch.setenv("RUVON_HTTP_ALLOWED_HOSTS", allowed)
+    host = "localhost" if "localhost" in allowed.lower() else "127.0.0.1"
+    url = server.url.replace("127.0.0.1", host)
+    out = await run(http_step({"url": url + "/x"}))
+    assert out["http_response"]["status_code"] == 200
+    assert [r.path for r in server.requests] == ["/x"]
+
+
+async def test_a_redirect_to_a_private_address_is_refused(server: FakeServer) -> None:
+    for target in ("http://10.1.2.3/admin", "http://169.254.169.254/latest/meta-data/"):
+        server.reply(302, location=target)
+        with pytest.raises(HttpRequestFailed) as info:
+            await run(http_step({"url": server.url + "/old"}))
+        host = target.split("/")[2]
+        assert f"failed: host '{host}' (address {host}) is refused: it is not in " \
+               "RUVON_HTTP_ALLOWED_HOSTS" in str(info.value)
+        assert info.value.retryable is False
+
+
+async def test_the_steps_allowed_hosts_narrow_the_environments(
+        server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUVON_HTTP_ALLOWED_HOSTS", "127.0.0.1,localhost")
+    out = await run(http_step({"url": server.url, "allowed_hosts": ["127.0.0.1"]}))
+    assert out["http_response"]["status_code"] == 200
+    with pytest.raises(HttpRequestFailed, match=r"host '127\.0\.0\.1' \(address 127\.0\.0\.1\) "
+                       r"is refused: it is not in the step's http_config\.allowed_hosts"):
+        await run(http_step({"url": server.url, "allowed_hosts": ["localhost"]}))
+    # ... and never widen it: a step cannot let itself reach what the environment refuses.
+    monkeypatch.setenv("RUVON_HTTP_ALLOWED_HOSTS", "localhost")
+    with pytest.raises(HttpRequestFailed, match="it is not in RUVON_HTTP_ALLOWED_HOSTS"):
+        await run(http_step({"url": server.url, "allowed_hosts": ["127.0.0.1"]}))
+    monkeypatch.delenv("RUVON_HTTP_ALLOWED_HOSTS")
+    with pytest.raises(HttpRequestFailed, match="loopback addresses are refused by default"):
+        await run(http_step({"url": server.url, "allowed_hosts": ["127.0.0.1"]}))
+    assert len(server.requests) == 1
+
+
+async def test_the_connection_goes_to_the_address_that_was_checked(
+        server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The name is resolved once, where the connection is opened: nothing looks it up
+    again between the check and the connect (this name is in no DNS at all)."""
+    from ipaddress import ip_address
+
+    from ruvon_workers.engine import http_transport
+
+    lookups: list[str] = []
+
+    async def resolve(host: str, port: int) -> list[Any]:
+        lookups.append(host)
+        return [ip_address("127.0.0.1")] if host == "api.rebind.test" else []
+
+    monkeypatch.setattr(http_transport, "resolve", resolve)
+    port = server.url.rsplit(":", 1)[1]
+    out = await run(http_step({"url": f"http://api.rebind.test:{port}/x"}))
+    assert out["http_response"]["status_code"] == 200
+    assert lookups == ["api.rebind.test"]
+    assert server.requests[0].headers["host"] == f"api.rebind.test:{port}"
+
+
+async def test_every_address_of_a_name_is_checked(
+        server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ipaddress import ip_address
+
+    from ruvon_workers.engine import http_transport
+
+    async def resolve(host: str, port: int) -> list[Any]:
+        return [ip_address("127.0.0.1"), ip_address("10.0.0.7")]
+
+    monkeypatch.setattr(http_transport, "resolve", resolve)
+    monkeypatch.setenv("RUVON_HTTP_ALLOWED_HOSTS", "127.0.0.1")
+    with pytest.raises(HttpRequestFailed, match=r"host 'twofaced\.test' \(address 10\.0\.0\.7\) "
+                                                "is refused"):
+        await run(http_step({"url": f"{server.url.replace('127.0.0.1', 'twofaced.test')}/x"}))
+    assert server.requests == []
+
+
+async def test_a_bad_allow_list_entry_fails_the_step_naming_it(server: FakeServer,
+                                                              monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    monkeypatch.setenv("RUVON_HTTP_ALLOWED_HOSTS", "127.0.0.1,http://api.example.com")
+    with pytest.raises(HttpRequestFailed) as info:
+        await run(http_step({"url": server.url}))
+    assert "RUVON_HTTP_ALLOWED_HOSTS: 'http://api.example.com' is not a host name" \
+        in str(info.value)
+    assert info.value.retryable is False and server.requests == []
+
+
+async def test_proxies_from_the_environment_are_not_used(
+        server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.setenv(name, closed_port_url())
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    out = await run(http_step({"url": server.url + "/direct"}))
+    assert out["http_response"]["status_code"] == 200
+
+
+def test_check_refuses_bad_host_lists() -> None:
+    step = http_step({"url": "http://h", "allowed_hosts": ["api.example.com", "a b"],
+                      "forward_headers": ["X-Plain", "Authorization", "cookie",
+                                          "Proxy-Authorization"]})
+    assert check_http_config(step) == [
+        ("http_config.allowed_hosts",
+         "'a b' is not a host name, a *.domain pattern or an IP network (e.g. "
+         "api.example.com, *.example.com, 10.0.0.0/8)"),
+        ("http_config.forward_headers",
+         "authorization, cookie, proxy-authorization: never sent to another origin; remove "
+         "from forward_headers")]
+    assert check_http_config(http_step({"url": "http://h", "allowed_hosts": "h"})) == [
+        ("http_config.allowed_hosts", "allowed_hosts must be a list of names, not 'h'")]
+
+
+# --- the deadline --------------------------------------------------------------------------
+
+@pytest.fixture
+def trickler() -> Iterator[str]:
+    """A server that answers at once, then sends its 20-byte body a byte every 0.5 s."""
+
+    class Trickle(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            try:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", "20")
+                self.end_headers()
+                for _ in range(20):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.5)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+async def test_the_timeout_bounds_the_whole_request(trickler: str) -> None:
+    began = time.monotonic()
+    with pytest.raises(HttpRequestFailed) as info:
+        await run(http_step({"url": trickler + "/slowly", "timeout": 1}))
+    took = time.monotonic() - began
+    assert 0.9 <= took < 1.6, took
+    assert str(info.value) == (f"GET {trickler}/slowly failed: timed out after 1s "
+                               "(the step's timeout bounds the whole request)")
+    assert info.value.retryable
+
+
+async def test_the_timeout_spans_every_redirect(server: FakeServer) -> None:
+    server.reply(302, location="/again", delay=0.4)  # each hop well within the timeout
+    began = time.monotonic()
+    with pytest.raises(HttpRequestFailed, match="timed out after 1s"):
+        await run(http_step({"url": server.url + "/old", "timeout": 1}))
+    assert time.monotonic() - began < 1.6
+    assert 2 <= len(server.requests) <= 3
+
+
+async def test_the_timeout_covers_resolving_the_host_name(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from ruvon_workers.engine import http_transport
+
+    async def slow_dns(host: str, port: int) -> list[Any]:
+        await asyncio.sleep(5)
+        return []
+
+    monkeypatch.setattr(http_transport, "resolve", slow_dns)
+    began = time.monotonic()
+    with pytest.raises(HttpRequestFailed, match=r"timed out after 0\.5s"):
+        await run(http_step({"url": "http://slow-dns.test/x", "timeout": 0.5}))
+    assert time.monotonic() - began < 1.2
+
+
+# --- in a workflow -------------------------------------------------------------------------
+
+async def test_a_refused_host_fails_the_workflow_without_a_retry(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RUVON_HTTP_ALLOWED_HOSTS")
+    builder = builder_for(tmp_path, """\
+        - name: Fetch
+          type: HTTP
+          http_config:
+            url: "http://{{ state.label }}/latest/meta-data/"
+            retry_policy: {max_attempts: 3, delay_seconds: 0.01}
+          output_key: label   # a field of the state model (never written here)
+        """)
+    wf = await create_in_process(builder, MemoryPersistenceProvider(), "Test",
+                                 {"label": "169.254.169.254"})
+    with pytest.raises(WorkflowFailedException, match="is refused: link-local addresses"):
+        await wf.next_step()
+    assert wf.status == "FAILED"
+    assert "RUVON_HTTP_ALLOWED_HOSTS" in wf.error["message"]
+    assert [h.status for h in await wf.history()] == ["CREATED", "FAILED"]
+
+
+def test_a_bad_allowed_hosts_entry_is_named_when_the_definition_loads(
+        tmp_path: Path) -> None:
+    path = write_registry(tmp_path, {"Test": workflow_yaml("""\
+        - name: Fetch
+          type: HTTP
+          http_config: {url: "http://h/", allowed_hosts: ["https://h"]}
+        """)})
+    with pytest.raises(DefinitionError) as info:
+        load_registry(path)
+    (issue,) = info.value.issues
+    assert (issue.step, issue.field) == ("Fetch", "http_config.allowed_hosts")
+    assert "'https://h' is not a host name" in issue.message
