@@ -7,6 +7,7 @@ here (``complete``, ``advance``, ``jump``, ``pause``, ``fail`` ...).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -22,7 +23,13 @@ from .routing import arrive, next_after
 from .runtime import PAUSED, PAUSED_IN_PLACE, Runtime
 from .steps import kind_of
 from .transition import Transition, elapsed_ms, error_info
-from .values import call_step_function, load_state, merge_result, validate_input
+from .values import (
+    blocking_functions_in_threads,
+    call_step_function,
+    load_state,
+    merge_result,
+    validate_input,
+)
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -94,7 +101,18 @@ class StepRunner:
         """Call the step's function with the state, its context and the input."""
         fn = self.defn.function(self.step.function)
         kwargs = self.user_input if self.kind.takes_input else {}
-        return await call_step_function(fn, state, self.context(validated), kwargs)
+        call = call_step_function(fn, state, self.context(validated), kwargs)
+        limit = self.step.time_limit_seconds
+        if not (limit and blocking_functions_in_threads()):
+            return await call
+        # Celery enforces no time limit in a threads pool: the limit is enforced here (the
+        # function's thread runs on, unheard; the attempt fails and may be retried).
+        try:
+            async with asyncio.timeout(limit):
+                return await call
+        except TimeoutError:
+            raise TimeoutError(f"step '{self.step.name}' ran past its time_limit_seconds "
+                               f"({limit:g} s)") from None
 
     # -- building transitions -----------------------------------------------------------
 

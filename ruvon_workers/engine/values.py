@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import functools
 import inspect
@@ -74,11 +75,30 @@ def state_dict(data: dict[str, Any]) -> dict[str, Any]:
     return copy.deepcopy(data)
 
 
+#: Blocking (non-``async``) functions run in a thread of their own instead of on the
+#: event loop: set where one loop serves many tasks at once (a ``threads`` pool worker),
+#: so that one blocking step delays no other.
+_off_loop = False
+
+
+def run_blocking_functions_in_threads(on: bool = True) -> None:
+    global _off_loop
+    _off_loop = on
+
+
+def blocking_functions_in_threads() -> bool:
+    return _off_loop
+
+
 async def call_step_function(fn: StepFunction, state: object, context: StepContext,
                              kwargs: dict[str, Any]) -> object:
     """``fn(state, context, **kwargs)`` with the keywords it takes, awaited if it is a
-    coroutine."""
-    result = fn(state, context, **accepted(fn, kwargs))
+    coroutine (in a thread of its own if it blocks and the loop is shared)."""
+    kwargs = accepted(fn, kwargs)
+    if _off_loop and not inspect.iscoroutinefunction(fn):
+        result = await asyncio.to_thread(fn, state, context, **kwargs)
+    else:
+        result = fn(state, context, **kwargs)
     if inspect.isawaitable(result):
         result = await result
     return result

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from celery import Celery
 
 from ..definitions import Registry
+from ..engine.values import run_blocking_functions_in_threads
 from ..utils.loop import InlineLoop, LoopThread
 from .factory import build_coordinator, build_store, store_role
 from .settings import FleetSettings
@@ -31,6 +32,8 @@ class ProcessRuntime:
         # can drive the loop themselves; thread pools share a loop running in a thread.
         inline = threading.current_thread() is threading.main_thread()
         self.loop: InlineLoop | LoopThread = InlineLoop() if inline else LoopThread()
+        if not inline:  # one loop for every task: blocking steps must not hold it
+            run_blocking_functions_in_threads()
         # One task at a time per prefork child: a small pool is enough, and queries need
         # not yield to other coroutines (there are none), so they use the blocking driver
         # (the "step" role of fleet.factory; a thread pool's store is "threads").

@@ -59,3 +59,19 @@ def test_a_step_longer_than_its_lease_is_not_sent_again_while_it_runs(
     # The 8 s step ran once: its worker renewed the 3 s lease while it ran.
     assert len(markers(fleet_env, info.id, "Slow", "start")) == 1
     assert completed_steps(client, info.id)["Slow"] == 1
+
+
+def test_on_the_threads_pool_a_blocking_step_delays_no_other_workflow(
+        client: Client, start_worker, fleet_env) -> None:
+    start_worker("--pool", "threads", "--concurrency", "4",
+                 env={"RUVON_TEST_SLOW_SECONDS": "6"})
+    slow = client.start("Sleepy", {})
+    deadline = time.monotonic() + 30
+    while not markers(fleet_env, slow, "Slow", "start") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert markers(fleet_env, slow, "Slow", "start")
+    quick = client.wait(client.start("LoopItems", {"items": [1, 2], "countdown": 1}), 30)
+    assert quick.status == "COMPLETED"
+    # The other workflow ran to its end while the blocking step still slept.
+    assert not markers(fleet_env, slow, "Slow", "run")
+    assert client.wait(slow, 30).status == "COMPLETED"
