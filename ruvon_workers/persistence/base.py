@@ -10,6 +10,7 @@ and step durations). Code that needs only one concern can ask for that one.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import statistics
 from collections.abc import Iterable, Mapping
@@ -17,7 +18,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..engine.records import Branch, HistoryEntry, RecordUpdate, WorkflowRecord
+from ..engine.records import Branch, HistoryEntry, RecordUpdate, Status, WorkflowRecord
 from ..errors import InvalidStateError
 from ..utils.serialization import dumps_bytes
 from .rows import DeadLetter, Schedule, ScheduleSpec, StepStats
@@ -268,6 +269,11 @@ class DefinitionStore(Protocol):
     async def load_definition(self, fingerprint: str) -> dict[str, Any] | None: ...
 
 
+def ended_statuses() -> list[str]:
+    """The statuses of a run that has ended for good (what retention may remove)."""
+    return sorted(s.value for s in Status if s.is_terminal)
+
+
 #: What a worker holds: ``(workflow id, version, branch or None)``.
 Held = tuple[str, int, int | None]
 
@@ -289,6 +295,18 @@ class WorkerStore(Protocol):
     async def forget_worker(self, name: str) -> None: ...
 
 
+class RetentionStore(Protocol):
+    """Removing what is old: ended workflows (with their history, fan-outs and branches)
+    and dead letters, in batches that never hold locks for long."""
+
+    async def purge(self, before: dt.datetime, *, batch: int = 1000,
+                    dry_run: bool = False) -> tuple[int, int]:
+        """``(workflows, dead letters)`` removed (or, with ``dry_run``, that would be):
+        workflows that ended and last changed before ``before``, dead letters recorded
+        before it."""
+        ...
+
+
 class StatsStore(Protocol):
     """Read-only summaries for metrics and the CLI."""
 
@@ -301,5 +319,6 @@ class StatsStore(Protocol):
 
 
 class PersistenceProvider(WorkflowStore, FanoutStore, ScheduleStore, DeadLetterStore,
-                          DefinitionStore, WorkerStore, StatsStore, Protocol):
+                          DefinitionStore, WorkerStore, RetentionStore, StatsStore,
+                          Protocol):
     """Everything a store does: what the engine, the fleet and the clients are given."""

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..engine.records import Branch, HistoryEntry, RecordUpdate, Status, StepOutcome, WorkflowRecord
 from ..errors import StaleStateError
-from .base import DueStep, Held, dead_letter_values, same_workflow, step_stats
+from .base import DueStep, Held, dead_letter_values, ended_statuses, same_workflow, step_stats
 from .rows import DeadLetter, Schedule, ScheduleSpec, StepStats
 
 _DUE_STATUSES = frozenset({Status.ACTIVE, Status.PENDING_ASYNC, Status.PENDING_SUB_WORKFLOW,
@@ -191,6 +191,33 @@ class MemoryPersistenceProvider:
 
     async def dead_letters(self, limit: int = 50) -> list[DeadLetter]:
         return copy.deepcopy(list(reversed(self._dead))[:limit])
+
+    async def purge(self, before: dt.datetime, *, batch: int = 1000,
+                    dry_run: bool = False) -> tuple[int, int]:
+        ended = set(ended_statuses())
+        doomed = [wid for wid, row in self._rows.items() if row.status in ended
+                  and row.updated_at is not None and row.updated_at < before]
+        letters = [d for d in self._dead if d.created_at is not None and d.created_at < before]
+        if dry_run:
+            return len(doomed), len(letters)
+        for wid in doomed:
+            self._forget(wid)
+        self._dead = [d for d in self._dead if d not in letters]
+        return len(doomed), len(letters)
+
+    def _forget(self, wid: str) -> None:
+        """Remove a workflow with its history, fan-outs and branches."""
+        row = self._rows.pop(wid)
+        self._due.pop(wid, None)
+        self._history.pop(wid, None)
+        self._log = [(w, entry) for w, entry in self._log if w != wid]
+        if row.idempotency_key is not None:
+            self._keys.pop(row.idempotency_key, None)
+        for key in [k for k in self._fanouts if k[0] == wid]:
+            del self._fanouts[key]
+        for other in self._rows.values():
+            if other.parent_id == wid:
+                other.parent_id = None
 
     async def beat(self, name: str, holding: list[Held], lease_seconds: float) -> None:
         now = _now()

@@ -8,6 +8,7 @@ cannot help) or :class:`~ruvon_workers.errors.DatabaseError` (the fleet retries 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -29,7 +30,7 @@ from ..engine.runtime import Runtime
 from ..errors import DatabaseError, RuvonError, StaleStateError, UnstorableValue
 from ..utils.serialization import deserialize, dumps_bytes
 from . import sql
-from .base import DueStep, Held, dead_letter_values, same_workflow
+from .base import DueStep, Held, dead_letter_values, ended_statuses, same_workflow
 from .rows import DeadLetter, Schedule, ScheduleSpec, StepStats
 
 _RECORD_COLUMNS = 14
@@ -438,6 +439,21 @@ class PostgresPersistenceProvider:
     async def dead_letters(self, limit: int = 50) -> list[DeadLetter]:
         rows = await self._fetch("dead_letters", "list_dead_letters", {"limit": limit}, many=True)
         return [DeadLetter(int(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows]
+
+    async def purge(self, before: dt.datetime, *, batch: int = 1000,
+                    dry_run: bool = False) -> tuple[int, int]:
+        params = {"before": before, "batch": batch, "ended": ended_statuses()}
+        if dry_run:
+            row = await self._fetch("purge", "count_purgeable", params)
+            return int(row[0]), int(row[1])
+        totals = [0, 0]
+        for i, name in enumerate(("purge_workflows", "purge_dead_letters")):
+            while True:
+                rows = await self._fetch("purge", name, params, many=True)
+                totals[i] += len(rows)
+                if len(rows) < batch:
+                    break
+        return totals[0], totals[1]
 
     async def beat(self, name: str, holding: list[Held], lease_seconds: float) -> None:
         await self._fetch("worker_beat", "worker_beat", {

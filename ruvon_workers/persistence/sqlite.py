@@ -61,7 +61,7 @@ from ..errors import (
 )
 from ..utils.serialization import deserialize, serialize
 from . import sql
-from .base import DueStep, Held, dead_letter_values, same_workflow, step_stats
+from .base import DueStep, Held, dead_letter_values, ended_statuses, same_workflow, step_stats
 from .rows import DeadLetter, Schedule, ScheduleSpec, StepStats
 
 T = TypeVar("T")
@@ -464,6 +464,28 @@ class SQLitePersistenceProvider:
         rows = await self._run("dead_letters", self._all, "list_dead_letters", {"limit": limit})
         return [DeadLetter(int(r[0]), r[1], r[2], r[3], _value(r[4]), _required_time(r[5]))
                 for r in rows]
+
+    # -- retention ----------------------------------------------------------------------
+
+    async def purge(self, before: dt.datetime, *, batch: int = 1000,
+                    dry_run: bool = False) -> tuple[int, int]:
+        params = {"before": _seconds(before), "batch": batch,
+                  "ended": serialize(ended_statuses())}
+        if dry_run:
+            row = await self._run("purge", self._one, "count_purgeable", params)
+            return (int(row[0]), int(row[1])) if row else (0, 0)
+        totals = [0, 0]
+        for i, name in enumerate(("purge_workflows", "purge_dead_letters")):
+            while True:
+                done = await self._run("purge", self._count_txn, name, params)
+                totals[i] += done
+                if done < batch:
+                    break
+        return totals[0], totals[1]
+
+    def _count_txn(self, name: str, params: dict[str, Any]) -> int:
+        with self._write():
+            return int(self._db.execute(sql.sqlite_query(name), params).rowcount)
 
     # -- workers ------------------------------------------------------------------------
 

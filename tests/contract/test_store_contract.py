@@ -704,3 +704,34 @@ async def test_a_silent_workers_branches_are_due_at_once(store: Store) -> None:
     await asyncio.sleep(0.2)
     assert await store.reap_workers(silent_for=0.1, window=0) == (1, 1)
     assert await _due_ids(store) == [(record.id, 1)]
+
+
+# -- retention ---------------------------------------------------------------------------
+
+
+async def test_purge_removes_ended_workflows_with_their_rows_and_old_dead_letters(
+        store: Store) -> None:
+    ended = [await _move(store, await _created(store), status="COMPLETED", current_step=None)
+             for _ in range(3)]
+    fanned = await _fanned_out(store)
+    gone_too = await _move(store, fanned, status="FAILED")
+    running = await _created(store)
+    await store.record_dead_letter("t", None, "old", {"x": 1})
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)
+    assert await store.purge(later, dry_run=True) == (4, 1)
+    assert await store.load_workflow(ended[0].id) is not None  # a dry run removes nothing
+    assert await store.purge(later, batch=1) == (4, 1)  # batch by batch, to the end
+    for record in [*ended, gone_too]:
+        assert await store.load_workflow(record.id) is None
+        assert await store.history(record.id) == []
+    assert await store.list_branches(gone_too.id, gone_too.version - 1) == []
+    assert await store.load_workflow(running.id) is not None  # not ended: kept
+    assert await store.dead_letters() == []
+    assert await store.purge(later) == (0, 0)
+
+
+async def test_purge_keeps_what_changed_after_the_cutoff(store: Store) -> None:
+    done = await _move(store, await _created(store), status="COMPLETED", current_step=None)
+    earlier = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    assert await store.purge(earlier) == (0, 0)
+    assert await store.load_workflow(done.id) is not None

@@ -356,3 +356,26 @@ SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM steps) + (SELECT count
 
 -- name: forget_worker
 DELETE FROM ruvon_workers WHERE name = %(name)s
+
+-- name: count_purgeable
+SELECT (SELECT count(*) FROM workflow_executions
+         WHERE status = ANY(%(ended)s) AND updated_at < %(before)s),
+       (SELECT count(*) FROM ruvon_dead_letters WHERE created_at < %(before)s)
+
+-- name: purge_workflows
+-- One batch of ended workflows last changed before %(before)s; their history, fan-outs
+-- and branches go with them (ON DELETE CASCADE). Short: it never holds locks for long.
+DELETE FROM workflow_executions w
+ USING (SELECT id FROM workflow_executions
+         WHERE status = ANY(%(ended)s) AND updated_at < %(before)s
+         ORDER BY updated_at
+         LIMIT %(batch)s
+         FOR UPDATE SKIP LOCKED) doomed
+ WHERE w.id = doomed.id
+RETURNING w.id
+
+-- name: purge_dead_letters
+DELETE FROM ruvon_dead_letters
+ WHERE id IN (SELECT id FROM ruvon_dead_letters WHERE created_at < %(before)s
+               ORDER BY id LIMIT %(batch)s)
+RETURNING id

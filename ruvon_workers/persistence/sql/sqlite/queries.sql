@@ -316,3 +316,19 @@ UPDATE workflow_executions SET due_at = :now
 -- name: due_held_branch
 UPDATE workflow_branches SET due_at = :now
  WHERE workflow_id = :id AND version = :version AND idx = :idx AND status = 'PENDING'
+
+-- name: count_purgeable
+SELECT (SELECT count(*) FROM workflow_executions
+         WHERE status IN (SELECT value FROM json_each(:ended)) AND updated_at < :before),
+       (SELECT count(*) FROM ruvon_dead_letters WHERE created_at < :before)
+
+-- name: purge_workflows
+DELETE FROM workflow_executions
+ WHERE id IN (SELECT id FROM workflow_executions
+               WHERE status IN (SELECT value FROM json_each(:ended)) AND updated_at < :before
+               ORDER BY updated_at LIMIT :batch)
+
+-- name: purge_dead_letters
+DELETE FROM ruvon_dead_letters
+ WHERE id IN (SELECT id FROM ruvon_dead_letters WHERE created_at < :before
+               ORDER BY id LIMIT :batch)
