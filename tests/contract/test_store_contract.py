@@ -704,3 +704,14 @@ async def test_a_silent_workers_branches_are_due_at_once(store: Store) -> None:
     await asyncio.sleep(0.2)
     assert await store.reap_workers(silent_for=0.1, window=0) == (1, 1)
     assert await _due_ids(store) == [(record.id, 1)]
+
+
+async def test_deleting_the_schedules_a_run_created(store: Store) -> None:
+    creator, other = await _created(store), await _created(store)
+    await store.upsert_schedule(_spec("b", created_by=creator.id))
+    await store.upsert_schedule(_spec("a", created_by=creator.id))
+    await store.upsert_schedule(_spec("c", created_by=other.id))
+    await store.upsert_schedule(_spec("d"))
+    assert await store.delete_schedules_created_by(creator.id) == ["a", "b"]
+    assert [s.name for s in await store.list_schedules()] == ["c", "d"]
+    assert await store.delete_schedules_created_by(creator.id) == []
