@@ -14,6 +14,8 @@ when the lease expires.
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +40,10 @@ log = logging.getLogger("ruvon.coordinator")
 #: (``record=``) after a commit here gave a workflow a terminal status, "swept" (``sent=``)
 #: after each recovery sweep. An observer that raises is logged and ignored.
 OBSERVERS: list[Callable[..., None]] = []
+
+#: Seconds a retry's step message may come before its due time (the clocks of workers
+#: differ a little); earlier, it is ignored.
+RETRY_CLOCK_GRACE = 1.0
 
 
 class Coordinator:
@@ -199,8 +205,22 @@ class Coordinator:
             return await self.fanout.join(record)
         if record.status != Status.ACTIVE:
             return self.stale(record)
+        early = self.retry_wait(record, step)
+        if early is not None:
+            return StepOutcomeReport(False, f"not due yet: retry in {math.ceil(early)} s")
         return await self.commit(record, await machine.decide(
             await self.definition(record), record, machine.RunStep()))
+
+    @staticmethod
+    def retry_wait(record: WorkflowRecord, step: str) -> float | None:
+        """Seconds until the retry of ``step`` its retry policy scheduled is due, if a
+        message came that much early (one sent for the current version, before the
+        countdown or the sweep); a second's grace for the clocks of other workers."""
+        runtime = record.runtime
+        if runtime.retry_at is None or not runtime.attempts.get(step):
+            return None
+        wait = runtime.retry_at - time.time()
+        return wait if wait > RETRY_CLOCK_GRACE else None
 
     async def _current(self, workflow_id: str, step: str, version: int,
                        status: str) -> WorkflowRecord | None:
