@@ -206,6 +206,11 @@ class DatabaseError(RuvonError):
     """PostgreSQL could not be reached or refused a query."""
 
 
+class BadMessage(RuvonError, ValueError):
+    """A fleet message the engine refuses as it stands: a kwarg missing or of the wrong
+    type, or a step message sent to another step's task."""
+
+
 class ConditionError(RuvonError, ValueError):
     """An expression is outside the grammar, or cannot be evaluated."""
 

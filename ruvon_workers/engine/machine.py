@@ -220,7 +220,7 @@ def jump_to(defn: WorkflowDefinition, record: WorkflowRecord, step: str) -> Tran
     status, current = arrive(defn, step)
     runtime = record.runtime.copy()
     runtime.pending_input = runtime.waiting_reason = runtime.execution = None
-    runtime.loop = runtime.inserted = None
+    runtime.loop = runtime.inserted = runtime.retry_at = None
     runtime.attempts, runtime.lost = {}, {}
     runtime.waiting_for = current if status == Status.WAITING_HUMAN else None
     return Transition(
@@ -261,7 +261,7 @@ def retry(defn: WorkflowDefinition, record: WorkflowRecord,
     runtime = old.copy()
     runtime.attempts, runtime.lost, runtime.compensated = {}, {}, None
     runtime.pending_input = runtime.waiting_reason = runtime.child = None
-    runtime.parallel = runtime.execution = runtime.compensate = None
+    runtime.parallel = runtime.execution = runtime.compensate = runtime.retry_at = None
     if from_step:
         runtime.loop = None  # from an explicit step, a LOOP starts over
     queue = old.inserted["steps"] if old.inserted else []

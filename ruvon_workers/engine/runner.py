@@ -243,6 +243,7 @@ class StepRunner:
             runtime.compensate = None
             runtime.attempts[self.step.name] = self.attempt
             runtime.execution = {"step": self.step.name, "version": self.execution_version}
+            runtime.retry_at = time.time() + delay
             return Transition(
                 update=RecordUpdate(Status.ACTIVE, self.step.name, self.record.state, runtime,
                                     error=error),

@@ -86,6 +86,9 @@ class Runtime:
     #: Input handed over by ``resume``, for the step's next run.
     pending_input: dict[str, Any] | None = None
     execution: Execution | None = None
+    #: When (unix seconds) the retry policy runs the current step again after a failed
+    #: attempt; a step message before then does not run it.
+    retry_at: float | None = None
     #: Pool processes lost under each step.
     lost: dict[str, int] = field(default_factory=dict)
     compensate: HandedFailure | None = None
@@ -141,6 +144,7 @@ class Runtime:
         new.waiting_reason = self.waiting_reason
         new.pending_input = self.pending_input
         new.execution = self.execution
+        new.retry_at = self.retry_at
         new.lost = dict(self.lost)
         new.compensate = self.compensate
         new.child = None if self.child is None else {**self.child}
@@ -164,7 +168,7 @@ class Runtime:
         runtime = self.copy()
         runtime.attempts.pop(step, None)
         runtime.pending_input = runtime.waiting_reason = None
-        runtime.child = runtime.execution = runtime.compensate = None
+        runtime.child = runtime.execution = runtime.compensate = runtime.retry_at = None
         runtime.lost = {}
         if completed:
             runtime.loop = runtime.parallel = None

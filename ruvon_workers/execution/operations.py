@@ -63,10 +63,12 @@ async def cancel_tree(store: PersistenceProvider,
                       definition: Resolve, workflow_id: str,
                       reason: str, ended: Callable[[WorkflowRecord], Awaitable[None]], *,
                       due_in: DueIn = _never) -> WorkflowRecord:
-    """Cancel the run, then the sub-workflow it waits for (and so on down); ``ended`` is
-    awaited for each run cancelled, after its commit."""
+    """Cancel the run, delete the CRON schedules it created, then cancel the
+    sub-workflow it waits for (and so on down); ``ended`` is awaited for each run
+    cancelled, after its commit."""
     record, transition = await apply_event(store, definition, workflow_id, Cancel(reason),
                                            due_in=due_in)
+    await store.delete_schedules_created_by(record.id)
     await ended(record)
     if transition.cancel_child:
         try:

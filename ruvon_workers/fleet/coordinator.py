@@ -14,6 +14,8 @@ when the lease expires.
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +24,7 @@ from ..definitions import Registry, WorkflowDefinition
 from ..engine import machine
 from ..engine.records import WAITS_FOR_CHILD, Status, WorkflowRecord
 from ..engine.transition import Transition
-from ..errors import StaleStateError, UnstorableValue, WorkflowNotFound
+from ..errors import BadMessage, StaleStateError, UnstorableValue, WorkflowNotFound
 from ..execution.effects import prepare, refused
 from ..execution.operations import apply_event, cancel_tree
 from ..persistence.base import PersistenceProvider
@@ -38,6 +40,10 @@ log = logging.getLogger("ruvon.coordinator")
 #: (``record=``) after a commit here gave a workflow a terminal status, "swept" (``sent=``)
 #: after each recovery sweep. An observer that raises is logged and ignored.
 OBSERVERS: list[Callable[..., None]] = []
+
+#: Seconds a retry's step message may come before its due time (the clocks of workers
+#: differ a little); earlier, it is ignored.
+RETRY_CLOCK_GRACE = 1.0
 
 
 class Coordinator:
@@ -162,18 +168,31 @@ class Coordinator:
     # -- the fleet's side -------------------------------------------------------------
 
     async def handle_step(self, workflow_id: str, step: str, version: int,
-                          branch: int | None = None) -> StepOutcomeReport:
-        """Run one step message. Safe to call any number of times for the same message."""
+                          branch: int | None = None, *,
+                          workflow_type: str | None = None) -> StepOutcomeReport:
+        """Run one step message. Safe to call any number of times for the same message.
+        ``workflow_type``: the type the message's task is for; a run of another type
+        refuses the message (:class:`BadMessage`)."""
         with self.persistence.pinned():
             if branch is not None:
-                return await self.fanout.run(workflow_id, step, version, branch)
-            return await self._handle_step(workflow_id, step, version)
+                return await self.fanout.run(workflow_id, step, version, branch,
+                                             workflow_type=workflow_type)
+            return await self._handle_step(workflow_id, step, version, workflow_type)
 
-    async def _handle_step(self, workflow_id: str, step: str,
-                           version: int) -> StepOutcomeReport:
+    @staticmethod
+    def check_type(record: WorkflowRecord, workflow_type: str | None) -> None:
+        """Refuse a step message sent to the task of another workflow type."""
+        if workflow_type is not None and record.workflow_type != workflow_type:
+            raise BadMessage(f"workflow {record.id} is a {record.workflow_type!r}, not a "
+                             f"{workflow_type!r}: its step message went to the task of "
+                             f"another workflow type")
+
+    async def _handle_step(self, workflow_id: str, step: str, version: int,
+                           workflow_type: str | None = None) -> StepOutcomeReport:
         record = await self.persistence.load_workflow(workflow_id)
         if record is None:
             return StepOutcomeReport(False, "unknown workflow")
+        self.check_type(record, workflow_type)
         if record.current_step != step:
             return self.stale(record)
         if record.status in WAITS_FOR_CHILD:
@@ -186,8 +205,22 @@ class Coordinator:
             return await self.fanout.join(record)
         if record.status != Status.ACTIVE:
             return self.stale(record)
+        early = self.retry_wait(record, step)
+        if early is not None:
+            return StepOutcomeReport(False, f"not due yet: retry in {math.ceil(early)} s")
         return await self.commit(record, await machine.decide(
             await self.definition(record), record, machine.RunStep()))
+
+    @staticmethod
+    def retry_wait(record: WorkflowRecord, step: str) -> float | None:
+        """Seconds until the retry of ``step`` its retry policy scheduled is due, if a
+        message came that much early (one sent for the current version, before the
+        countdown or the sweep); a second's grace for the clocks of other workers."""
+        runtime = record.runtime
+        if runtime.retry_at is None or not runtime.attempts.get(step):
+            return None
+        wait = runtime.retry_at - time.time()
+        return wait if wait > RETRY_CLOCK_GRACE else None
 
     async def _current(self, workflow_id: str, step: str, version: int,
                        status: str) -> WorkflowRecord | None:

@@ -51,12 +51,13 @@ class FanOut:
     async def _runner(self, record: WorkflowRecord) -> StepRunner:
         return StepRunner(await self.coordinator.definition(record), record)
 
-    async def run(self, workflow_id: str, step: str, version: int,
-                  idx: int) -> StepOutcomeReport:
+    async def run(self, workflow_id: str, step: str, version: int, idx: int, *,
+                  workflow_type: str | None = None) -> StepOutcomeReport:
         """Run branch ``idx`` of the fan-out the workflow waits on at ``version``."""
         record, branch = await self.store.load_branch(workflow_id, version, idx)
         if record is None:
             return StepOutcomeReport(False, "unknown workflow")
+        self.coordinator.check_type(record, workflow_type)
         if (record.status != Status.PENDING_ASYNC or record.version != version
                 or record.current_step != step):
             return self.coordinator.stale(record)

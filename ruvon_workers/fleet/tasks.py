@@ -11,10 +11,12 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Celery, Task
+from celery.exceptions import Ignore, Reject, Retry, SoftTimeLimitExceeded
 
 from ..definitions import Registry, StepDefinition
 from ..errors import DatabaseError, RuvonError
 from .failure_hooks import StepTask
+from .messages import mapping, optional_text, step_message, text
 from .runtime import runtime_for
 from .settings import EARLIER_STEP_TASK, HARD_LIMIT_GRACE, step_task_name
 
@@ -32,46 +34,61 @@ def register_tasks(app: Celery, registry: Registry) -> None:
     _register_wire_tasks(app)
     for defn in registry:
         for step in defn.all_steps:
-            _register_step_task(app, step_task_name(defn.workflow_type, step.name), step)
-    _register_step_task(app, EARLIER_STEP_TASK, None)
+            _register_step_task(app, step_task_name(defn.workflow_type, step.name), step,
+                                defn.workflow_type)
+    _register_step_task(app, EARLIER_STEP_TASK, None, None)
 
 
-def _register_step_task(app: Celery, name: str, step: StepDefinition | None) -> None:
+#: What a task lets through instead of refusing the message: a database outage (Celery
+#: retries the task) and Celery's own signals (a soft time limit, a retry, a rejection).
+PASS_THROUGH: tuple[type[BaseException], ...] = (DatabaseError, SoftTimeLimitExceeded,
+                                                  Retry, Ignore, Reject)
+
+
+def _register_step_task(app: Celery, name: str, step: StepDefinition | None,
+                        workflow_type: str | None) -> None:
+    """The task of ``step`` of ``workflow_type`` (both ``None``: the generic task, which
+    runs any step of any type)."""
     options: dict[str, Any] = {}
     if step is not None and step.time_limit_seconds:
         options["soft_time_limit"] = step.time_limit_seconds
         options["time_limit"] = step.time_limit_seconds + HARD_LIMIT_GRACE
     if step is not None and step.rate_limit:
         options["rate_limit"] = step.rate_limit
+    task_step = None if step is None else step.name
 
     @app.task(name=name, base=StepTask, bind=True, shared=False,
               acks_late=True,
               reject_on_worker_lost=True, ignore_result=True,
               autoretry_for=(DatabaseError,), retry_backoff=1, retry_backoff_max=30,
               max_retries=5, **options)
-    def run_step(self: Task, workflow_id: str | None = None, step: str | None = None,
-                 version: int | None = None, branch: int | None = None,
-                 **extra: Any) -> dict[str, Any]:
-        if not workflow_id or not step or version is None:
-            _dead_letter(self.name, workflow_id, "step message needs workflow_id, step and "
-                         "version", {"workflow_id": workflow_id, "step": step,
-                                     "version": version, **extra})
-            return {"applied": False, "reason": "malformed step message"}
-        runtime = runtime_for(app)
+    def run_step(self: Task, **kwargs: Any) -> dict[str, Any]:
+        workflow_id = kwargs.get("workflow_id")
+        shown_id = workflow_id if isinstance(workflow_id, str) else None
         try:
+            message = step_message(kwargs, task_step)
+            runtime = runtime_for(app)
             report = runtime.run(runtime.coordinator.handle_step(
-                str(workflow_id), str(step), int(version),
-                None if branch is None else int(branch)))
-        except RuvonError as exc:
-            if isinstance(exc, DatabaseError):
-                raise
-            _dead_letter(self.name, str(workflow_id), str(exc), {"step": step,
-                                                                  "version": version})
-            return {"applied": False, "reason": str(exc)}
+                message.workflow_id, message.step, message.version, message.branch,
+                workflow_type=workflow_type))
+        except PASS_THROUGH:
+            raise
+        except Exception as exc:
+            reason = _reason(exc)
+            _dead_letter(self.name, shown_id, reason, kwargs)
+            return {"applied": False, "reason": reason}
         if not report.applied:
-            log.info("step %s of %s ignored: %s", step, workflow_id, report.reason)
+            log.info("step %s of %s ignored: %s", message.step, message.workflow_id,
+                     report.reason)
         return {"applied": report.applied, "status": report.status,
                 "duration_ms": report.duration_ms, "retry": report.retry}
+
+
+def _reason(exc: Exception) -> str:
+    """Why a message is refused: the engine's own message, or the error's type too."""
+    if isinstance(exc, RuvonError | ValueError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _dead_letter(task: str, workflow_id: str | None, reason: str, payload: Any) -> None:
@@ -92,58 +109,57 @@ _WIRE_OPTIONS: dict[str, Any] = {
 }
 
 
-def _operate(app: Celery, task: str, workflow_id: str | None, payload: dict[str, Any],
+def _operate(app: Celery, task: str, payload: dict[str, Any],
              operation: Callable[[Any], Any]) -> tuple[Any, dict[str, Any] | None]:
-    """Run a coordinator operation for a wire task: ``(result, None)``, or, when the engine
-    refuses the message, ``(None, {"error": ...})`` with the refusal recorded. Database
-    outages propagate, so Celery retries the task."""
-    runtime = runtime_for(app)
+    """Run a coordinator operation for a wire task: ``(result, None)``, or, when the
+    message is refused (a bad kwarg, or the engine says no), ``(None, {"error": ...})``
+    with the refusal recorded. Database outages propagate, so Celery retries the task."""
     try:
+        runtime = runtime_for(app)
         return runtime.run(operation(runtime.coordinator)), None
-    except DatabaseError:
+    except PASS_THROUGH:
         raise
-    except (RuvonError, ValueError) as exc:
-        _dead_letter(task, workflow_id, str(exc), payload)
-        return None, {"error": str(exc)}
+    except Exception as exc:
+        workflow_id = payload.get("workflow_id")
+        reason = _reason(exc)
+        _dead_letter(task, workflow_id if isinstance(workflow_id, str) else None, reason,
+                     payload)
+        return None, {"error": reason}
 
 
 def _register_wire_tasks(app: Celery) -> None:
     @app.task(name=START_TASK, **_WIRE_OPTIONS)
-    def start_workflow(workflow_type: str | None = None, initial_data: Any = None,
-                       idempotency_key: str | None = None, workflow_id: str | None = None,
+    def start_workflow(workflow_type: Any = None, initial_data: Any = None,
+                       idempotency_key: Any = None, workflow_id: Any = None,
                        **extra: Any) -> dict[str, Any]:
         payload = {"workflow_type": workflow_type, "initial_data": initial_data,
                    "idempotency_key": idempotency_key, "workflow_id": workflow_id}
-        if not workflow_type:
-            _dead_letter(START_TASK, workflow_id, "start_workflow needs workflow_type", payload)
-            return {"error": "missing workflow_type"}
-        done, error = _operate(app, START_TASK, workflow_id, payload, lambda c: c.start(
-            workflow_type, initial_data, idempotency_key=idempotency_key,
-            workflow_id=workflow_id))
+
+        def start(coordinator: Any) -> Any:
+            return coordinator.start(
+                text("workflow_type", workflow_type), mapping("initial_data", initial_data),
+                idempotency_key=optional_text("idempotency_key", idempotency_key),
+                workflow_id=optional_text("workflow_id", workflow_id))
+
+        done, error = _operate(app, START_TASK, payload, start)
         if error:
             return error
         record, created = done
         return {"workflow_id": record.id, "created": created}
 
     @app.task(name=RESUME_TASK, **_WIRE_OPTIONS)
-    def resume_workflow(workflow_id: str | None = None, user_input: Any = None,
+    def resume_workflow(workflow_id: Any = None, user_input: Any = None,
                         **extra: Any) -> dict[str, Any]:
         payload = {"workflow_id": workflow_id, "user_input": user_input}
-        if not workflow_id or not isinstance(user_input or {}, dict):
-            _dead_letter(RESUME_TASK, workflow_id, "resume_workflow needs workflow_id and a "
-                         "user_input object", payload)
-            return {"error": "malformed resume message"}
-        _, error = _operate(app, RESUME_TASK, str(workflow_id), payload,
-                            lambda c: c.resume(str(workflow_id), user_input or {}))
+        _, error = _operate(app, RESUME_TASK, payload, lambda c: c.resume(
+            text("workflow_id", workflow_id), mapping("user_input", user_input)))
         return error or {"workflow_id": workflow_id}
 
     @app.task(name=CANCEL_TASK, **_WIRE_OPTIONS)
-    def cancel_workflow(workflow_id: str | None = None, reason: str = "cancelled",
+    def cancel_workflow(workflow_id: Any = None, reason: Any = "cancelled",
                         **extra: Any) -> dict[str, Any]:
         payload = {"workflow_id": workflow_id, "reason": reason}
-        if not workflow_id:
-            _dead_letter(CANCEL_TASK, None, "cancel_workflow needs workflow_id", payload)
-            return {"error": "missing workflow_id"}
-        _, error = _operate(app, CANCEL_TASK, str(workflow_id), payload,
-                            lambda c: c.cancel(str(workflow_id), str(reason)))
+        _, error = _operate(app, CANCEL_TASK, payload, lambda c: c.cancel(
+            text("workflow_id", workflow_id),
+            text("reason", "cancelled" if reason is None else reason)))
         return error or {"workflow_id": workflow_id}

@@ -231,6 +231,10 @@ class ScheduleStore(Protocol):
 
     async def delete_schedule(self, name: str) -> bool: ...
 
+    async def delete_schedules_created_by(self, workflow_id: str) -> list[str]:
+        """Delete the schedules ``workflow_id`` created (a cancelled run's); their names."""
+        ...
+
     async def due_schedules(self, limit: int = 50,
                             workflow_types: list[str] | None = None) -> list[Schedule]:
         """Schedules whose ``next_run_at`` has come, the earliest first; with

@@ -387,6 +387,12 @@ class MemoryPersistenceProvider:
     async def delete_schedule(self, name: str) -> bool:
         return self._schedules.pop(name, None) is not None
 
+    async def delete_schedules_created_by(self, workflow_id: str) -> list[str]:
+        names = sorted(n for n, s in self._schedules.items() if s.created_by == workflow_id)
+        for name in names:
+            del self._schedules[name]
+        return names
+
     async def due_schedules(self, limit: int = 50,
                             workflow_types: list[str] | None = None) -> list[Schedule]:
         now = _now()

@@ -415,6 +415,11 @@ class PostgresPersistenceProvider:
     async def delete_schedule(self, name: str) -> bool:
         return await self._fetch("delete_schedule", "delete_schedule", {"name": name}) is not None
 
+    async def delete_schedules_created_by(self, workflow_id: str) -> list[str]:
+        rows = await self._fetch("delete_schedules", "delete_schedules_created_by",
+                                 {"id": workflow_id}, many=True)
+        return sorted(r[0] for r in rows)
+
     async def due_schedules(self, limit: int = 50,
                             workflow_types: list[str] | None = None) -> list[Schedule]:
         rows = await self._fetch("due_schedules", "due_schedules",

@@ -435,6 +435,11 @@ class SQLitePersistenceProvider:
         return bool(await self._run("delete_schedule", self._statement_txn, "delete_schedule",
                                     {"name": name}))
 
+    async def delete_schedules_created_by(self, workflow_id: str) -> list[str]:
+        rows = await self._run("delete_schedules", self._statement_txn,
+                               "delete_schedules_created_by", {"id": _id(workflow_id)})
+        return sorted(r[0] for r in rows)
+
     async def due_schedules(self, limit: int = 50,
                             workflow_types: list[str] | None = None) -> list[Schedule]:
         rows = await self._run("due_schedules", self._all, "due_schedules", {

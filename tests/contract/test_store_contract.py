@@ -735,3 +735,14 @@ async def test_purge_keeps_what_changed_after_the_cutoff(store: Store) -> None:
     earlier = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
     assert await store.purge(earlier) == (0, 0)
     assert await store.load_workflow(done.id) is not None
+
+
+async def test_deleting_the_schedules_a_run_created(store: Store) -> None:
+    creator, other = await _created(store), await _created(store)
+    await store.upsert_schedule(_spec("b", created_by=creator.id))
+    await store.upsert_schedule(_spec("a", created_by=creator.id))
+    await store.upsert_schedule(_spec("c", created_by=other.id))
+    await store.upsert_schedule(_spec("d"))
+    assert await store.delete_schedules_created_by(creator.id) == ["a", "b"]
+    assert [s.name for s in await store.list_schedules()] == ["c", "d"]
+    assert await store.delete_schedules_created_by(creator.id) == []

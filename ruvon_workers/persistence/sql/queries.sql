@@ -271,6 +271,10 @@ SELECT name, workflow_type, cron_expression, initial_data, next_run_at, last_run
 -- name: delete_schedule
 DELETE FROM ruvon_schedules WHERE name = %(name)s RETURNING name
 
+-- name: delete_schedules_created_by
+-- The schedules a run created, when it is cancelled.
+DELETE FROM ruvon_schedules WHERE created_by = %(id)s RETURNING name
+
 -- name: due_schedules
 -- With %(types)s, only schedules that start one of those types: a schedule no worker
 -- here can start must not crowd out the ones it can. The columns of list_schedules.

@@ -257,6 +257,10 @@ SELECT name, workflow_type, cron_expression, initial_data, next_run_at, last_run
 -- name: delete_schedule
 DELETE FROM ruvon_schedules WHERE name = :name RETURNING name
 
+-- name: delete_schedules_created_by
+-- The schedules a run created, when it is cancelled.
+DELETE FROM ruvon_schedules WHERE created_by = :id RETURNING name
+
 -- name: due_schedules
 -- With :types (a JSON array), only schedules that start one of those types. The
 -- columns of list_schedules.
