@@ -92,3 +92,37 @@ def test_the_ruvon_command_reads_the_database_alone(database_url: str) -> None:
     missing = runner.invoke(app, ["show", "7a3c1a8e-7d1f-4d55-9f1e-1d1a1d1a1d1a",
                                   "--db-url", database_url])
     assert missing.exit_code == 1 and "not found" in missing.stderr
+
+
+def test_db_purge_removes_only_what_ended_before_the_cutoff(database_url: str) -> None:
+    import asyncio
+
+    wf = asyncio.run(_one_step_run(database_url))  # running: never purged
+    dry = _cli(database_url, "db", "purge", "--older-than", "0s", "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["workflows"] == 0
+    wrong = _cli(database_url, "db", "purge", "--older-than", "soon")
+    assert wrong.returncode != 0 and "e.g. 30d" in wrong.stderr
+    from ruvon_workers.persistence import PostgresPersistenceProvider
+
+    async def end() -> None:
+        store = PostgresPersistenceProvider(database_url)
+        await store.initialize()
+        try:
+            from ruvon_workers.engine.records import RecordUpdate
+
+            record = await store.load_workflow(wf.id)
+            assert record is not None
+            await store.apply(wf.id, record.version,
+                              RecordUpdate.keep(record, status="COMPLETED"), [])
+        finally:
+            await store.close()
+
+    asyncio.run(end())
+    kept = _cli(database_url, "db", "purge", "--older-than", "30d", "--json")
+    assert json.loads(kept.stdout)["workflows"] == 0  # ended just now: kept
+    gone = _cli(database_url, "db", "purge", "--older-than", "0s", "--json")
+    assert gone.returncode == 0, gone.stderr
+    assert json.loads(gone.stdout)["workflows"] == 1
+    shown = _cli(database_url, "show", wf.id)
+    assert shown.returncode == 3 and "no workflow with id" in shown.stderr.lower()
