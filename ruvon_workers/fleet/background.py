@@ -3,6 +3,7 @@ scheduler and the liveness heartbeat (none depends on the broker being up)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import random
@@ -159,6 +160,27 @@ class Sweeper(threading.Thread):
                 loop.run(persistence.close(), timeout=5)
             finally:
                 loop.stop()
+
+
+class Retention(Sweeper):
+    """Removes ended workflows and dead letters older than ``RUVON_RETENTION_DAYS``, in
+    short batches (``db purge``). Every worker runs one; concurrent runs skip each
+    other's rows."""
+
+    what = "retention run"
+
+    def action(self, coordinator: Coordinator) -> Coroutine[Any, Any, Any]:
+        days = coordinator.settings.retention_days
+        before = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
+        return self._purge(coordinator, before)
+
+    @staticmethod
+    async def _purge(coordinator: Coordinator, before: dt.datetime) -> int:
+        workflows, letters = await coordinator.persistence.purge(before)
+        if workflows or letters:
+            log.info("retention: removed %d ended workflow(s) and %d dead letter(s)",
+                     workflows, letters)
+        return workflows + letters
 
 
 class Scheduler(Sweeper):

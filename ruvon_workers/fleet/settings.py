@@ -32,6 +32,10 @@ class FleetSettings:
     #: what it held is sent again at the next sweep.
     worker_beat: float = 2.0
     worker_silent: float = 6.0
+    #: Ended workflows (and dead letters) older than this many days are removed by a
+    #: periodic run on every worker, every ``retention_interval`` seconds (0: never).
+    retention_days: float = 0.0
+    retention_interval: float = 3600.0
 
     @classmethod
     def from_env(cls) -> FleetSettings:
@@ -45,6 +49,8 @@ class FleetSettings:
             max_worker_lost=int(float_env("RUVON_MAX_WORKER_LOST", 2)),
             worker_beat=beat,
             worker_silent=float_env("RUVON_WORKER_SILENT", 3 * beat),
+            retention_days=float_env("RUVON_RETENTION_DAYS", 0.0),
+            retention_interval=float_env("RUVON_RETENTION_INTERVAL", 3600.0),
         )
 
     def lease_for(self, step: StepDefinition) -> float:

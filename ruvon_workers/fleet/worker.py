@@ -8,7 +8,7 @@ from typing import Any
 from celery import Celery, signals
 
 from ..utils.loop import install_uvloop
-from .background import Heartbeat, Scheduler, Sweeper, WorkerBeat
+from .background import Heartbeat, Retention, Scheduler, Sweeper, WorkerBeat
 
 log = logging.getLogger("ruvon.worker")
 
@@ -80,6 +80,8 @@ def run_worker(app: Celery, argv: list[str], *, sweep: bool = True) -> None:
             threads.append(Sweeper(app, app.ruvon_settings.sweep_interval))
         if sweep and app.ruvon_settings.scheduler_interval > 0:
             threads.append(Scheduler(app, app.ruvon_settings.scheduler_interval))
+        if sweep and app.ruvon_settings.retention_days > 0:
+            threads.append(Retention(app, app.ruvon_settings.retention_interval))
         for thread in threads:
             thread.start()
         log.info("ruvon worker ready: %d workflow type(s), sweep every %.0fs",

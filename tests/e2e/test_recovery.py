@@ -75,3 +75,26 @@ def test_on_the_threads_pool_a_blocking_step_delays_no_other_workflow(
     # The other workflow ran to its end while the blocking step still slept.
     assert not markers(fleet_env, slow, "Slow", "run")
     assert client.wait(slow, 30).status == "COMPLETED"
+
+
+def test_the_retention_run_removes_ended_workflows_and_keeps_running_ones(
+        client: Client, start_worker, fleet_env) -> None:
+    # A retention of about half a second, run every second: what ends soon disappears.
+    from ruvon_workers.errors import WorkflowNotFound
+
+    start_worker("--concurrency", "2", env={"RUVON_RETENTION_DAYS": str(0.5 / 86400),
+                                            "RUVON_RETENTION_INTERVAL": "1",
+                                            "RUVON_TEST_SLOW_SECONDS": "0"})
+    waiting = client.start("Child", {"value": 1, "child_mode": "wait"})
+    done = client.wait(client.start("Sleepy", {}), 30)
+    assert done.status == "COMPLETED"
+    deadline = time.monotonic() + 30
+    gone = False
+    while time.monotonic() < deadline and not gone:
+        try:
+            client.get(done.id)
+            time.sleep(0.2)
+        except WorkflowNotFound:
+            gone = True
+    assert gone, "the ended workflow was never removed"
+    assert client.get(waiting).status == "WAITING_HUMAN"  # not ended: kept
