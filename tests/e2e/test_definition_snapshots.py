@@ -11,6 +11,7 @@ from pathlib import Path
 from ruvon_workers import Client
 from ruvon_workers.persistence import migrate as migrations
 
+from ..integration.test_definition_snapshots import write_registry
 from .conftest import FleetWorker
 
 S = "tests.fixtures.steps"
@@ -33,19 +34,11 @@ steps:
 """
 
 
-def _write(root: Path, workflow: str) -> Path:
-    (root / "counter.yaml").write_text(workflow)
-    registry = root / "workflow_registry.yaml"
-    registry.write_text("workflows:\n  - type: Counter\n    config_file: counter.yaml\n"
-                        "    initial_state_model: tests.fixtures.models.CounterState\n")
-    return registry
-
-
 def test_a_waiting_run_finishes_on_its_first_definition_after_the_file_changes(
         fleet_env: dict[str, str], start_worker: Callable[..., FleetWorker],
         tmp_path: Path) -> None:
     migrations.migrate(fleet_env["DATABASE_URL"])
-    registry = _write(tmp_path, V1)
+    registry = write_registry(tmp_path, V1)
     env = {"RUVON_REGISTRY": str(registry)}
     urls = (fleet_env["DATABASE_URL"], fleet_env["CELERY_BROKER_URL"])
     worker = start_worker("--concurrency", "2", env=env)
@@ -54,7 +47,7 @@ def test_a_waiting_run_finishes_on_its_first_definition_after_the_file_changes(
         assert before.wait(workflow_id, 30).status == "WAITING_HUMAN"
     worker.stop()
 
-    _write(tmp_path, V2)  # deployed: B renamed, C removed
+    write_registry(tmp_path, V2)  # deployed: B renamed, C removed
     start_worker("--concurrency", "2", env=env)
     with Client(*urls, registry) as after:
         after.resume(workflow_id, {})
