@@ -10,16 +10,18 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 from celery import Celery
 
-from ..persistence.base import Held
+from ..persistence.base import WorkerStore
 from ..utils.loop import LoopThread
 from .coordinator import Coordinator
+from .epoch import BrokerEpoch
 from .factory import build_coordinator, build_store
+from .held import held_messages, held_requests, held_steps
 
 log = logging.getLogger("ruvon.background")
 
@@ -50,41 +52,20 @@ class Heartbeat(threading.Thread):
             self.stopped.wait(self.interval)
 
 
-def held_steps() -> list[Held]:
-    """The steps and branches this worker holds: running, reserved or prefetched."""
-    from celery.worker import state
-
-    for _ in range(3):  # the consumer thread may change the sets while they are read
-        try:
-            requests = [*state.active_requests, *state.reserved_requests]
-            break
-        except RuntimeError:
-            continue
-    else:
-        return []
-    held: dict[tuple[str, int, int | None], None] = {}
-    for request in requests:
-        kwargs = request.kwargs or {}
-        if not str(request.name).startswith("ruvon.step"):
-            continue
-        try:
-            branch = kwargs.get("branch")
-            held[(str(kwargs["workflow_id"]), int(kwargs["version"]),
-                  None if branch is None else int(branch))] = None
-        except (KeyError, TypeError, ValueError):
-            continue  # a malformed message: its task refuses it
-    return list(held)
-
-
 class WorkerBeat(threading.Thread):
-    """Records in PostgreSQL, every ``interval`` seconds (sooner after a step arrives,
-    at most every ``MIN_GAP``), that this worker lives and which steps it holds: their
-    leases are renewed while it lives, and a peer's sweep sends them again soon after it
-    stops (see ``WorkerStore``). One statement per beat, whatever the number of steps."""
+    """Records in PostgreSQL, every ``interval`` seconds (sooner after a message arrives,
+    at most every ``MIN_GAP``), that this worker lives and what it holds (``held``):
+    the leases of its steps are renewed while it lives, and a peer's sweep sends its
+    steps and producers' messages again soon after it stops (see ``WorkerStore``). One
+    statement per beat, whatever the number of steps.
+
+    Each beat also reads the broker's epoch marker (``epoch``); when it changed, the
+    broker lost its messages, and ``on_broker_lost`` wakes this worker's sweep."""
 
     MIN_GAP = 0.5
 
-    def __init__(self, app: Celery, interval: float):
+    def __init__(self, app: Celery, interval: float,
+                 on_broker_lost: Callable[[], None] | None = None):
         super().__init__(name="ruvon-worker-beat", daemon=True)
         self.app = app
         self.interval = interval
@@ -92,6 +73,9 @@ class WorkerBeat(threading.Thread):
         self.stopped = threading.Event()
         self.woken = threading.Event()
         self.beats = 0
+        self.on_broker_lost = on_broker_lost
+        self.epoch = BrokerEpoch.for_url(app.conf.broker_write_url or app.conf.broker_url)
+        self.noted_epoch: str | None = None
 
     def wake(self) -> None:
         self.woken.set()
@@ -105,8 +89,11 @@ class WorkerBeat(threading.Thread):
                 started = time.monotonic()
                 try:
                     loop.run(persistence.initialize())
-                    loop.run(persistence.beat(self.name_in_db, held_steps(), lease))
+                    requests = held_requests()
+                    loop.run(persistence.beat(self.name_in_db, held_steps(requests), lease,
+                                              held_messages(requests)))
                     self.beats += 1
+                    self.check_broker(loop, persistence)
                 except Exception as exc:
                     log.warning("worker beat failed (will try again): %s", exc)
                 self.woken.wait(self.interval)
@@ -117,10 +104,32 @@ class WorkerBeat(threading.Thread):
             except Exception as exc:
                 log.warning("could not remove this worker's beat: %s", exc)
         finally:
+            if self.epoch is not None:
+                self.epoch.close()
             try:
                 loop.run(persistence.close(), timeout=5)
             finally:
                 loop.stop()
+
+    def check_broker(self, loop: LoopThread, persistence: WorkerStore) -> None:
+        """Record the broker's epoch marker; when it changed, wake the sweep."""
+        if self.epoch is None:
+            return
+        try:
+            epoch = self.epoch.current()
+        except Exception as exc:
+            log.warning("cannot read the broker's epoch marker (will try again): %s", exc)
+            return
+        if epoch == self.noted_epoch:
+            return
+        changed, made_due = loop.run(persistence.note_broker_epoch(self.epoch.name, epoch))
+        self.noted_epoch = epoch
+        if changed:
+            log.warning("the broker %s lost its messages (its epoch marker changed): %d "
+                        "step(s) that may have been queued there are sent again",
+                        self.epoch.name, made_due)
+        if changed and self.on_broker_lost is not None:
+            self.on_broker_lost()
 
 
 class Sweeper(threading.Thread):
@@ -138,7 +147,13 @@ class Sweeper(threading.Thread):
         self.app = app
         self.interval = interval
         self.stopped = threading.Event()
+        self.woken = threading.Event()
         self.runs = 0
+
+    def wake(self) -> None:
+        """Run now rather than at the next interval."""
+        self.woken.set()
+
 
     def action(self, coordinator: Coordinator) -> Coroutine[Any, Any, int]:
         return coordinator.sweep()
@@ -148,7 +163,11 @@ class Sweeper(threading.Thread):
         persistence = build_store("background")
         coordinator = build_coordinator(persistence, app=self.app)
         try:
-            while not self.stopped.wait(self.interval * random.uniform(0.8, 1.2)):
+            while True:
+                self.woken.wait(self.interval * random.uniform(0.8, 1.2))
+                self.woken.clear()
+                if self.stopped.is_set():
+                    break
                 try:
                     loop.run(persistence.initialize())
                     loop.run(self.action(coordinator))

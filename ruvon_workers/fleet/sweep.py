@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
 from ..scheduling import fire_due
+from .held import send_all_again
 
 if TYPE_CHECKING:
     from .coordinator import Coordinator
@@ -14,36 +16,63 @@ if TYPE_CHECKING:
 log = logging.getLogger("ruvon.coordinator")
 
 
-async def sweep(coordinator: Coordinator, limit: int = 500) -> int:
-    """Re-send every step whose lease (or retry delay) expired; return how many."""
+#: The most rows one claim takes; a sweep claims again, after ``BATCH_PAUSE`` seconds,
+#: while its claims come back full (after a broker lost its messages, thousands of steps
+#: are due at once: they go out in a few seconds, without flooding the broker).
+BATCH = 500
+BATCH_PAUSE = 0.05
+MAX_BATCHES = 100
+
+
+async def sweep(coordinator: Coordinator, limit: int = BATCH) -> int:
+    """Send again what workers that died held, and every step whose lease (or retry
+    delay) expired; return how many steps were sent."""
     store, settings = coordinator.persistence, coordinator.settings
-    # Workers that stopped beating: what they held (and what they may have just taken)
-    # is due now, so this very sweep sends it again.
-    gone, made_due = await store.reap_workers(settings.worker_silent,
-                                              window=2 * settings.worker_beat)
-    if gone:
-        log.warning("%d worker(s) stopped beating; %d step(s) they held are sent again",
-                    gone, made_due)
-    # Only types this worker can run: a row it would skip must stay due for a worker
-    # that has the type, not wait another lease (fleets split by registry).
-    due = await store.claim_due(lease_seconds=settings.lease_seconds, limit=limit,
-                                workflow_types=list(coordinator.registry.workflows))
+    await reap(coordinator)
     sent = 0
-    for item in due:
-        lease = coordinator.leases.for_step(item.workflow_type, item.step)
-        if lease > settings.lease_seconds:
-            # The claim leased it for the sweep's period; this step may run longer.
-            await store.extend_due(item, lease)
-        try:
-            coordinator.dispatcher.step(item.workflow_type, item.step, item.workflow_id,
-                                        item.version, branch=item.branch)
-            sent += 1
-        except Exception:
-            log.exception("sweep: re-sending %s/%s failed", item.workflow_id, item.step)
+    for batch in range(MAX_BATCHES):
+        if batch:
+            await asyncio.sleep(BATCH_PAUSE)
+        # Only types this worker can run: a row it would skip must stay due for a worker
+        # that has the type, not wait another lease (fleets split by registry).
+        due = await store.claim_due(lease_seconds=settings.lease_seconds, limit=limit,
+                                    workflow_types=list(coordinator.registry.workflows))
+        for item in due:
+            lease = coordinator.leases.for_step(item.workflow_type, item.step)
+            if lease > settings.lease_seconds:
+                # The claim leased it for the sweep's period; this step may run longer.
+                await store.extend_due(item, lease)
+            try:
+                coordinator.dispatcher.step(item.workflow_type, item.step, item.workflow_id,
+                                            item.version, branch=item.branch)
+                sent += 1
+            except Exception:
+                log.exception("sweep: re-sending %s/%s failed", item.workflow_id, item.step)
+        if len(due) < limit:
+            break
     coordinator.notify("swept", sent=sent)
     if sent:
         log.info("recovery sweep re-sent %d step(s)", sent)
     return sent
+
+
+async def reap(coordinator: Coordinator) -> None:
+    """Workers that stopped beating: what they held (and what they may have just taken)
+    is due now, so this very sweep sends it again; the producers' messages they held
+    are sent again here, then the workers are forgotten. If sending fails, a later sweep
+    takes them again (``reap_workers``' ``retake``)."""
+    store, settings = coordinator.persistence, coordinator.settings
+    reaped = await store.reap_workers(settings.worker_silent, window=2 * settings.worker_beat)
+    if not reaped.workers:
+        return
+    _, failed = send_all_again(coordinator.dispatcher.app, reaped.messages)
+    log.warning("%d worker(s) stopped beating; %d step(s) they held are sent again, and "
+                "%d producer message(s)", len(reaped.workers), reaped.made_due,
+                len(reaped.messages) - failed)
+    if failed:
+        return
+    for name in reaped.workers:
+        await store.forget_worker(name)
 
 
 async def fire_schedules(coordinator: Coordinator) -> int:

@@ -7,6 +7,7 @@ report. A message the engine refuses is recorded in ``ruvon_dead_letters``.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -39,6 +40,17 @@ def register_tasks(app: Celery, registry: Registry) -> None:
     _register_step_task(app, EARLIER_STEP_TASK, None, None)
 
 
+#: A database outage retries a task (step or producer's message) with backoff, 1 s
+#: doubling to every 5 s, for about ten minutes, instead of dropping its message: a
+#: restart or a failover of PostgreSQL is waited out, and work goes on within 5 s of its
+#: end. A step still failing then is sent
+#: again by the sweep when its lease expires; a producer's message is logged as failed,
+#: with its arguments.
+OUTAGE_RETRIES: dict[str, Any] = {
+    "autoretry_for": (DatabaseError,), "retry_backoff": 1, "retry_backoff_max": 5,
+    "retry_jitter": False, "max_retries": 120,
+}
+
 #: What a task lets through instead of refusing the message: a database outage (Celery
 #: retries the task) and Celery's own signals (a soft time limit, a retry, a rejection).
 PASS_THROUGH: tuple[type[BaseException], ...] = (DatabaseError, SoftTimeLimitExceeded,
@@ -60,8 +72,7 @@ def _register_step_task(app: Celery, name: str, step: StepDefinition | None,
     @app.task(name=name, base=StepTask, bind=True, shared=False,
               acks_late=True,
               reject_on_worker_lost=True, ignore_result=True,
-              autoretry_for=(DatabaseError,), retry_backoff=1, retry_backoff_max=30,
-              max_retries=5, **options)
+              **OUTAGE_RETRIES, **options)
     def run_step(self: Task, **kwargs: Any) -> dict[str, Any]:
         workflow_id = kwargs.get("workflow_id")
         shown_id = workflow_id if isinstance(workflow_id, str) else None
@@ -99,13 +110,10 @@ def _dead_letter(task: str, workflow_id: str | None, reason: str, payload: Any) 
     record_dead_letter(task, workflow_id, reason, payload)
 
 
-# A database outage retries a wire task with backoff (about a minute in all) instead of
-# dropping the producer's message. Tasks are not ``shared``: each runs on the runtime of
-# the app that registered it, so another app in the process must not take it over.
+# Tasks are not ``shared``: each runs on the runtime of the app that registered it, so
+# another app in the process must not take it over.
 _WIRE_OPTIONS: dict[str, Any] = {
-    "shared": False, "acks_late": True, "ignore_result": True,
-    "autoretry_for": (DatabaseError,),
-    "retry_backoff": 1, "retry_backoff_max": 30, "max_retries": 6,
+    "shared": False, "acks_late": True, "ignore_result": True, **OUTAGE_RETRIES,
 }
 
 
@@ -127,9 +135,20 @@ def _operate(app: Celery, task: str, payload: dict[str, Any],
         return None, {"error": reason}
 
 
+#: Namespace of the ids of workflows started by a wire message without a ``workflow_id``.
+_WIRE_IDS = uuid.UUID("6d2f5c1e-8a4b-5f0e-9c3d-52755756f4e1")
+
+
+def workflow_id_for(task_id: str | None) -> str | None:
+    """The id of the workflow a start message makes when it names none: derived from the
+    message's task id, so that the same message delivered twice (its worker died, a peer
+    sent it again) starts one workflow."""
+    return str(uuid.uuid5(_WIRE_IDS, task_id)) if task_id else None
+
+
 def _register_wire_tasks(app: Celery) -> None:
-    @app.task(name=START_TASK, **_WIRE_OPTIONS)
-    def start_workflow(workflow_type: Any = None, initial_data: Any = None,
+    @app.task(name=START_TASK, bind=True, **_WIRE_OPTIONS)
+    def start_workflow(self: Task, workflow_type: Any = None, initial_data: Any = None,
                        idempotency_key: Any = None, workflow_id: Any = None,
                        **extra: Any) -> dict[str, Any]:
         payload = {"workflow_type": workflow_type, "initial_data": initial_data,
@@ -139,7 +158,8 @@ def _register_wire_tasks(app: Celery) -> None:
             return coordinator.start(
                 text("workflow_type", workflow_type), mapping("initial_data", initial_data),
                 idempotency_key=optional_text("idempotency_key", idempotency_key),
-                workflow_id=optional_text("workflow_id", workflow_id))
+                workflow_id=(optional_text("workflow_id", workflow_id)
+                             or workflow_id_for(self.request.id)))
 
         done, error = _operate(app, START_TASK, payload, start)
         if error:

@@ -9,6 +9,7 @@ from celery import Celery, signals
 
 from ..utils.loop import install_uvloop
 from .background import Heartbeat, Retention, Scheduler, Sweeper, WorkerBeat
+from .held import WIRE_TASKS, held_requests, is_step_task, message_of, send_all_again
 
 log = logging.getLogger("ruvon.worker")
 
@@ -34,35 +35,21 @@ def worker_argv(app: Celery, *, concurrency: int | None, pool: str | None,
 
 
 def resend_reserved(app: Celery) -> int:
-    """Send again the step messages this worker took but will not run.
+    """Send again the fleet's messages this worker took but will not run: steps and
+    producers' messages, reserved or waiting on a countdown.
 
-    On Redis the fleet does not use kombu's ack emulation (PostgreSQL leases recover lost
-    messages instead), so messages prefetched by a worker that shuts down would otherwise
-    wait for their lease to expire. Sending them again is safe: a duplicate is a no-op.
+    On Redis the fleet does not use kombu's ack emulation (PostgreSQL leases and the
+    worker beat recover lost messages instead), so messages prefetched by a worker that
+    shuts down would otherwise wait to be recovered. Sending them again is safe: a
+    duplicate step is a no-op, and a start sent again finds the workflow it made.
     """
-    from celery.worker import state
-
-    from .dispatch import Dispatcher
-
-    active = {r.id for r in state.active_requests}
-    waiting = [r for r in list(state.reserved_requests)
-               if r.id not in active and r.name.startswith("ruvon.step.")]
+    waiting = [message_of(r) for r in held_requests(active=False)
+               if is_step_task(str(r.name)) or r.name in WIRE_TASKS]
     if not waiting:
         return 0
-    dispatcher = Dispatcher(app, app.ruvon_registry, app.ruvon_settings)
-    sent = 0
-    for request in waiting:
-        kwargs = request.kwargs or {}
-        workflow_type = request.name.split(".")[2]
-        try:
-            branch = kwargs.get("branch")
-            dispatcher.step(workflow_type, kwargs["step"], kwargs["workflow_id"],
-                            int(kwargs["version"]),
-                            branch=None if branch is None else int(branch))
-            sent += 1
-        except Exception as exc:  # the sweep re-sends it when its lease expires
-            log.warning("could not re-send %s on shutdown: %s", request.id, exc)
-    log.info("shutting down: re-sent %d step(s) this worker had taken but not started", sent)
+    sent, _ = send_all_again(app, waiting)
+    log.info("shutting down: re-sent %d message(s) this worker had taken but not started",
+             sent)
     return sent
 
 
@@ -74,10 +61,12 @@ def run_worker(app: Celery, argv: list[str], *, sweep: bool = True) -> None:
 
     @signals.worker_ready.connect(weak=False)
     def _started(sender: Any = None, **_: Any) -> None:
-        beats.append(WorkerBeat(app, app.ruvon_settings.worker_beat))
+        sweeper = Sweeper(app, app.ruvon_settings.sweep_interval) if sweep else None
+        beats.append(WorkerBeat(app, app.ruvon_settings.worker_beat,
+                                on_broker_lost=sweeper.wake if sweeper else None))
         threads.extend([Heartbeat(), *beats])
-        if sweep:
-            threads.append(Sweeper(app, app.ruvon_settings.sweep_interval))
+        if sweeper is not None:
+            threads.append(sweeper)
         if sweep and app.ruvon_settings.scheduler_interval > 0:
             threads.append(Scheduler(app, app.ruvon_settings.scheduler_interval))
         if sweep and app.ruvon_settings.retention_days > 0:
@@ -98,8 +87,9 @@ def run_worker(app: Celery, argv: list[str], *, sweep: bool = True) -> None:
         resend_reserved(app)
         for thread in threads:
             thread.stopped.set()
-        for beat in beats:
-            beat.wake()
+            woken = getattr(thread, "woken", None)
+            if woken is not None:
+                woken.set()
 
     from . import transport
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import datetime as dt
 import math
 import statistics
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..engine.records import Branch, HistoryEntry, RecordUpdate, Status, WorkflowRecord
@@ -281,22 +281,51 @@ def ended_statuses() -> list[str]:
 #: What a worker holds: ``(workflow id, version, branch or None)``.
 Held = tuple[str, int, int | None]
 
+#: A producer's message a worker holds (running, reserved or waiting on a countdown), as
+#: it would be sent again: ``{"task", "id", "kwargs", "queue", "eta"}``.
+HeldMessage = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Reaped:
+    """What a reap found: workers that stopped beating, how many steps and branches
+    became due, and the producers' messages those workers held (to be sent again, after
+    which each worker is forgotten: ``forget_worker``)."""
+
+    workers: list[str] = field(default_factory=list)
+    made_due: int = 0
+    messages: list[HeldMessage] = field(default_factory=list)
+
 
 class WorkerStore(Protocol):
-    """Workers' liveness, so that the leases of what they hold follow them."""
+    """Workers' liveness, so that the leases of what they hold follow them, and the
+    broker's epoch, so that a broker that lost its messages is noticed."""
 
-    async def beat(self, name: str, holding: list[Held], lease_seconds: float) -> None:
+    async def beat(self, name: str, holding: list[Held], lease_seconds: float,
+                   messages: Sequence[HeldMessage] = ()) -> None:
         """``name`` is alive; the leases of the steps and branches it holds (still as it
-        took them) are at least ``lease_seconds`` away."""
+        took them) are at least ``lease_seconds`` away; ``messages`` are the producers'
+        messages it holds (the last beat's list is replaced)."""
         ...
 
-    async def reap_workers(self, silent_for: float, window: float) -> tuple[int, int]:
+    async def reap_workers(self, silent_for: float, window: float,
+                           retake: float = 30.0) -> Reaped:
         """Workers silent for ``silent_for`` seconds are gone: what they held becomes due
-        now, as do ACTIVE steps dispatched from ``window`` seconds before a gone worker's
-        last beat until its death; ``(workers gone, rows made due)``."""
+        now (a retry not before its time), as do ACTIVE steps dispatched from ``window``
+        seconds before a gone worker's last beat until its death. A worker is reaped
+        once, or again ``retake`` seconds later if it is still not forgotten (its
+        reaper died before sending its messages again)."""
         ...
 
     async def forget_worker(self, name: str) -> None: ...
+
+    async def note_broker_epoch(self, broker: str, epoch: str) -> tuple[bool, int]:
+        """Record the epoch marker ``broker`` holds. When it differs from the one last
+        recorded, the broker lost its messages: every step, branch and wake-up that may
+        have been queued there (all that no live worker holds) becomes due now (a retry
+        not before its time). ``(changed, rows made due)``; the first epoch recorded for
+        a broker is no change."""
+        ...
 
 
 class RetentionStore(Protocol):

@@ -8,13 +8,22 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime as dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ..engine.records import Branch, HistoryEntry, RecordUpdate, Status, StepOutcome, WorkflowRecord
 from ..errors import StaleStateError
-from .base import DueStep, Held, dead_letter_values, ended_statuses, same_workflow, step_stats
+from .base import (
+    DueStep,
+    Held,
+    HeldMessage,
+    Reaped,
+    dead_letter_values,
+    ended_statuses,
+    same_workflow,
+    step_stats,
+)
 from .rows import DeadLetter, Schedule, ScheduleSpec, StepStats
 
 _DUE_STATUSES = frozenset({Status.ACTIVE, Status.PENDING_ASYNC, Status.PENDING_SUB_WORKFLOW,
@@ -25,11 +34,20 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+@dataclasses.dataclass
+class _Worker:
+    seen: dt.datetime
+    holding: list[Held]
+    messages: list[HeldMessage]
+    reaped: dt.datetime | None = None
+
+
 class MemoryPersistenceProvider:
     def __init__(self) -> None:
         self._rows: dict[str, WorkflowRecord] = {}
         self._definitions: dict[str, dict[str, Any]] = {}
-        self._workers: dict[str, tuple[dt.datetime, list[Held]]] = {}
+        self._workers: dict[str, _Worker] = {}
+        self._epochs: dict[str, str] = {}
         self._due: dict[str, dt.datetime | None] = {}
         self._history: dict[str, list[HistoryEntry]] = {}
         # Every history row in the order written (PostgreSQL's ``workflow_step_history.id``).
@@ -219,9 +237,10 @@ class MemoryPersistenceProvider:
             if other.parent_id == wid:
                 other.parent_id = None
 
-    async def beat(self, name: str, holding: list[Held], lease_seconds: float) -> None:
+    async def beat(self, name: str, holding: list[Held], lease_seconds: float,
+                   messages: Sequence[HeldMessage] = ()) -> None:
         now = _now()
-        self._workers[name] = (now, list(holding))
+        self._workers[name] = _Worker(now, list(holding), copy.deepcopy(list(messages)))
         until = now + dt.timedelta(seconds=lease_seconds)
         for wid, version, idx in holding:
             row = self._rows.get(wid)
@@ -236,17 +255,25 @@ class MemoryPersistenceProvider:
                     due = branch["due"]
                     branch["due"] = until if due is None else max(due, until)
 
-    async def reap_workers(self, silent_for: float, window: float) -> tuple[int, int]:
+    def _due_now(self, wid: str, now: dt.datetime) -> None:
+        """Due now, or a retry at its time."""
+        retry_at = self._rows[wid].runtime.retry_at
+        later = dt.datetime.fromtimestamp(retry_at, dt.UTC) if retry_at else now
+        self._due[wid] = max(now, later)
+
+    async def reap_workers(self, silent_for: float, window: float,
+                           retake: float = 30.0) -> Reaped:
         now = _now()
-        gone = {name: seen for name, seen in self._workers.items()
-                if seen[0] < now - dt.timedelta(seconds=silent_for)}
+        gone = {name: w for name, w in self._workers.items()
+                if w.seen < now - dt.timedelta(seconds=silent_for)
+                and (w.reaped is None or w.reaped < now - dt.timedelta(seconds=retake))}
         if not gone:
-            return 0, 0
-        for name in gone:
-            del self._workers[name]
-        held = [h for _, holding in gone.values() for h in holding]
-        first = min(seen for seen, _ in gone.values()) - dt.timedelta(seconds=window)
-        last = max(seen for seen, _ in gone.values()) + dt.timedelta(seconds=silent_for)
+            return Reaped()
+        for worker in gone.values():
+            worker.reaped = now
+        held = [h for w in gone.values() for h in w.holding]
+        first = min(w.seen for w in gone.values()) - dt.timedelta(seconds=window)
+        last = max(w.seen for w in gone.values()) + dt.timedelta(seconds=silent_for)
         made = 0
         steps = {(wid, version) for wid, version, idx in held if idx is None}
         for wid, row in self._rows.items():
@@ -255,17 +282,42 @@ class MemoryPersistenceProvider:
                 continue
             recent = row.updated_at is not None and first <= row.updated_at <= last
             if (wid, row.version) in steps or recent:
-                self._due[wid] = now
+                self._due_now(wid, now)
                 made += 1
         for wid, version, idx in held:
             branch = self._branch(wid, version, idx) if idx is not None else None
             if branch is not None and branch["status"] == "PENDING":
                 branch["due"] = now
                 made += 1
-        return len(gone), made
+        return Reaped(list(gone), made,
+                      [copy.deepcopy(m) for w in gone.values() for m in w.messages])
 
     async def forget_worker(self, name: str) -> None:
         self._workers.pop(name, None)
+
+    async def note_broker_epoch(self, broker: str, epoch: str) -> tuple[bool, int]:
+        prior = self._epochs.get(broker)
+        self._epochs[broker] = epoch
+        if prior is None or prior == epoch:
+            return False, 0
+        now = _now()
+        held = {h for w in self._workers.values() if w.reaped is None for h in w.holding}
+        made = 0
+        for wid, row in self._rows.items():
+            due = self._due.get(wid)
+            if row.status not in _DUE_STATUSES or due is None or due <= now \
+                    or (wid, row.version, None) in held:
+                continue
+            self._due_now(wid, now)
+            made += 1
+        for (wid, version), fanout in self._fanouts.items():
+            for branch in fanout["branches"]:
+                due = branch["due"]
+                if branch["status"] == "PENDING" and due is not None and due > now \
+                        and (wid, version, branch["idx"]) not in held:
+                    branch["due"] = now
+                    made += 1
+        return True, made
 
     async def save_definition(self, fingerprint: str, workflow_type: str,
                               workflow_version: str, snapshot: dict[str, Any]) -> None:

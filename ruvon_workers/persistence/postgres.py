@@ -30,7 +30,15 @@ from ..engine.runtime import Runtime
 from ..errors import DatabaseError, RuvonError, StaleStateError, UnstorableValue
 from ..utils.serialization import deserialize, dumps_bytes
 from . import sql
-from .base import DueStep, Held, dead_letter_values, ended_statuses, same_workflow
+from .base import (
+    DueStep,
+    Held,
+    HeldMessage,
+    Reaped,
+    dead_letter_values,
+    ended_statuses,
+    same_workflow,
+)
 from .rows import DeadLetter, Schedule, ScheduleSpec, StepStats
 
 _RECORD_COLUMNS = 14
@@ -460,18 +468,27 @@ class PostgresPersistenceProvider:
                     break
         return totals[0], totals[1]
 
-    async def beat(self, name: str, holding: list[Held], lease_seconds: float) -> None:
+    async def beat(self, name: str, holding: list[Held], lease_seconds: float,
+                   messages: Sequence[HeldMessage] = ()) -> None:
         await self._fetch("worker_beat", "worker_beat", {
             "name": name, "holding": Jsonb([list(h) for h in holding]),
-            "lease": lease_seconds}, many=None)
+            "messages": Jsonb(list(messages)), "lease": lease_seconds}, many=None)
 
-    async def reap_workers(self, silent_for: float, window: float) -> tuple[int, int]:
+    async def reap_workers(self, silent_for: float, window: float,
+                           retake: float = 30.0) -> Reaped:
         row = await self._fetch("reap_workers", "reap_workers",
-                                {"silent": silent_for, "window": window})
-        return (int(row[0]), int(row[1])) if row else (0, 0)
+                                {"silent": silent_for, "window": window, "retake": retake})
+        if row is None:
+            return Reaped()
+        return Reaped(list(row[0]), int(row[1]), list(row[2]))
 
     async def forget_worker(self, name: str) -> None:
         await self._fetch("forget_worker", "forget_worker", {"name": name}, many=None)
+
+    async def note_broker_epoch(self, broker: str, epoch: str) -> tuple[bool, int]:
+        row = await self._fetch("note_broker_epoch", "note_broker_epoch",
+                                {"broker": broker, "epoch": epoch})
+        return (bool(row[0]), int(row[1])) if row else (False, 0)
 
     async def save_definition(self, fingerprint: str, workflow_type: str,
                               workflow_version: str, snapshot: dict[str, Any]) -> None:

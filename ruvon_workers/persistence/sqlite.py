@@ -61,7 +61,16 @@ from ..errors import (
 )
 from ..utils.serialization import deserialize, serialize
 from . import sql
-from .base import DueStep, Held, dead_letter_values, ended_statuses, same_workflow, step_stats
+from .base import (
+    DueStep,
+    Held,
+    HeldMessage,
+    Reaped,
+    dead_letter_values,
+    ended_statuses,
+    same_workflow,
+    step_stats,
+)
 from .rows import DeadLetter, Schedule, ScheduleSpec, StepStats
 
 T = TypeVar("T")
@@ -137,6 +146,7 @@ class SQLitePersistenceProvider:
                 conn.execute("PRAGMA journal_mode = WAL")
             if self.auto_init:
                 conn.executescript(f"BEGIN IMMEDIATE;\n{sql.sqlite_schema()}\nCOMMIT;")
+                _add_missing_columns(conn)
         except BaseException:
             if conn.in_transaction:
                 conn.rollback()
@@ -494,31 +504,36 @@ class SQLitePersistenceProvider:
 
     # -- workers ------------------------------------------------------------------------
 
-    async def beat(self, name: str, holding: list[Held], lease_seconds: float) -> None:
-        await self._run("worker_beat", self._beat_txn, name, holding, lease_seconds)
+    async def beat(self, name: str, holding: list[Held], lease_seconds: float,
+                   messages: Sequence[HeldMessage] = ()) -> None:
+        await self._run("worker_beat", self._beat_txn, name, holding, lease_seconds,
+                        list(messages))
 
-    def _beat_txn(self, name: str, holding: list[Held], lease: float) -> None:
+    def _beat_txn(self, name: str, holding: list[Held], lease: float,
+                  messages: list[HeldMessage]) -> None:
         with self._write() as now:
             self._all("worker_beat", {"name": name, "now": now,
-                                      "holding": serialize([list(h) for h in holding])})
+                                      "holding": serialize([list(h) for h in holding]),
+                                      "messages": serialize(messages)})
             for wid, version, idx in holding:
                 params = {"id": _id(wid), "version": version, "idx": idx, "now": now,
                           "lease": lease}
                 self._all("renew_step" if idx is None else "renew_branch", params)
 
-    async def reap_workers(self, silent_for: float, window: float) -> tuple[int, int]:
-        result: tuple[int, int] = await self._run("reap_workers", self._reap_txn,
-                                                  silent_for, window)
+    async def reap_workers(self, silent_for: float, window: float,
+                           retake: float = 30.0) -> Reaped:
+        result: Reaped = await self._run("reap_workers", self._reap_txn, silent_for,
+                                         window, retake)
         return result
 
-    def _reap_txn(self, silent: float, window: float) -> tuple[int, int]:
+    def _reap_txn(self, silent: float, window: float, retake: float) -> Reaped:
         with self._write() as now:
-            gone = self._all("gone_workers", {"now": now, "silent": silent})
+            gone = self._all("gone_workers", {"now": now, "silent": silent,
+                                              "retake": retake})
             if not gone:
-                return 0, 0
+                return Reaped()
             made = 0
-            for name, _, holding in gone:
-                self._all("forget_worker", {"name": name})
+            for _, _, holding, _ in gone:
                 for wid, version, idx in _value(holding):
                     params = {"id": _id(wid), "version": version, "idx": idx, "now": now}
                     cursor = self._db.execute(sql.sqlite_query(
@@ -528,10 +543,31 @@ class SQLitePersistenceProvider:
                 "now": now, "first": min(r[1] for r in gone) - window,
                 "last": max(r[1] for r in gone) + silent})
             made += cursor.rowcount
-        return len(gone), made
+        return Reaped([r[0] for r in gone], made,
+                      [m for r in gone for m in _value(r[3])])
 
     async def forget_worker(self, name: str) -> None:
         await self._run("forget_worker", self._statement_txn, "forget_worker", {"name": name})
+
+    async def note_broker_epoch(self, broker: str, epoch: str) -> tuple[bool, int]:
+        result: tuple[bool, int] = await self._run("note_broker_epoch", self._epoch_txn,
+                                                   broker, epoch)
+        return result
+
+    def _epoch_txn(self, broker: str, epoch: str) -> tuple[bool, int]:
+        with self._write() as now:
+            prior = self._one("note_broker_epoch", {"broker": broker})
+            if prior is not None and prior[0] == epoch:
+                return False, 0
+            self._all("save_broker_epoch", {"broker": broker, "epoch": epoch, "now": now})
+            if prior is None:
+                return False, 0
+            held = [[_id(h[0]), *h[1:]] for row in self._all("live_holdings", {})
+                    for h in _value(row[0])]
+            params = {"now": now, "held": serialize(held)}
+            made = sum(self._db.execute(sql.sqlite_query(name), params).rowcount
+                       for name in ("due_lost_steps", "due_lost_branches"))
+        return True, made
 
     async def save_definition(self, fingerprint: str, workflow_type: str,
                               workflow_version: str, snapshot: dict[str, Any]) -> None:
@@ -561,6 +597,21 @@ if TYPE_CHECKING:
 
 
 # -- values in and out ------------------------------------------------------------------
+
+
+#: Columns later versions added to a table an earlier version made: ``ALTER`` adds them
+#: when a file is opened (SQLite has no ``ADD COLUMN IF NOT EXISTS``).
+_ADDED_COLUMNS = {
+    "ruvon_workers": {"messages": "TEXT NOT NULL DEFAULT '[]'", "reaped_at": "REAL"},
+}
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    for table, columns in _ADDED_COLUMNS.items():
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        for column, kind in columns.items():
+            if column not in present:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
 
 def _id(value: str) -> str:

@@ -20,7 +20,12 @@ import pytest
 from ruvon_workers.engine.records import Branch, HistoryEntry, RecordUpdate, WorkflowRecord
 from ruvon_workers.engine.runtime import Runtime
 from ruvon_workers.errors import InvalidStateError, StaleStateError
-from ruvon_workers.persistence.base import DEAD_LETTER_PAYLOAD_MAX, DueStep, PersistenceProvider
+from ruvon_workers.persistence.base import (
+    DEAD_LETTER_PAYLOAD_MAX,
+    DueStep,
+    PersistenceProvider,
+    Reaped,
+)
 from ruvon_workers.persistence.rows import DeadLetter, Schedule, ScheduleSpec, StepStats
 from ruvon_workers.utils.serialization import dumps_bytes
 
@@ -661,7 +666,8 @@ async def test_pinned_runs_a_steps_queries_as_usual(store: Store) -> None:
 
 
 async def _due_ids(store: Store) -> list[tuple[str, int | None]]:
-    return sorted((d.workflow_id, d.branch) for d in await store.claim_due(lease_seconds=300))
+    return sorted(((d.workflow_id, d.branch) for d in await store.claim_due(lease_seconds=300)),
+                  key=lambda due: (due[0], -1 if due[1] is None else due[1]))
 
 
 async def test_a_beat_renews_what_the_worker_holds_as_it_took_it(store: Store) -> None:
@@ -680,12 +686,52 @@ async def test_a_silent_workers_steps_are_due_at_once(store: Store) -> None:
     await store.beat("dead", [(taken.id, taken.version, None)], lease_seconds=300)
     await asyncio.sleep(0.2)
     await store.beat("live", [(alive.id, alive.version, None)], lease_seconds=300)
-    assert await store.reap_workers(silent_for=0.1, window=0) == (1, 1)
+    assert await store.reap_workers(silent_for=0.1, window=0) == Reaped(["dead"], 1, [])
     assert await _due_ids(store) == [(taken.id, None)]
-    assert await store.reap_workers(silent_for=0.1, window=0) == (0, 0)  # reaped once
+    assert await store.reap_workers(silent_for=0.1, window=0) == Reaped()  # reaped once
+    await store.forget_worker("dead")
     await store.forget_worker("live")
     await asyncio.sleep(0.2)
-    assert await store.reap_workers(silent_for=0.1, window=0) == (0, 0)  # it left cleanly
+    assert await store.reap_workers(silent_for=0.1, window=0) == Reaped()  # they are gone
+
+
+async def test_a_silent_workers_messages_come_back_until_it_is_forgotten(
+        store: Store) -> None:
+    start = {"task": "ruvon.start_workflow", "id": "t-1", "queue": "q", "priority": None,
+             "kwargs": {"workflow_type": "T", "initial_data": {"n": "\u00e9"}},
+             "eta": "2026-01-01T00:00:00+00:00"}
+    await store.beat("dead", [], lease_seconds=300, messages=[start])
+    await store.beat("dead", [], lease_seconds=300, messages=[start])  # replaced, not added
+    await asyncio.sleep(0.2)
+    assert await store.reap_workers(silent_for=0.1, window=0) == Reaped(["dead"], 0, [start])
+    assert await store.reap_workers(silent_for=0.1, window=0, retake=30) == Reaped()
+    # Its reaper died before sending them again: a later reap takes the worker again.
+    await asyncio.sleep(0.2)
+    assert await store.reap_workers(silent_for=0.1, window=0, retake=0.1) == Reaped(
+        ["dead"], 0, [start])
+    await store.forget_worker("dead")
+    await asyncio.sleep(0.2)
+    assert await store.reap_workers(silent_for=0.1, window=0, retake=0.1) == Reaped()
+
+
+async def test_a_worker_taken_for_gone_that_beats_again_is_back(store: Store) -> None:
+    await store.beat("slow", [], lease_seconds=300)
+    await asyncio.sleep(0.2)
+    assert (await store.reap_workers(silent_for=0.1, window=0)).workers == ["slow"]
+    await store.beat("slow", [], lease_seconds=300)
+    assert await store.reap_workers(silent_for=0.1, window=0, retake=0) == Reaped()
+
+
+async def test_a_silent_workers_retry_is_due_at_its_time_not_before(store: Store) -> None:
+    retry_at = time.time() + 0.6
+    waiting = await _move(store, await _created(store), due_in=300,
+                          runtime=Runtime(retry_at=retry_at))
+    await store.beat("dead", [(waiting.id, waiting.version, None)], lease_seconds=300)
+    await asyncio.sleep(0.2)
+    assert (await store.reap_workers(silent_for=0.1, window=0)).made_due == 1
+    assert await _due_ids(store) == []  # its backoff is not cut short
+    await asyncio.sleep(0.6)
+    assert await _due_ids(store) == [(waiting.id, None)]
 
 
 async def test_a_step_taken_in_a_workers_last_moments_is_due_too(store: Store) -> None:
@@ -693,8 +739,8 @@ async def test_a_step_taken_in_a_workers_last_moments_is_due_too(store: Store) -
     await asyncio.sleep(0.05)
     just_sent = await _created(store, due_in=300)  # dispatched after its last beat
     await asyncio.sleep(0.2)
-    gone, made = await store.reap_workers(silent_for=0.1, window=1)
-    assert gone == 1 and made >= 1
+    reaped = await store.reap_workers(silent_for=0.1, window=1)
+    assert reaped.workers == ["dead"] and reaped.made_due >= 1
     assert (just_sent.id, None) in await _due_ids(store)
 
 
@@ -702,8 +748,41 @@ async def test_a_silent_workers_branches_are_due_at_once(store: Store) -> None:
     record = await _fanned_out(store, lease=300)
     await store.beat("dead", [(record.id, record.version, 1)], lease_seconds=300)
     await asyncio.sleep(0.2)
-    assert await store.reap_workers(silent_for=0.1, window=0) == (1, 1)
+    assert await store.reap_workers(silent_for=0.1, window=0) == Reaped(["dead"], 1, [])
     assert await _due_ids(store) == [(record.id, 1)]
+
+
+# -- the broker's epoch ------------------------------------------------------------------
+
+
+async def test_a_brokers_first_epoch_and_the_same_one_again_change_nothing(
+        store: Store) -> None:
+    await _created(store, due_in=300)
+    assert await store.note_broker_epoch("redis://b/0", "e1") == (False, 0)
+    assert await store.note_broker_epoch("redis://b/0", "e1") == (False, 0)
+    assert await store.note_broker_epoch("redis://other/0", "e9") == (False, 0)
+    assert await _due_ids(store) == []
+
+
+async def test_a_new_epoch_makes_due_all_a_lost_broker_held_but_what_live_workers_hold(
+        store: Store) -> None:
+    queued = await _created(store, due_in=300)
+    running = await _created(store, due_in=300)
+    await _move(store, await _created(store), due_in=300,  # retrying in a minute
+                runtime=Runtime(retry_at=time.time() + 60))
+    fanned = await _fanned_out(store, lease=300)
+    ended = await _move(store, await _created(store, due_in=300), status="COMPLETED",
+                        current_step=None)
+    await store.beat("live", [(running.id, running.version, None),
+                              (fanned.id, fanned.version, 0)], lease_seconds=300)
+    assert await store.note_broker_epoch("redis://b/0", "e1") == (False, 0)
+    changed, made = await store.note_broker_epoch("redis://b/0", "e2")
+    # queued, retrying (at its time), the fan-out's join and its branch 1
+    assert changed and made == 4
+    assert set(await _due_ids(store)) == {(queued.id, None), (fanned.id, None),
+                                          (fanned.id, 1)}
+    assert ended.id not in {d for d, _ in await _due_ids(store)}
+    assert await store.note_broker_epoch("redis://b/0", "e2") == (False, 0)  # noted once
 
 
 # -- retention ---------------------------------------------------------------------------

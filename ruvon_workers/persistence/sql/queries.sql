@@ -307,11 +307,12 @@ SELECT snapshot FROM workflow_definitions WHERE fingerprint = %(fingerprint)s
 -- name: worker_beat
 -- One statement per worker every few seconds: it is alive, and the leases of the steps and
 -- branches it holds ([workflow id, version, branch or null]) move forward while they
--- still stand as it took them.
+-- still stand as it took them. A worker taken for gone that beats again is back.
 WITH beat AS (
-    INSERT INTO ruvon_workers AS r (name, seen_at, holding)
-    VALUES (%(name)s, now(), %(holding)s)
-    ON CONFLICT (name) DO UPDATE SET seen_at = now(), holding = EXCLUDED.holding
+    INSERT INTO ruvon_workers AS r (name, seen_at, holding, messages)
+    VALUES (%(name)s, now(), %(holding)s, %(messages)s)
+    ON CONFLICT (name) DO UPDATE SET seen_at = now(), holding = EXCLUDED.holding,
+                                     messages = EXCLUDED.messages, reaped_at = NULL
 ), held AS (
     SELECT (h->>0)::uuid AS id, (h->>1)::bigint AS version, (h->>2)::int AS idx
       FROM jsonb_array_elements(%(holding)s) h
@@ -330,18 +331,23 @@ UPDATE workflow_branches b
 
 -- name: reap_workers
 -- Workers silent for %(silent)s seconds are gone: what they held is due at once (where it
--- still stands as they took it), as is every step dispatched between %(window)s seconds
--- before a gone worker last refreshed and its death (one it took in its last moments is in
--- no list); their rows are removed. Re-sending a step still in the broker is a no-op.
+-- still stands as they took it; a retry not before its time), as is every step dispatched
+-- between %(window)s seconds before a gone worker last refreshed and its death (one it
+-- took in its last moments is in no list). Their rows stay, marked, until their reaper
+-- has sent their producers' messages again (forget_worker); one not forgotten within
+-- %(retake)s seconds is taken again. Re-sending a step still in the broker is a no-op.
 WITH gone AS (
-    DELETE FROM ruvon_workers
+    UPDATE ruvon_workers SET reaped_at = now()
      WHERE seen_at < now() - make_interval(secs => %(silent)s::float8)
-    RETURNING name, seen_at, holding
+       AND (reaped_at IS NULL
+            OR reaped_at < now() - make_interval(secs => %(retake)s::float8))
+    RETURNING name, seen_at, holding, messages
 ), held AS (
     SELECT (h->>0)::uuid AS id, (h->>1)::bigint AS version, (h->>2)::int AS idx
       FROM gone, jsonb_array_elements(gone.holding) h
 ), steps AS (
-    UPDATE workflow_executions w SET due_at = now()
+    UPDATE workflow_executions w
+       SET due_at = GREATEST(now(), to_timestamp((w.runtime->>'retry_at')::float8))
      WHERE w.status = 'ACTIVE' AND w.due_at > now()
        AND ((w.id, w.version) IN (SELECT id, version FROM held WHERE idx IS NULL)
             OR w.updated_at BETWEEN (SELECT min(seen_at) FROM gone)
@@ -356,10 +362,55 @@ WITH gone AS (
        AND b.idx = held.idx AND b.status = 'PENDING'
     RETURNING b.workflow_id
 )
-SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM steps) + (SELECT count(*) FROM branches)
+SELECT (SELECT coalesce(array_agg(name), '{}') FROM gone),
+       (SELECT count(*) FROM steps) + (SELECT count(*) FROM branches),
+       (SELECT coalesce(jsonb_agg(m), '[]'::jsonb)
+          FROM gone, jsonb_array_elements(gone.messages) m)
 
 -- name: forget_worker
 DELETE FROM ruvon_workers WHERE name = %(name)s
+
+-- name: note_broker_epoch
+-- The broker holds epoch %(epoch)s. Another one recorded before means the broker lost its
+-- messages: every step, branch and wake-up that may have been queued there becomes due
+-- now (a retry not before its time), except what live workers hold (taken from the
+-- broker before it lost anything). Concurrent callers with the same epoch change it once
+-- (the second one's upsert waits for the first, then finds the epoch already noted).
+WITH prior AS (
+    SELECT epoch FROM ruvon_broker_epochs WHERE broker = %(broker)s
+), noted AS (
+    INSERT INTO ruvon_broker_epochs AS e (broker, epoch) VALUES (%(broker)s, %(epoch)s)
+    ON CONFLICT (broker) DO UPDATE SET epoch = EXCLUDED.epoch, changed_at = now()
+     WHERE e.epoch <> EXCLUDED.epoch
+    RETURNING broker
+), lost AS (
+    SELECT 1 FROM noted, prior
+), held AS (
+    SELECT (h->>0)::uuid AS id, (h->>1)::bigint AS version, (h->>2)::int AS idx
+      FROM ruvon_workers r, jsonb_array_elements(r.holding) h
+     WHERE r.reaped_at IS NULL
+), steps AS (
+    UPDATE workflow_executions w
+       SET due_at = GREATEST(now(), to_timestamp((w.runtime->>'retry_at')::float8))
+     WHERE EXISTS (SELECT 1 FROM lost)
+       AND w.status IN ('ACTIVE', 'PENDING_ASYNC', 'PENDING_SUB_WORKFLOW',
+                        'WAITING_CHILD_HUMAN_INPUT')
+       AND w.due_at > now()
+       AND NOT EXISTS (SELECT 1 FROM held
+                        WHERE held.idx IS NULL AND held.id = w.id
+                          AND held.version = w.version)
+    RETURNING w.id
+), branches AS (
+    UPDATE workflow_branches b SET due_at = now()
+     WHERE EXISTS (SELECT 1 FROM lost)
+       AND b.status = 'PENDING' AND b.due_at > now()
+       AND NOT EXISTS (SELECT 1 FROM held
+                        WHERE held.id = b.workflow_id AND held.version = b.version
+                          AND held.idx = b.idx)
+    RETURNING b.workflow_id
+)
+SELECT EXISTS (SELECT 1 FROM lost),
+       (SELECT count(*) FROM steps) + (SELECT count(*) FROM branches)
 
 -- name: count_purgeable
 SELECT (SELECT count(*) FROM workflow_executions

@@ -116,10 +116,19 @@ CREATE TABLE workflow_definitions (
     created_at        timestamptz NOT NULL DEFAULT now()
 );
 
--- Each worker's liveness and what it holds (see migration 0007).
+-- Each worker's liveness and what it holds (see migrations 0007 and 0008).
 CREATE TABLE ruvon_workers (
     name        text        PRIMARY KEY,
     seen_at     timestamptz NOT NULL DEFAULT now(),
     started_at  timestamptz NOT NULL DEFAULT now(),
-    holding     jsonb       NOT NULL DEFAULT '[]'::jsonb
+    holding     jsonb       NOT NULL DEFAULT '[]'::jsonb,
+    messages    jsonb       NOT NULL DEFAULT '[]'::jsonb,
+    reaped_at   timestamptz
+);
+
+-- The epoch marker each broker holds (see migration 0008).
+CREATE TABLE ruvon_broker_epochs (
+    broker      text        PRIMARY KEY,
+    epoch       text        NOT NULL,
+    changed_at  timestamptz NOT NULL DEFAULT now()
 );

@@ -291,9 +291,10 @@ ON CONFLICT (fingerprint) DO NOTHING
 SELECT snapshot FROM workflow_definitions WHERE fingerprint = :fingerprint
 
 -- name: worker_beat
-INSERT INTO ruvon_workers (name, seen_at, started_at, holding)
-VALUES (:name, :now, :now, :holding)
-ON CONFLICT (name) DO UPDATE SET seen_at = excluded.seen_at, holding = excluded.holding
+INSERT INTO ruvon_workers (name, seen_at, started_at, holding, messages)
+VALUES (:name, :now, :now, :holding, :messages)
+ON CONFLICT (name) DO UPDATE SET seen_at = excluded.seen_at, holding = excluded.holding,
+                                 messages = excluded.messages, reaped_at = NULL
 
 -- name: renew_step
 UPDATE workflow_executions SET due_at = max(coalesce(due_at, 0), :now + :lease)
@@ -304,22 +305,58 @@ UPDATE workflow_branches SET due_at = max(coalesce(due_at, 0), :now + :lease)
  WHERE workflow_id = :id AND version = :version AND idx = :idx AND status = 'PENDING'
 
 -- name: gone_workers
-SELECT name, seen_at, holding FROM ruvon_workers WHERE seen_at < :now - :silent
+UPDATE ruvon_workers SET reaped_at = :now
+ WHERE seen_at < :now - :silent AND (reaped_at IS NULL OR reaped_at < :now - :retake)
+RETURNING name, seen_at, holding, messages
 
 -- name: forget_worker
 DELETE FROM ruvon_workers WHERE name = :name
 
 -- name: due_held_step
-UPDATE workflow_executions SET due_at = :now
+UPDATE workflow_executions
+   SET due_at = max(:now, coalesce(json_extract(runtime, '$.retry_at'), :now))
  WHERE id = :id AND version = :version AND status = 'ACTIVE' AND due_at > :now
 
 -- name: due_recent_steps
-UPDATE workflow_executions SET due_at = :now
+UPDATE workflow_executions
+   SET due_at = max(:now, coalesce(json_extract(runtime, '$.retry_at'), :now))
  WHERE status = 'ACTIVE' AND due_at > :now AND updated_at BETWEEN :first AND :last
 
 -- name: due_held_branch
 UPDATE workflow_branches SET due_at = :now
  WHERE workflow_id = :id AND version = :version AND idx = :idx AND status = 'PENDING'
+
+-- name: note_broker_epoch
+SELECT epoch FROM ruvon_broker_epochs WHERE broker = :broker
+
+-- name: save_broker_epoch
+INSERT INTO ruvon_broker_epochs (broker, epoch, changed_at) VALUES (:broker, :epoch, :now)
+ON CONFLICT (broker) DO UPDATE SET epoch = excluded.epoch, changed_at = excluded.changed_at
+
+-- name: live_holdings
+SELECT holding FROM ruvon_workers WHERE reaped_at IS NULL
+
+-- name: due_lost_steps
+-- Every step and wake-up that may have been queued in a broker that lost its messages,
+-- except what live workers hold (:held, a JSON list of [id, version]).
+-- (json_each has an ``id`` column of its own: the table's columns are qualified.)
+UPDATE workflow_executions AS w
+   SET due_at = max(:now, coalesce(json_extract(w.runtime, '$.retry_at'), :now))
+ WHERE w.status IN ('ACTIVE', 'PENDING_ASYNC', 'PENDING_SUB_WORKFLOW',
+                    'WAITING_CHILD_HUMAN_INPUT')
+   AND w.due_at > :now
+   AND NOT EXISTS (SELECT 1 FROM json_each(:held) h
+                    WHERE json_extract(h.value, '$[0]') = w.id
+                      AND json_extract(h.value, '$[1]') = w.version
+                      AND json_extract(h.value, '$[2]') IS NULL)
+
+-- name: due_lost_branches
+UPDATE workflow_branches AS b SET due_at = :now
+ WHERE b.status = 'PENDING' AND b.due_at > :now
+   AND NOT EXISTS (SELECT 1 FROM json_each(:held) h
+                    WHERE json_extract(h.value, '$[0]') = b.workflow_id
+                      AND json_extract(h.value, '$[1]') = b.version
+                      AND json_extract(h.value, '$[2]') = b.idx)
 
 -- name: count_purgeable
 SELECT (SELECT count(*) FROM workflow_executions

@@ -122,12 +122,22 @@ CREATE TABLE IF NOT EXISTS workflow_definitions (
     created_at        REAL    NOT NULL
 );
 
--- Each worker's liveness and what it holds.
+-- Each worker's liveness and what it holds (a file made by an earlier version gets the
+-- last two columns when it is opened).
 CREATE TABLE IF NOT EXISTS ruvon_workers (
     name        TEXT    PRIMARY KEY,
     seen_at     REAL    NOT NULL,
     started_at  REAL    NOT NULL,
-    holding     TEXT    NOT NULL DEFAULT '[]'
+    holding     TEXT    NOT NULL DEFAULT '[]',
+    messages    TEXT    NOT NULL DEFAULT '[]',
+    reaped_at   REAL
+);
+
+-- The epoch marker each broker holds.
+CREATE TABLE IF NOT EXISTS ruvon_broker_epochs (
+    broker      TEXT    PRIMARY KEY,
+    epoch       TEXT    NOT NULL,
+    changed_at  REAL    NOT NULL
 );
 
 -- Rows written by earlier versions under WAITING_HUMAN_INPUT take Ruvon's WAITING_HUMAN.
