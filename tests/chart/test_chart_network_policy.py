@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import pytest
 from chart_render import (
+    BASE_SET,
+    CHART_DIR,
     CI_VALUE_FILES,
     DATABASE_URL,
     FULLNAME,
+    HELM,
     Rendered,
     pod_spec,
     render,
     render_ci,
     render_error,
+    run_tool,
     workloads,
 )
 
@@ -170,6 +174,17 @@ def test_network_policy_redis_is_still_honoured_as_the_broker():
     }
     both = render("networkPolicy.redis.port=6390", "networkPolicy.broker.port=6391")
     assert _broker_rule(both) == {"ports": _tcp(6391)}
+
+
+def test_release_notes_ask_to_rename_network_policy_redis():
+    args = [str(HELM), "install", "ruvon", str(CHART_DIR), "--dry-run=client"]
+    for value in (*BASE_SET, "networkPolicy.redis.port=6390"):
+        args += ["--set", value]
+    proc = run_tool(args)
+    assert proc.returncode == 0, proc.stderr
+    notes = proc.stdout.split("NOTES:", 1)[1]
+    assert "the broker (TCP 6390)" in notes
+    assert "networkPolicy.redis is deprecated: rename it to networkPolicy.broker" in notes
 
 
 @pytest.mark.parametrize(
