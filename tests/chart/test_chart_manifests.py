@@ -137,3 +137,5 @@ def test_install_notes_show_how_to_watch_the_fleet():
     assert "kubectl --namespace ruvon-test logs -f deployment/ruvon-ruvon-workers-worker" in notes
     assert "get hpa ruvon-ruvon-workers-worker -w" in notes
     assert "port-forward service/ruvon-ruvon-workers-flower 5555:5555" in notes
+    assert "the broker (TCP 6379)" in notes
+    assert "HTTP steps can reach no other host" in notes

@@ -1,10 +1,10 @@
-"""ServiceMonitor, PrometheusRule and NetworkPolicy (all optional)."""
+"""ServiceMonitor and PrometheusRule (both optional)."""
 
 from __future__ import annotations
 
 from chart_render import render, render_ci
 
-OPTIONAL_KINDS = ("ServiceMonitor", "PrometheusRule", "NetworkPolicy", "Ingress", "ScaledObject")
+OPTIONAL_KINDS = ("ServiceMonitor", "PrometheusRule", "Ingress", "ScaledObject")
 
 
 def test_optional_objects_are_off_by_default():
@@ -68,21 +68,3 @@ def test_prometheus_rule_thresholds_follow_values():
     assert exprs["RuvonWorkflowThroughputLow"].endswith("< 2.5")
     assert exprs["RuvonWorkflowLatencyP99High"].endswith("> 30")
     assert exprs["RuvonDbPoolSaturated"].endswith("> 0.75")
-
-
-def test_network_policy_limits_ingress_and_egress():
-    rendered = render_ci("all-on-values.yaml")
-    policy = rendered.one("NetworkPolicy")
-    spec = policy["spec"]
-    assert spec["policyTypes"] == ["Ingress", "Egress"]
-    worker_labels = rendered.worker["spec"]["template"]["metadata"]["labels"]
-    assert spec["podSelector"]["matchLabels"].items() <= worker_labels.items()
-    metrics_rule = next(r for r in spec["ingress"] if r["ports"][0]["port"] == 9808)
-    assert metrics_rule["from"] == [
-        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
-    ]
-    egress_ports = sorted(p["port"] for r in spec["egress"] for p in r["ports"])
-    assert egress_ports == [53, 53, 5432, 6379]
-    db_rule = next(r for r in spec["egress"] if r["ports"][0]["port"] == 5432)
-    assert db_rule["to"] == [{"ipBlock": {"cidr": "10.20.0.0/16"}}]
-

@@ -163,6 +163,35 @@ Call with (dict "ctx" $ "database" true "broker" true).
 {{- end }}
 
 {{/*
+The broker egress rule of the NetworkPolicy, as JSON {"ports": [...], "to": [...]}.
+Ports: networkPolicy.broker.port, else the deprecated networkPolicy.redis.port,
+else read from secrets.brokerUrl: its port (redis/rediss default 6379); for
+sentinel:// the first sentinel's port (default 26379) plus 6379 for the master.
+With secrets.existingSecret the URL cannot be read while rendering: 6379.
+Peers: networkPolicy.broker.to, else networkPolicy.redis.to.
+*/}}
+{{- define "ruvon-workers.networkPolicy.broker" -}}
+{{- $np := .Values.networkPolicy }}
+{{- $broker := $np.broker | default dict }}
+{{- $legacy := $np.redis | default dict }}
+{{- $ports := list 6379 }}
+{{- if $broker.port }}
+{{- $ports = list (int $broker.port) }}
+{{- else if $legacy.port }}
+{{- $ports = list (int $legacy.port) }}
+{{- else if and (not .Values.secrets.existingSecret.name) .Values.secrets.brokerUrl }}
+{{- $url := urlParse (first (splitList ";" .Values.secrets.brokerUrl)) }}
+{{- $explicit := regexFind "[0-9]+$" (regexFind ":[0-9]+$" $url.host) }}
+{{- if eq $url.scheme "sentinel" }}
+{{- $ports = list (int (default "26379" $explicit)) 6379 }}
+{{- else }}
+{{- $ports = list (int (default "6379" $explicit)) }}
+{{- end }}
+{{- end }}
+{{- toJson (dict "ports" ($ports | uniq) "to" ($broker.to | default $legacy.to | default list)) }}
+{{- end }}
+
+{{/*
 Queues the worker consumes, as passed to --queues; empty when the worker
 consumes the default queue and every step queue of the registry.
 */}}
