@@ -115,11 +115,15 @@ class Coordinator:
 
     async def start(self, workflow_type: str, initial_data: dict[str, Any] | None, *,
                     idempotency_key: str | None = None, workflow_id: str | None = None,
-                    parent_id: str | None = None) -> tuple[WorkflowRecord, bool]:
-        """Validate, store and dispatch a new workflow; ``(record, created)``."""
+                    parent_id: str | None = None,
+                    internal_key: str | None = None) -> tuple[WorkflowRecord, bool]:
+        """Validate, store and dispatch a new workflow; ``(record, created)``. A
+        producer's ``idempotency_key`` may not start with ``ruvon:``; ``internal_key`` is
+        one the engine built (a CRON tick's)."""
         record = self.builder.new_record(workflow_type, initial_data,
                                          idempotency_key=idempotency_key,
-                                         workflow_id=workflow_id, parent_id=parent_id)
+                                         workflow_id=workflow_id, parent_id=parent_id,
+                                         internal_key=internal_key)
         stored, created = await self.builder.insert(self.persistence, record,
                                                     due_in=self.leases.of_record(record))
         if created:

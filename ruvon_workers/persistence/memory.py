@@ -34,7 +34,7 @@ class MemoryPersistenceProvider:
         self._history: dict[str, list[HistoryEntry]] = {}
         # Every history row in the order written (PostgreSQL's ``workflow_step_history.id``).
         self._log: list[tuple[str, HistoryEntry]] = []
-        self._keys: dict[str, str] = {}
+        self._keys: dict[tuple[str, str | None], str] = {}  # (type, key) -> id
         self._dead: list[DeadLetter] = []
         self._fanouts: dict[tuple[str, int], dict[str, Any]] = {}
         self._schedules: dict[str, Schedule] = {}
@@ -56,8 +56,8 @@ class MemoryPersistenceProvider:
 
     async def create_workflow(self, record: WorkflowRecord,
                               due_in: float | None = None) -> tuple[WorkflowRecord, bool]:
-        key = record.idempotency_key
-        if key is not None and key in self._keys:
+        key = (record.workflow_type, record.idempotency_key)
+        if record.idempotency_key is not None and key in self._keys:
             return copy.deepcopy(self._rows[self._keys[key]]), False
         if record.id in self._rows:
             return copy.deepcopy(same_workflow(record, self._rows[record.id])), False
@@ -70,7 +70,7 @@ class MemoryPersistenceProvider:
                                created_at=stored.created_at)
         self._history[stored.id] = [created]
         self._log.append((stored.id, created))
-        if key is not None:
+        if record.idempotency_key is not None:
             self._keys[key] = stored.id
         return copy.deepcopy(stored), True
 
@@ -212,7 +212,7 @@ class MemoryPersistenceProvider:
         self._history.pop(wid, None)
         self._log = [(w, entry) for w, entry in self._log if w != wid]
         if row.idempotency_key is not None:
-            self._keys.pop(row.idempotency_key, None)
+            self._keys.pop((row.workflow_type, row.idempotency_key), None)
         for key in [k for k in self._fanouts if k[0] == wid]:
             del self._fanouts[key]
         for other in self._rows.values():

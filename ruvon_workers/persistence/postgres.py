@@ -277,7 +277,8 @@ class PostgresPersistenceProvider:
             existing = None
             if record.idempotency_key is not None:
                 existing = await self._fetch("load_workflow", "get_workflow_by_key",
-                                             {"idempotency_key": record.idempotency_key})
+                                             {"workflow_type": record.workflow_type,
+                                              "idempotency_key": record.idempotency_key})
             if existing is None:
                 existing = await self._fetch("load_workflow", "get_workflow", {"id": record.id})
             if existing is None:  # the holder was deleted between the two statements

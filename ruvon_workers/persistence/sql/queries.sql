@@ -2,8 +2,8 @@
 -- named placeholders.
 
 -- name: insert_workflow
--- Inserts a new workflow with its first history row. With an idempotency key or an id
--- already taken nothing is inserted and no row is returned.
+-- Inserts a new workflow with its first history row. With an idempotency key (of its
+-- workflow type) or an id already taken nothing is inserted and no row is returned.
 WITH inserted AS (
     INSERT INTO workflow_executions
         (id, workflow_type, workflow_version, status, current_step, state, runtime,
@@ -28,10 +28,11 @@ SELECT id, workflow_type, workflow_version, status, current_step, state, version
  WHERE id = %(id)s
 
 -- name: get_workflow_by_key
+-- Keys are unique per workflow type.
 SELECT id, workflow_type, workflow_version, status, current_step, state, version, runtime,
        idempotency_key, parent_id, error, created_at, updated_at, completed_at
   FROM workflow_executions
- WHERE idempotency_key = %(idempotency_key)s
+ WHERE workflow_type = %(workflow_type)s AND idempotency_key = %(idempotency_key)s
 
 -- name: apply_transition
 -- Compare-and-set: the row changes only if nobody moved it since it was read; the
