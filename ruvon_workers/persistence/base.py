@@ -222,8 +222,9 @@ class FanoutStore(Protocol):
 class ScheduleStore(Protocol):
     """CRON_SCHEDULE schedules."""
 
-    async def upsert_schedule(self, schedule: ScheduleSpec | Mapping[str, Any]) -> None:
-        """Store ``schedule`` by name (a mapping is read as :meth:`ScheduleSpec.of`)."""
+    async def upsert_schedule(self, schedule: ScheduleSpec | Mapping[str, Any]) -> bool:
+        """Store ``schedule`` by name (a mapping is read as :meth:`ScheduleSpec.of`);
+        whether it is new (``False``: a schedule of that name was updated)."""
         ...
 
     async def list_schedules(self) -> list[Schedule]:

@@ -365,7 +365,7 @@ class MemoryPersistenceProvider:
 
     # -- CRON_SCHEDULE schedules ----------------------------------------------------------
 
-    async def upsert_schedule(self, schedule: ScheduleSpec | Mapping[str, Any]) -> None:
+    async def upsert_schedule(self, schedule: ScheduleSpec | Mapping[str, Any]) -> bool:
         spec = ScheduleSpec.of(schedule)
         existing = self._schedules.get(spec.name)
         if existing is None:
@@ -373,13 +373,14 @@ class MemoryPersistenceProvider:
                 spec.name, spec.workflow_type, spec.cron_expression,
                 copy.deepcopy(spec.initial_data), spec.next_run_at, last_run_at=None,
                 last_workflow_id=None, runs=0, created_by=spec.created_by, created_at=_now())
-            return
+            return True
         self._schedules[spec.name] = dataclasses.replace(
             existing, workflow_type=spec.workflow_type, cron_expression=spec.cron_expression,
             initial_data=copy.deepcopy(spec.initial_data),
             next_run_at=(existing.next_run_at
                          if existing.cron_expression == spec.cron_expression
                          else spec.next_run_at))
+        return False
 
     async def list_schedules(self) -> list[Schedule]:
         return copy.deepcopy([self._schedules[k] for k in sorted(self._schedules)])

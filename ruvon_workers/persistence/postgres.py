@@ -402,12 +402,13 @@ class PostgresPersistenceProvider:
 
     # -- CRON_SCHEDULE schedules ----------------------------------------------------------
 
-    async def upsert_schedule(self, schedule: ScheduleSpec | Mapping[str, Any]) -> None:
+    async def upsert_schedule(self, schedule: ScheduleSpec | Mapping[str, Any]) -> bool:
         spec = ScheduleSpec.of(schedule)
-        await self._fetch("save_schedule", "upsert_schedule", {
+        row = await self._fetch("save_schedule", "upsert_schedule", {
             "name": spec.name, "workflow_type": spec.workflow_type,
             "cron_expression": spec.cron_expression, "initial_data": Jsonb(spec.initial_data),
-            "next_run_at": spec.next_run_at, "created_by": spec.created_by}, many=None)
+            "next_run_at": spec.next_run_at, "created_by": spec.created_by})
+        return bool(row[0])
 
     async def list_schedules(self) -> list[Schedule]:
         rows = await self._fetch("list_schedules", "list_schedules", {}, many=True)

@@ -343,6 +343,12 @@ class SQLitePersistenceProvider:
         name = "extend_due" if item.branch is None else "extend_branch_due"
         await self._run("claim_due", self._statement_txn, name, params)
 
+    def _upsert_schedule_txn(self, params: dict[str, Any]) -> bool:
+        with self._write() as now:
+            new = self._one("schedule_exists", params) is None
+            self._all("upsert_schedule", {**params, "now": now})
+        return new
+
     def _statement_txn(self, name: str, params: dict[str, Any]) -> list[Row]:
         """One statement in a write transaction of its own; its rows."""
         with self._write() as now:
@@ -421,9 +427,9 @@ class SQLitePersistenceProvider:
 
     # -- CRON_SCHEDULE schedules ----------------------------------------------------------
 
-    async def upsert_schedule(self, schedule: ScheduleSpec | Mapping[str, Any]) -> None:
+    async def upsert_schedule(self, schedule: ScheduleSpec | Mapping[str, Any]) -> bool:
         spec = ScheduleSpec.of(schedule)
-        await self._run("save_schedule", self._statement_txn, "upsert_schedule", {
+        return await self._run("save_schedule", self._upsert_schedule_txn, {
             "name": spec.name, "workflow_type": spec.workflow_type,
             "cron_expression": spec.cron_expression,
             "initial_data": serialize(spec.initial_data),

@@ -472,8 +472,10 @@ def _spec(name: str = "nightly", *, cron: str = "0 3 * * *", workflow_type: str 
 async def test_a_schedule_is_stored_by_name(store: Store) -> None:
     creator = await _created(store)
     at = dt.datetime(2031, 1, 2, 3, 0, tzinfo=dt.UTC)
-    await store.upsert_schedule(_spec("b-second", at=at, created_by=creator.id))
-    await store.upsert_schedule(_spec("a-first", at=at))
+    assert await store.upsert_schedule(_spec("b-second", at=at, created_by=creator.id))
+    assert await store.upsert_schedule(_spec("a-first", at=at))
+    # Stored again by name: an update, said so (a lost commit removes only what it made).
+    assert not await store.upsert_schedule(_spec("a-first", at=at))
     first, second = await store.list_schedules()  # by name
     assert isinstance(second, Schedule)
     assert (second.name, second.workflow_type, second.cron_expression, second.initial_data,

@@ -250,6 +250,7 @@ UPDATE workflow_branches b
 RETURNING b.workflow_id, due.workflow_type, due.step, b.version, b.idx
 
 -- name: upsert_schedule
+-- Stores a schedule by name; says whether it was new.
 INSERT INTO ruvon_schedules
     (name, workflow_type, cron_expression, initial_data, next_run_at, created_by)
 VALUES (%(name)s, %(workflow_type)s, %(cron_expression)s, %(initial_data)s,
@@ -262,6 +263,7 @@ ON CONFLICT (name) DO UPDATE
            WHEN ruvon_schedules.cron_expression = EXCLUDED.cron_expression
            THEN ruvon_schedules.next_run_at ELSE EXCLUDED.next_run_at END,
        updated_at = now()
+RETURNING (xmax = 0) AS inserted  -- false: an existing schedule was updated
 
 -- name: list_schedules
 SELECT name, workflow_type, cron_expression, initial_data, next_run_at, last_run_at,

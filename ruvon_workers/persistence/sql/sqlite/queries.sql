@@ -234,6 +234,9 @@ UPDATE workflow_branches
    SET status = 'ABANDONED', due_at = NULL, updated_at = :now
  WHERE workflow_id = :id AND version = :version AND status = 'PENDING'
 
+-- name: schedule_exists
+SELECT 1 FROM ruvon_schedules WHERE name = :name
+
 -- name: upsert_schedule
 INSERT INTO ruvon_schedules
     (name, workflow_type, cron_expression, initial_data, next_run_at, created_by,
