@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import ValidationError
 
 from .definitions import Registry, WorkflowDefinition, load_registry
+from .engine.keys import child_key, producer_key, spawn_key
 from .engine.records import WorkflowRecord
 from .engine.routing import arrive
 from .engine.runtime import Link, Runtime
@@ -54,9 +55,13 @@ class WorkflowBuilder:
 
     def new_record(self, workflow_type: str, initial_data: dict[str, Any] | None, *,
                    idempotency_key: str | None = None, parent_id: str | None = None,
-                   workflow_id: str | None = None) -> WorkflowRecord:
+                   workflow_id: str | None = None,
+                   internal_key: str | None = None) -> WorkflowRecord:
         """Validate ``initial_data`` (its size first, see ``check_input_size``) and build
-        the record of a new workflow (not stored)."""
+        the record of a new workflow (not stored). ``idempotency_key`` is a producer's
+        (refused in the engine's ``ruvon:`` namespace); ``internal_key`` one the engine
+        built (see ``engine.keys``)."""
+        key = internal_key if internal_key is not None else producer_key(idempotency_key)
         defn = self.definition(workflow_type)
         if workflow_id is not None:
             try:
@@ -90,7 +95,7 @@ class WorkflowBuilder:
             current_step=current,
             state=data,
             runtime=runtime,
-            idempotency_key=idempotency_key,
+            idempotency_key=key,
             parent_id=parent_id,
         )
 
@@ -103,8 +108,8 @@ class WorkflowBuilder:
         workflow it already started instead of starting another (``execution_version``:
         the version the step's first attempt ran at, see ``StepRunner``)."""
         version = origin.version if execution_version is None else execution_version
-        record = self.new_record(str(workflow_type), initial_data,
-                                 idempotency_key=f"{origin.id}:{step}:{version}",
+        key = (child_key if child else spawn_key)(origin.id, step, version)
+        record = self.new_record(str(workflow_type), initial_data, internal_key=key,
                                  parent_id=origin.id if child else None)
         link: Link = {"id": origin.id, "workflow_type": origin.workflow_type, "step": step}
         if child:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .definitions import Registry, load_registry
+from .engine.keys import producer_key
 from .engine.records import Branch, HistoryEntry, Status, WorkflowRecord
 from .engine.values import check_input_size
 from .errors import InvalidTransition, WorkflowNotFound
@@ -125,7 +126,9 @@ class AsyncClient:
 
     async def start(self, workflow_type: str, initial_data: dict[str, Any] | None = None,
                     idempotency_key: str | None = None) -> str:
-        """Store and dispatch a new workflow; the same key returns the same workflow id."""
+        """Store and dispatch a new workflow; the same key (for the same workflow type)
+        returns the same workflow id. A key starting with ``ruvon:`` is refused."""
+        producer_key(idempotency_key)
         check_input_size(initial_data, f"Initial data for '{workflow_type}'")
         coordinator = await self._ready()
         record, _ = await coordinator.start(workflow_type, initial_data,

@@ -1,7 +1,8 @@
 """CRON_SCHEDULE: schedules stored in PostgreSQL, fired by the fleet.
 
 Every worker runs a scheduler. Firing is safe with any number of them: a tick starts its
-workflow with the idempotency key ``schedule:<name>:<tick>``, so a tick fired twice (two
+workflow with the idempotency key ``ruvon:schedule:<name>:<tick>`` (``engine.keys``: a
+key no producer can give), so a tick fired twice (two
 schedulers, or one that crashed before moving the schedule on) starts one workflow, and
 the schedule moves to its next tick by compare-and-set. Times are UTC. A scheduler that
 was down for several ticks fires the latest one once, not every one it missed.
@@ -16,6 +17,7 @@ from typing import Any
 
 from croniter import croniter
 
+from .engine.keys import tick_key
 from .errors import DatabaseError, UnknownWorkflowType
 from .persistence.base import ScheduleStore
 
@@ -23,7 +25,7 @@ log = logging.getLogger("ruvon.scheduler")
 
 _unknown_warned: set[str] = set()
 
-#: ``start(workflow_type, initial_data, idempotency_key) -> workflow_id``
+#: ``start(workflow_type, initial_data, tick_key) -> workflow_id`` (the key is internal)
 Starter = Callable[[str, dict[str, Any], str], Awaitable[str]]
 
 
@@ -41,10 +43,6 @@ def next_tick(expression: str, after: dt.datetime) -> dt.datetime:
         after = after.replace(tzinfo=dt.UTC)
     tick: dt.datetime = croniter(expression, after.astimezone(dt.UTC)).get_next(dt.datetime)
     return tick
-
-
-def tick_key(name: str, tick: dt.datetime) -> str:
-    return f"schedule:{name}:{tick.astimezone(dt.UTC).isoformat()}"
 
 
 def latest_tick(expression: str, due: dt.datetime, now: dt.datetime) -> dt.datetime:

@@ -9,6 +9,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..engine.records import Status
@@ -25,8 +26,10 @@ from ..utils.serialization import serialize
 
 # Piped output (scripts, logs, CI) is not folded at 80 columns.
 _WIDTH = None if sys.stdout.isatty() else 200
-console = Console(highlight=False, width=_WIDTH)
-err_console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
+# No emoji codes: user text such as an idempotency key (`ruvon:child:...`) prints as is.
+console = Console(highlight=False, emoji=False, width=_WIDTH)
+err_console = Console(stderr=True, highlight=False, emoji=False,
+                      width=None if sys.stderr.isatty() else 200)
 
 # Exit codes: 0 success, 1 failure, 2 usage (click), then these.
 EXIT_FAILED = 1
@@ -52,7 +55,7 @@ def exit_code_for(exc: BaseException) -> int:
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     sys.exit(code)
 
 

@@ -24,11 +24,12 @@ from ..engine.values import accepted
 from ..errors import (
     InvalidTransition,
     SagaWorkflowException,
+    StaleStateError,
     UnstorableValue,
     WorkflowFailedException,
 )
 from ..observers import report
-from .effects import prepare, refused
+from .effects import Created, prepare_effects, refused, undo
 from .operations import cancel_tree
 
 if TYPE_CHECKING:
@@ -74,10 +75,10 @@ class SyncExecutionProvider:
                                       # no input given: the input a resume stored
                                       RunStep(user_input or None, previous_result=result))
             assert transition is not None
-            transition, started = await self._prepare(workflow, transition)
+            transition, started, created = await self._prepare(workflow, transition)
             if transition.fanout:
                 transition = await self._fan_out(workflow, transition)
-            await self._commit(workflow, transition)
+            await self._commit_step(workflow, transition, created)
             workflow.last_step = transition.step
             if transition.retry_delay is not None:
                 await asyncio.sleep(transition.retry_delay)
@@ -108,11 +109,38 @@ class SyncExecutionProvider:
             user_input = {}
 
     async def _prepare(self, workflow: Workflow, transition: Transition
-                       ) -> tuple[Transition, list[WorkflowRecord]]:
+                       ) -> tuple[Transition, list[WorkflowRecord], Created]:
         if workflow.builder is None:
-            return transition, []
-        return await prepare(workflow.builder, workflow.persistence, workflow.definition,
-                             workflow.record, transition, lambda record: None)
+            return transition, [], Created()
+        return await prepare_effects(workflow.builder, workflow.persistence,
+                                     workflow.definition, workflow.record, transition,
+                                     lambda record: None)
+
+    async def _commit_step(self, workflow: Workflow, transition: Transition,
+                           created: Created) -> None:
+        try:
+            await self._commit(workflow, transition)
+        except StaleStateError:
+            await self._undo(workflow, created)  # what only this attempt started
+            raise
+
+    @staticmethod
+    async def _undo(workflow: Workflow, created: Created) -> None:
+        """The commit lost: cancel or delete what this attempt alone started."""
+        builder = workflow.builder
+        if builder is None:
+            return
+
+        async def definition(record: WorkflowRecord) -> WorkflowDefinition:
+            return await builder.registry.for_record(workflow.persistence, record)
+
+        async def ended(record: WorkflowRecord) -> None:
+            return None
+
+        async def cancel(run_id: str, reason: str) -> None:
+            await cancel_tree(workflow.persistence, definition, run_id, reason, ended)
+
+        await undo(workflow.persistence, workflow.id, created, cancel)
 
     async def _fan_out(self, workflow: Workflow, transition: Transition) -> Transition:
         """Run a PARALLEL step's branches here, all at once, then join them: the same

@@ -25,7 +25,7 @@ from ..engine import machine
 from ..engine.records import WAITS_FOR_CHILD, Status, WorkflowRecord
 from ..engine.transition import Transition
 from ..errors import BadMessage, StaleStateError, UnstorableValue, WorkflowNotFound
-from ..execution.effects import prepare, refused
+from ..execution.effects import prepare_effects, refused, undo
 from ..execution.operations import apply_event, cancel_tree
 from ..persistence.base import PersistenceProvider
 from . import sweep as sweeping
@@ -115,11 +115,15 @@ class Coordinator:
 
     async def start(self, workflow_type: str, initial_data: dict[str, Any] | None, *,
                     idempotency_key: str | None = None, workflow_id: str | None = None,
-                    parent_id: str | None = None) -> tuple[WorkflowRecord, bool]:
-        """Validate, store and dispatch a new workflow; ``(record, created)``."""
+                    parent_id: str | None = None,
+                    internal_key: str | None = None) -> tuple[WorkflowRecord, bool]:
+        """Validate, store and dispatch a new workflow; ``(record, created)``. A
+        producer's ``idempotency_key`` may not start with ``ruvon:``; ``internal_key`` is
+        one the engine built (a CRON tick's)."""
         record = self.builder.new_record(workflow_type, initial_data,
                                          idempotency_key=idempotency_key,
-                                         workflow_id=workflow_id, parent_id=parent_id)
+                                         workflow_id=workflow_id, parent_id=parent_id,
+                                         internal_key=internal_key)
         stored, created = await self.builder.insert(self.persistence, record,
                                                     due_in=self.leases.of_record(record))
         if created:
@@ -284,11 +288,12 @@ class Coordinator:
     async def commit(self, record: WorkflowRecord,
                      transition: Transition | None) -> StepOutcomeReport:
         """Perform ``transition``'s side effects, commit it (compare-and-set), then send
-        what comes next. Losing the compare-and-set changes nothing."""
+        what comes next. Losing the compare-and-set changes nothing: what this attempt
+        newly started or registered for it is undone (``effects.undo``)."""
         assert transition is not None
         defn = await self.definition(record)
-        transition, started = await prepare(self.builder, self.persistence, defn, record,
-                                            transition, self.leases.of_record)
+        transition, started, created = await prepare_effects(
+            self.builder, self.persistence, defn, record, transition, self.leases.of_record)
         transition.hold_for_operator()
         update = transition.update
         update.due_in = self.leases.of_transition(record.workflow_type, transition)
@@ -300,7 +305,12 @@ class Coordinator:
             version = await self.persistence.apply(record.id, record.version, update,
                                                    transition.history)
         except StaleStateError:
-            # Another delivery of this message committed first: its result stands.
+            # Another delivery of this message (or a cancel, an operator) committed first:
+            # its result stands, and what this attempt alone started must not run on.
+            undone = await undo(self.persistence, record.id, created, self.cancel)
+            if undone:
+                log.info("step %s of %s lost its commit; undid %s", transition.step,
+                         record.id, ", ".join(undone))
             return StepOutcomeReport(False, "lost the compare-and-set to another delivery",
                                      step=transition.step)
         except UnstorableValue as exc:

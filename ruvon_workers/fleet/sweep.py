@@ -78,7 +78,7 @@ async def reap(coordinator: Coordinator) -> None:
 async def fire_schedules(coordinator: Coordinator) -> int:
     """Start the workflows of schedules whose tick has come (see ``scheduling``)."""
     async def start(workflow_type: str, data: dict[str, Any], key: str) -> str:
-        record, _ = await coordinator.start(workflow_type, data, idempotency_key=key)
+        record, _ = await coordinator.start(workflow_type, data, internal_key=key)
         return record.id
 
     return await fire_due(coordinator.persistence, start,

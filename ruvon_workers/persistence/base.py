@@ -36,10 +36,11 @@ class DueStep:
 
 
 def same_workflow(new: WorkflowRecord, existing: WorkflowRecord) -> WorkflowRecord:
-    """``existing`` when it is the workflow ``new`` asked for again (its idempotency key,
-    or its id with the same type and key: a start sent twice); a different workflow
-    holding ``new``'s id is refused."""
-    if new.idempotency_key is not None and existing.idempotency_key == new.idempotency_key:
+    """``existing`` when it is the workflow ``new`` asked for again (its type and
+    idempotency key, or its id with the same type and key: a start sent twice); a
+    different workflow holding ``new``'s id is refused."""
+    if (new.idempotency_key is not None and existing.workflow_type == new.workflow_type
+            and existing.idempotency_key == new.idempotency_key):
         return existing
     if (existing.id == new.id and existing.workflow_type == new.workflow_type
             and existing.idempotency_key == new.idempotency_key):
@@ -221,8 +222,9 @@ class FanoutStore(Protocol):
 class ScheduleStore(Protocol):
     """CRON_SCHEDULE schedules."""
 
-    async def upsert_schedule(self, schedule: ScheduleSpec | Mapping[str, Any]) -> None:
-        """Store ``schedule`` by name (a mapping is read as :meth:`ScheduleSpec.of`)."""
+    async def upsert_schedule(self, schedule: ScheduleSpec | Mapping[str, Any]) -> bool:
+        """Store ``schedule`` by name (a mapping is read as :meth:`ScheduleSpec.of`);
+        whether it is new (``False``: a schedule of that name was updated)."""
         ...
 
     async def list_schedules(self) -> list[Schedule]:

@@ -52,7 +52,7 @@ class MemoryPersistenceProvider:
         self._history: dict[str, list[HistoryEntry]] = {}
         # Every history row in the order written (PostgreSQL's ``workflow_step_history.id``).
         self._log: list[tuple[str, HistoryEntry]] = []
-        self._keys: dict[str, str] = {}
+        self._keys: dict[tuple[str, str | None], str] = {}  # (type, key) -> id
         self._dead: list[DeadLetter] = []
         self._fanouts: dict[tuple[str, int], dict[str, Any]] = {}
         self._schedules: dict[str, Schedule] = {}
@@ -74,8 +74,8 @@ class MemoryPersistenceProvider:
 
     async def create_workflow(self, record: WorkflowRecord,
                               due_in: float | None = None) -> tuple[WorkflowRecord, bool]:
-        key = record.idempotency_key
-        if key is not None and key in self._keys:
+        key = (record.workflow_type, record.idempotency_key)
+        if record.idempotency_key is not None and key in self._keys:
             return copy.deepcopy(self._rows[self._keys[key]]), False
         if record.id in self._rows:
             return copy.deepcopy(same_workflow(record, self._rows[record.id])), False
@@ -88,7 +88,7 @@ class MemoryPersistenceProvider:
                                created_at=stored.created_at)
         self._history[stored.id] = [created]
         self._log.append((stored.id, created))
-        if key is not None:
+        if record.idempotency_key is not None:
             self._keys[key] = stored.id
         return copy.deepcopy(stored), True
 
@@ -230,7 +230,7 @@ class MemoryPersistenceProvider:
         self._history.pop(wid, None)
         self._log = [(w, entry) for w, entry in self._log if w != wid]
         if row.idempotency_key is not None:
-            self._keys.pop(row.idempotency_key, None)
+            self._keys.pop((row.workflow_type, row.idempotency_key), None)
         for key in [k for k in self._fanouts if k[0] == wid]:
             del self._fanouts[key]
         for other in self._rows.values():
@@ -417,7 +417,7 @@ class MemoryPersistenceProvider:
 
     # -- CRON_SCHEDULE schedules ----------------------------------------------------------
 
-    async def upsert_schedule(self, schedule: ScheduleSpec | Mapping[str, Any]) -> None:
+    async def upsert_schedule(self, schedule: ScheduleSpec | Mapping[str, Any]) -> bool:
         spec = ScheduleSpec.of(schedule)
         existing = self._schedules.get(spec.name)
         if existing is None:
@@ -425,13 +425,14 @@ class MemoryPersistenceProvider:
                 spec.name, spec.workflow_type, spec.cron_expression,
                 copy.deepcopy(spec.initial_data), spec.next_run_at, last_run_at=None,
                 last_workflow_id=None, runs=0, created_by=spec.created_by, created_at=_now())
-            return
+            return True
         self._schedules[spec.name] = dataclasses.replace(
             existing, workflow_type=spec.workflow_type, cron_expression=spec.cron_expression,
             initial_data=copy.deepcopy(spec.initial_data),
             next_run_at=(existing.next_run_at
                          if existing.cron_expression == spec.cron_expression
                          else spec.next_run_at))
+        return False
 
     async def list_schedules(self) -> list[Schedule]:
         return copy.deepcopy([self._schedules[k] for k in sorted(self._schedules)])

@@ -285,7 +285,8 @@ class PostgresPersistenceProvider:
             existing = None
             if record.idempotency_key is not None:
                 existing = await self._fetch("load_workflow", "get_workflow_by_key",
-                                             {"idempotency_key": record.idempotency_key})
+                                             {"workflow_type": record.workflow_type,
+                                              "idempotency_key": record.idempotency_key})
             if existing is None:
                 existing = await self._fetch("load_workflow", "get_workflow", {"id": record.id})
             if existing is None:  # the holder was deleted between the two statements
@@ -409,12 +410,13 @@ class PostgresPersistenceProvider:
 
     # -- CRON_SCHEDULE schedules ----------------------------------------------------------
 
-    async def upsert_schedule(self, schedule: ScheduleSpec | Mapping[str, Any]) -> None:
+    async def upsert_schedule(self, schedule: ScheduleSpec | Mapping[str, Any]) -> bool:
         spec = ScheduleSpec.of(schedule)
-        await self._fetch("save_schedule", "upsert_schedule", {
+        row = await self._fetch("save_schedule", "upsert_schedule", {
             "name": spec.name, "workflow_type": spec.workflow_type,
             "cron_expression": spec.cron_expression, "initial_data": Jsonb(spec.initial_data),
-            "next_run_at": spec.next_run_at, "created_by": spec.created_by}, many=None)
+            "next_run_at": spec.next_run_at, "created_by": spec.created_by})
+        return bool(row[0])
 
     async def list_schedules(self) -> list[Schedule]:
         rows = await self._fetch("list_schedules", "list_schedules", {}, many=True)

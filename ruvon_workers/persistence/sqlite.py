@@ -141,9 +141,11 @@ class SQLitePersistenceProvider:
                                check_same_thread=self.check_same_thread,
                                uri=self.db_path.startswith("file:"))
         try:
-            conn.execute("PRAGMA foreign_keys = ON")
             if not self.in_memory:
                 conn.execute("PRAGMA journal_mode = WAL")
+            if self.auto_init:
+                _scope_keys(conn)  # foreign keys still off, as the rebuild needs
+            conn.execute("PRAGMA foreign_keys = ON")
             if self.auto_init:
                 conn.executescript(f"BEGIN IMMEDIATE;\n{sql.sqlite_schema()}\nCOMMIT;")
                 _add_missing_columns(conn)
@@ -266,7 +268,8 @@ class SQLitePersistenceProvider:
             existing = None
             if record.idempotency_key is not None:
                 existing = self._one("get_workflow_by_key",
-                                     {"idempotency_key": record.idempotency_key})
+                                     {"workflow_type": record.workflow_type,
+                                      "idempotency_key": record.idempotency_key})
             if existing is None:
                 existing = self._one("get_workflow", params)
         if existing is None:  # a conflict on neither: cannot be, the lock was held
@@ -350,6 +353,12 @@ class SQLitePersistenceProvider:
         name = "extend_due" if item.branch is None else "extend_branch_due"
         await self._run("claim_due", self._statement_txn, name, params)
 
+    def _upsert_schedule_txn(self, params: dict[str, Any]) -> bool:
+        with self._write() as now:
+            new = self._one("schedule_exists", params) is None
+            self._all("upsert_schedule", {**params, "now": now})
+        return new
+
     def _statement_txn(self, name: str, params: dict[str, Any]) -> list[Row]:
         """One statement in a write transaction of its own; its rows."""
         with self._write() as now:
@@ -428,9 +437,9 @@ class SQLitePersistenceProvider:
 
     # -- CRON_SCHEDULE schedules ----------------------------------------------------------
 
-    async def upsert_schedule(self, schedule: ScheduleSpec | Mapping[str, Any]) -> None:
+    async def upsert_schedule(self, schedule: ScheduleSpec | Mapping[str, Any]) -> bool:
         spec = ScheduleSpec.of(schedule)
-        await self._run("save_schedule", self._statement_txn, "upsert_schedule", {
+        return await self._run("save_schedule", self._upsert_schedule_txn, {
             "name": spec.name, "workflow_type": spec.workflow_type,
             "cron_expression": spec.cron_expression,
             "initial_data": serialize(spec.initial_data),
@@ -699,3 +708,38 @@ def _schedule(row: Row) -> Schedule:
                     initial_data=deserialize(row[3]), next_run_at=_required_time(row[4]),
                     last_run_at=_time(row[5]), last_workflow_id=row[6], runs=int(row[7]),
                     created_by=row[8], created_at=_required_time(row[9]))
+
+
+def _unscoped_keys(conn: sqlite3.Connection) -> bool:
+    """Whether ``workflow_executions`` still has a file-wide UNIQUE on its idempotency key
+    (a file written before keys were scoped by workflow type)."""
+    for _, name, unique, origin, *_ in conn.execute(
+            "PRAGMA index_list('workflow_executions')").fetchall():
+        if unique and origin == "u":
+            columns = [r[2] for r in conn.execute(f"PRAGMA index_info('{name}')")]
+            if columns == ["idempotency_key"]:
+                return True
+    return False
+
+
+def _scope_keys(conn: sqlite3.Connection) -> None:
+    """Upgrade a file from before keys were scoped by workflow type, once (see
+    ``sql/sqlite/scoped_keys.sql``). Runs with foreign keys off, which the table's
+    rebuild needs; the check is repeated under the write lock, for two openers at once."""
+    if not _unscoped_keys(conn):
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if _unscoped_keys(conn):
+            for statement in _statements(sql.sqlite_scoped_keys()):
+                conn.execute(statement)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of a script whose statements each end a line with ``;``."""
+    lines = [line for line in script.splitlines() if not line.lstrip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";\n") if s.strip().rstrip(";")]

@@ -97,6 +97,18 @@ async def test_an_idempotency_key_returns_the_existing_workflow(store: Store) ->
     assert [r.id for r in await store.list_workflows()] == [first.id]
 
 
+async def test_an_idempotency_key_is_scoped_by_workflow_type(store: Store) -> None:
+    """The same key for two workflow types makes two workflows; for one type, one."""
+    orders = await _created(store, "Orders", key="k-1")
+    refunds, created = await store.create_workflow(_record("Refunds", key="k-1"))
+    assert created and refunds.id != orders.id
+    again, created = await store.create_workflow(_record("Refunds", key="k-1"))
+    assert not created and again.id == refunds.id
+    again, created = await store.create_workflow(_record("Orders", key="k-1"))
+    assert not created and again.id == orders.id
+    assert len(await store.list_workflows()) == 2
+
+
 async def test_concurrent_creates_with_one_key_make_one_workflow(store: Store) -> None:
     made = await asyncio.gather(*(store.create_workflow(_record(key="k", state={"n": i}))
                                   for i in range(10)))
@@ -465,8 +477,10 @@ def _spec(name: str = "nightly", *, cron: str = "0 3 * * *", workflow_type: str 
 async def test_a_schedule_is_stored_by_name(store: Store) -> None:
     creator = await _created(store)
     at = dt.datetime(2031, 1, 2, 3, 0, tzinfo=dt.UTC)
-    await store.upsert_schedule(_spec("b-second", at=at, created_by=creator.id))
-    await store.upsert_schedule(_spec("a-first", at=at))
+    assert await store.upsert_schedule(_spec("b-second", at=at, created_by=creator.id))
+    assert await store.upsert_schedule(_spec("a-first", at=at))
+    # Stored again by name: an update, said so (a lost commit removes only what it made).
+    assert not await store.upsert_schedule(_spec("a-first", at=at))
     first, second = await store.list_schedules()  # by name
     assert isinstance(second, Schedule)
     assert (second.name, second.workflow_type, second.cron_expression, second.initial_data,

@@ -253,3 +253,64 @@ async def test_a_value_sqlite_cannot_hold_is_unstorable() -> None:
                                          error=None, attempt=2**64, duration_ms=None)
     finally:
         await provider.close()
+
+
+def _schema_before_scoped_keys() -> str:
+    """The SQLite schema as versions before keys were scoped by type wrote it: one
+    file-wide UNIQUE on ``idempotency_key``."""
+    import re
+
+    from ruvon_workers.persistence import sql
+
+    schema = sql.sqlite_schema().replace("idempotency_key   TEXT,",
+                                         "idempotency_key   TEXT    UNIQUE,", 1)
+    old = re.sub(r"completed_at      REAL,\n(    --[^\n]*\n)*    UNIQUE \(workflow_type, "
+                 r"idempotency_key\)\n", "completed_at      REAL\n", schema, count=1)
+    assert old != schema
+    return old
+
+
+async def test_a_file_from_before_scoped_keys_is_upgraded_on_open(db_file: Path) -> None:
+    """An older file is rebuilt with keys unique per workflow type, and the keys the
+    engine built then (a sub-workflow's, a schedule's tick) take their ``ruvon:`` form, so
+    a re-run of the step or tick finds the run it started."""
+    import datetime as dt
+
+    from ruvon_workers.engine.keys import child_key, tick_key
+
+    parent, child = str(uuid.uuid4()), str(uuid.uuid4())
+    tick = dt.datetime(2030, 1, 1, 3, tzinfo=dt.UTC)
+    with contextlib.closing(sqlite3.connect(db_file, isolation_level=None)) as conn:
+        conn.executescript(_schema_before_scoped_keys())
+        conn.executemany(
+            "INSERT INTO workflow_executions (id, workflow_type, workflow_version, status, "
+            "state, idempotency_key, parent_id, created_at, updated_at) "
+            "VALUES (?, ?, '1', 'ACTIVE', '{}', ?, ?, 0, 0)",
+            [(parent, "Parent", f"schedule:nightly:{tick.isoformat()}", None),
+             (child, "Child", f"{parent}:Spawn:3", parent)])
+        conn.execute("INSERT INTO workflow_step_history (workflow_id, status, version, "
+                     "created_at) VALUES (?, 'CREATED', 0, 0)", (child,))
+        conn.execute("INSERT INTO ruvon_schedules (name, workflow_type, cron_expression, "
+                     "next_run_at, created_at, updated_at) "
+                     "VALUES ('nightly', 'Parent', '0 3 * * *', 0, 0, 0)")
+    store = SQLitePersistenceProvider(db_file)
+    await store.initialize()
+    try:
+        for wtype, key, expected in (("Child", child_key(parent, "Spawn", 3), child),
+                                     ("Parent", tick_key("nightly", tick), parent)):
+            record = _record(wtype)
+            record.idempotency_key = key
+            found, created = await store.create_workflow(record)
+            assert (found.id, created) == (expected, False)
+        other = _record("Other")
+        other.idempotency_key = child_key(parent, "Spawn", 3)
+        assert (await store.create_workflow(other))[1]  # another type: its own run
+        assert [h.status for h in await store.history(child)] == ["CREATED"]
+        loaded = await store.load_workflow(child)
+        assert loaded is not None and loaded.parent_id == parent
+    finally:
+        await store.close()
+    with contextlib.closing(sqlite3.connect(db_file)) as conn:
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    assert "workflow_executions_due_idx" in names and "workflow_executions_scoped" not in names

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ruvon_workers.definitions import load_registry
+from ruvon_workers.engine.keys import spawn_key
 from ruvon_workers.engine.records import RecordUpdate
 from ruvon_workers.engine.runtime import Runtime
 from ruvon_workers.fleet.coordinator import Coordinator
@@ -52,7 +53,7 @@ async def test_a_lost_worker_keeps_the_steps_idempotency_key() -> None:
     parent = await coordinator.load(record.id)
     assert parent.status == "COMPLETED"
     spawned = await coordinator.load(parent.state["spawned_id"])
-    assert spawned.idempotency_key == f"{record.id}:Spawn:{first_version}"
+    assert spawned.idempotency_key == spawn_key(record.id, "Spawn", first_version)
 
 
 async def test_a_step_past_max_worker_lost_fails() -> None:

@@ -49,6 +49,12 @@ def sqlite_schema() -> str:
     return _read("sqlite/schema.sql")
 
 
+def sqlite_scoped_keys() -> str:
+    """The one-time upgrade of a SQLite file whose idempotency keys are not yet scoped by
+    workflow type (``sqlite/scoped_keys.sql``)."""
+    return _read("sqlite/scoped_keys.sql")
+
+
 @dataclass(frozen=True)
 class Migration:
     number: int

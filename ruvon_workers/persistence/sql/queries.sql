@@ -2,8 +2,8 @@
 -- named placeholders.
 
 -- name: insert_workflow
--- Inserts a new workflow with its first history row. With an idempotency key or an id
--- already taken nothing is inserted and no row is returned.
+-- Inserts a new workflow with its first history row. With an idempotency key (of its
+-- workflow type) or an id already taken nothing is inserted and no row is returned.
 WITH inserted AS (
     INSERT INTO workflow_executions
         (id, workflow_type, workflow_version, status, current_step, state, runtime,
@@ -28,10 +28,11 @@ SELECT id, workflow_type, workflow_version, status, current_step, state, version
  WHERE id = %(id)s
 
 -- name: get_workflow_by_key
+-- Keys are unique per workflow type.
 SELECT id, workflow_type, workflow_version, status, current_step, state, version, runtime,
        idempotency_key, parent_id, error, created_at, updated_at, completed_at
   FROM workflow_executions
- WHERE idempotency_key = %(idempotency_key)s
+ WHERE workflow_type = %(workflow_type)s AND idempotency_key = %(idempotency_key)s
 
 -- name: apply_transition
 -- Compare-and-set: the row changes only if nobody moved it since it was read; the
@@ -249,6 +250,7 @@ UPDATE workflow_branches b
 RETURNING b.workflow_id, due.workflow_type, due.step, b.version, b.idx
 
 -- name: upsert_schedule
+-- Stores a schedule by name; says whether it was new.
 INSERT INTO ruvon_schedules
     (name, workflow_type, cron_expression, initial_data, next_run_at, created_by)
 VALUES (%(name)s, %(workflow_type)s, %(cron_expression)s, %(initial_data)s,
@@ -261,6 +263,7 @@ ON CONFLICT (name) DO UPDATE
            WHEN ruvon_schedules.cron_expression = EXCLUDED.cron_expression
            THEN ruvon_schedules.next_run_at ELSE EXCLUDED.next_run_at END,
        updated_at = now()
+RETURNING (xmax = 0) AS inserted  -- false: an existing schedule was updated
 
 -- name: list_schedules
 SELECT name, workflow_type, cron_expression, initial_data, next_run_at, last_run_at,

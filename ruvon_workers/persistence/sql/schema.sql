@@ -9,13 +9,15 @@ CREATE TABLE workflow_executions (
     state             jsonb       NOT NULL,
     runtime           jsonb       NOT NULL DEFAULT '{}'::jsonb,
     version           bigint      NOT NULL DEFAULT 0,
-    idempotency_key   text        UNIQUE,
+    idempotency_key   text,
     parent_id         uuid        REFERENCES workflow_executions (id) ON DELETE SET NULL,
     error             jsonb,
     due_at            timestamptz,
     created_at        timestamptz NOT NULL DEFAULT now(),
     updated_at        timestamptz NOT NULL DEFAULT now(),
-    completed_at      timestamptz
+    completed_at      timestamptz,
+    -- A key is unique per workflow type; `ruvon:` keys are the engine's (engine/keys.py).
+    CONSTRAINT workflow_executions_type_key_key UNIQUE (workflow_type, idempotency_key)
 );
 
 CREATE INDEX workflow_executions_due_idx

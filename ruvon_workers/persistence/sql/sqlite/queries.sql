@@ -6,8 +6,8 @@
 -- write lock was taken (PostgreSQL's now()). JSON values are TEXT.
 
 -- name: insert_workflow
--- Inserts a new workflow. With an idempotency key or an id already taken nothing is
--- inserted and no row is returned.
+-- Inserts a new workflow. With an idempotency key (of its workflow type) or an id
+-- already taken nothing is inserted and no row is returned.
 INSERT INTO workflow_executions
     (id, workflow_type, workflow_version, status, current_step, state, runtime,
      idempotency_key, parent_id, due_at, created_at, updated_at)
@@ -29,10 +29,11 @@ SELECT id, workflow_type, workflow_version, status, current_step, state, version
  WHERE id = :id
 
 -- name: get_workflow_by_key
+-- Keys are unique per workflow type.
 SELECT id, workflow_type, workflow_version, status, current_step, state, version, runtime,
        idempotency_key, parent_id, error, created_at, updated_at, completed_at
   FROM workflow_executions
- WHERE idempotency_key = :idempotency_key
+ WHERE workflow_type = :workflow_type AND idempotency_key = :idempotency_key
 
 -- name: apply_transition
 -- Compare-and-set: the row changes only if nobody moved it since it was read. The
@@ -232,6 +233,9 @@ SELECT idx, name, status, attempt, result, error, duration_ms
 UPDATE workflow_branches
    SET status = 'ABANDONED', due_at = NULL, updated_at = :now
  WHERE workflow_id = :id AND version = :version AND status = 'PENDING'
+
+-- name: schedule_exists
+SELECT 1 FROM ruvon_schedules WHERE name = :name
 
 -- name: upsert_schedule
 INSERT INTO ruvon_schedules

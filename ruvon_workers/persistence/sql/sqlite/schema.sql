@@ -12,13 +12,16 @@ CREATE TABLE IF NOT EXISTS workflow_executions (
     state             TEXT    NOT NULL,
     runtime           TEXT    NOT NULL DEFAULT '{}',
     version           INTEGER NOT NULL DEFAULT 0,
-    idempotency_key   TEXT    UNIQUE,
+    idempotency_key   TEXT,
     parent_id         TEXT    REFERENCES workflow_executions (id) ON DELETE SET NULL,
     error             TEXT,
     due_at            REAL,
     created_at        REAL    NOT NULL,
     updated_at        REAL    NOT NULL,
-    completed_at      REAL
+    completed_at      REAL,
+    -- A key is unique per workflow type (a file from before is rebuilt so on open:
+    -- scoped_keys.sql).
+    UNIQUE (workflow_type, idempotency_key)
 );
 
 CREATE INDEX IF NOT EXISTS workflow_executions_due_idx
