@@ -299,8 +299,8 @@ def test_schedule_with_two_schedulers_fires_once_per_tick(client: Client, start_
         keys = [r[0] for r in conn.execute(
             "SELECT idempotency_key FROM workflow_executions WHERE workflow_type = 'Ticked' "
             "ORDER BY idempotency_key").fetchall()]
-    ticks = [key.split(":", 2)[2] for key in keys]
-    assert all(key.startswith("schedule:test-every-2s:") for key in keys)
+    ticks = [key.split(":", 3)[3] for key in keys]
+    assert all(key.startswith("ruvon:schedule:test-every-2s:") for key in keys)
     assert len(ticks) == len(set(ticks)) >= 3  # one workflow per tick
     times = [dt.datetime.fromisoformat(t) for t in ticks]
     assert {(b - a).total_seconds() for a, b in itertools.pairwise(times)} == {2.0}
