@@ -1,4 +1,8 @@
-"""The soak: N benchmark workflows through a small fleet under chaos for the whole run.
+"""The soak: N workflows through a small fleet under chaos for the whole run.
+
+The workflow (``SoakLoan``) is the benchmark's five steps, each STANDARD step taking
+``--step-ms`` milliseconds as a step that calls a service would, so a kill finds steps
+running and prefetched.
 
 Every ``--kill-every`` seconds a worker is killed with SIGKILL (and a new one started, as
 Kubernetes restarts a pod); every ``--broker-restart-every`` seconds the broker is
@@ -135,13 +139,27 @@ class Fleet:
             worker.stop()
 
 
-def _held_by(conn: psycopg.Connection, pid: int) -> list[str]:
-    rows = conn.execute("SELECT holding FROM ruvon_workers WHERE name LIKE %s",
-                        (f"%:{pid}:%",)).fetchall()
-    return sorted({str(h[0]) for (holding,) in rows for h in holding})
+def _interrupted(conn: psycopg.Connection, log_dir: Path, pid: int) -> list[str]:
+    """The workflows whose step the killed worker ``pid`` had started and not committed:
+    from the steps it noted starting (``steps.soak_validate``), those still current."""
+    path = log_dir / f"{pid}.log"
+    try:
+        started = [line.split() for line in path.read_text().splitlines()[-50:]]
+    except OSError:
+        return []
+    pairs = [(wid, step) for wid, step in (s for s in started if len(s) == 2)]
+    if not pairs:
+        return []
+    rows = conn.execute("""
+        SELECT w.id FROM workflow_executions w
+          JOIN unnest(%s::uuid[], %s::text[]) AS s(id, step)
+            ON w.id = s.id AND w.current_step = s.step
+         WHERE w.status = 'ACTIVE'""", ([p[0] for p in pairs], [p[1] for p in pairs]))
+    return sorted({str(r[0]) for r in rows})
 
 
 def _in_flight(conn: psycopg.Connection) -> list[str]:
+    """The workflows not ended (a broker or database restart hits them all)."""
     rows = conn.execute("SELECT id FROM workflow_executions WHERE status = 'ACTIVE'")
     return [str(r[0]) for r in rows]
 
@@ -175,7 +193,9 @@ def run(args: argparse.Namespace) -> int:
     registry = str(resources.files("ruvon_workers.bench") / "workflow_registry.yaml")
     env = {**os.environ, "DATABASE_URL": db_url, "CELERY_BROKER_URL": broker.url,
            "RUVON_REGISTRY": registry, "RUVON_DEFAULT_QUEUE": QUEUE,
-           "POSTGRES_POOL_MIN_SIZE": "1", "POSTGRES_POOL_MAX_SIZE": "4"}
+           "POSTGRES_POOL_MIN_SIZE": "1", "POSTGRES_POOL_MAX_SIZE": "4",
+           "RUVON_SOAK_STEP_MS": str(args.step_ms), "RUVON_SOAK_LOG": str(tmp / "steps")}
+    (tmp / "steps").mkdir()
     os.environ["RUVON_DEFAULT_QUEUE"] = QUEUE  # the producer's client sends to the same
     fleet = Fleet(env, tmp, args.concurrency)
     events: list[Event] = []
@@ -201,6 +221,7 @@ def _drive(args: argparse.Namespace, client: Any, db_url: str, server: Any, brok
            fleet: Fleet) -> list[Event]:
     events: list[Event] = []
     conn = _connect(db_url)
+    log_dir = Path(fleet.env["RUVON_SOAK_LOG"])
     began = time.monotonic()
     next_at = {"kill": began + args.kill_every, "broker": began + args.broker_restart_every,
                "db": began + args.db_restart_every}
@@ -223,7 +244,7 @@ def _drive(args: argparse.Namespace, client: Any, db_url: str, server: Any, brok
         if done >= args.workflows:
             break
         while sent < args.workflows and sent - done < args.in_flight:
-            _retrying("a start", partial(client.start, "BenchOrder", make_state(sent),
+            _retrying("a start", partial(client.start, "SoakLoan", make_state(sent),
                                          idempotency_key=f"soak-{sent}"))
             sent += 1
         now = time.monotonic()
@@ -232,7 +253,8 @@ def _drive(args: argparse.Namespace, client: Any, db_url: str, server: Any, brok
             next_at["kill"] = now + args.kill_every
             at = time.time()
             pid = fleet.kill_one()
-            hit = _retrying("reading what the victim held", partial(_held_by, conn, pid))
+            hit = _retrying("reading what the victim was running",
+                            partial(_interrupted, conn, log_dir, pid))
             events.append(Event("kill", at, hit))
             fleet.start()
         if chaos and now >= next_at["broker"] and args.broker_restart_every > 0:
@@ -310,6 +332,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--in-flight", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--step-ms", type=float, default=20.0,
+                        help="how long each STANDARD step takes")
     parser.add_argument("--kill-every", type=float, default=5.0, help="seconds (0: never)")
     parser.add_argument("--broker-restart-every", type=float, default=60.0,
                         help="seconds (0: never)")

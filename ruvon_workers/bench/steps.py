@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 from ruvon_workers import StepContext
 
 from .models import BenchState
@@ -26,3 +29,29 @@ def price_line(state: dict, context: StepContext, line: dict) -> dict:
 
 def total_lines(state: BenchState, context: StepContext) -> dict:
     return {"finalized": True, "total": round(sum(state.line_totals.values()), 2)}
+
+
+def _service_call(context: StepContext) -> None:
+    """Take ``RUVON_SOAK_STEP_MS``; with ``RUVON_SOAK_LOG`` (a directory) set, first note
+    which step of which workflow this worker starts (the soak finds there what a kill
+    interrupted)."""
+    log_dir = os.getenv("RUVON_SOAK_LOG")
+    if log_dir:
+        with open(os.path.join(log_dir, f"{os.getppid()}.log"), "a") as log:
+            log.write(f"{context.workflow_id} {context.step_name}\n")
+    time.sleep(float(os.getenv("RUVON_SOAK_STEP_MS", "20")) / 1000)
+
+
+def soak_validate(state: BenchState, context: StepContext) -> dict:
+    _service_call(context)
+    return validate(state, context)
+
+
+def soak_price(state: BenchState, context: StepContext) -> dict:
+    _service_call(context)
+    return price(state, context)
+
+
+def soak_finalize(state: BenchState, context: StepContext) -> dict:
+    _service_call(context)
+    return finalize(state, context)
