@@ -50,13 +50,16 @@ def _fmt(value: float | None, digits: int = 1) -> str:
                    "then a final step; the baseline is a Celery chord.")
 @click.option("--baseline/--no-baseline", default=True, show_default=True,
               help="Also run the raw Celery chain and print ratios.")
+@click.option("--inline", "inline", type=click.IntRange(1), default=1, show_default=True,
+              help="Also run the fleet with RUVON_INLINE_STEPS=N (continuation: up to N "
+                   "steps per task), beside the default mode and the raw chain.")
 @click.option("--ablations", is_flag=True,
               help="Also measure with orjson off, uvloop off, pool sizes, threads pool.")
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
 def bench(workflows: int, in_flight: int, workers: int, concurrency: int, pool: str,
-          state_kb: str, quick: bool, fan_out: bool, baseline: bool, ablations: bool,
-          as_json: bool) -> None:
+          state_kb: str, quick: bool, fan_out: bool, baseline: bool, inline: int,
+          ablations: bool, as_json: bool) -> None:
     """Measure the fleet (5-step workflow, ~5 KB state) beside a raw Celery chain.
 
     Uses DATABASE_URL / CELERY_BROKER_URL when set, otherwise embedded servers.
@@ -87,6 +90,11 @@ def bench(workflows: int, in_flight: int, workers: int, concurrency: int, pool: 
 
         ours = run_fleet(db_url, broker, cfg, tmp, report)
         results["ruvon"] = ours.as_dict()
+        if inline > 1:
+            continued = replace(cfg, env={**cfg.env, "RUVON_INLINE_STEPS": str(inline)})
+            results["ruvon_inline"] = run_fleet(db_url, broker, continued, tmp, report,
+                                                name=f"fleet, inline {inline}").as_dict()
+            results["ruvon_inline"]["inline_steps"] = inline
         if baseline:
             theirs = run_baseline(broker, cfg, tmp, report)
             results["baseline"] = theirs.as_dict()
@@ -110,6 +118,9 @@ def bench(workflows: int, in_flight: int, workers: int, concurrency: int, pool: 
 
 def _print(results: dict[str, Any], cfg: Any) -> None:
     ours, theirs = results["ruvon"], results.get("baseline")
+    if "ruvon_inline" in results:
+        _print_modes(results, cfg)
+        return
     rows = []
     steps_label = "branches + steps/s" if cfg.fan_out else "steps/s"
     spec = [("workflows/s", "workflows_per_s", True, 1), (steps_label, "steps_per_s", True, 1),
@@ -143,3 +154,23 @@ def _print(results: dict[str, Any], cfg: Any) -> None:
                 _ratio(r["workflows_per_s"], base, True),
                 _ratio(r["workflows_per_s"], ours["workflows_per_s"], True))
                for name, r in results["ablations"].items()])
+
+
+def _print_modes(results: dict[str, Any], cfg: Any) -> None:
+    """The default mode and continuation beside the raw chain, from the same run."""
+    ours, inline, theirs = results["ruvon"], results["ruvon_inline"], results.get("baseline")
+    n = inline["inline_steps"]
+    spec = [("workflows/s", "workflows_per_s", True), ("steps/s", "steps_per_s", True),
+            ("p50 latency (ms)", "p50_ms", False), ("p99 latency (ms)", "p99_ms", False),
+            ("idle fleet p50, 1 in flight (ms)", "idle_p50_ms", False),
+            ("peak RSS per worker process (MB)", "peak_rss_mb", False)]
+    rows = []
+    for label, key, higher in spec:
+        a, c = ours.get(key), inline.get(key)
+        b = theirs.get(key) if theirs else None
+        rows.append((label, _fmt(a), _fmt(c), _fmt(b), _ratio(a, b, higher),
+                     _ratio(c, b, higher)))
+    table(f"{cfg.workflows} workflows ({cfg.steps} steps), {cfg.in_flight} in flight, "
+          f"{cfg.workers} worker(s) x {cfg.concurrency} ({cfg.pool})",
+          ["metric", "ruvon (1 step/task)", f"ruvon (inline {n})", cfg.baseline_name,
+           "default/raw", f"inline {n}/raw"], rows)

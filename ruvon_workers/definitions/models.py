@@ -150,6 +150,9 @@ class StepDefinition(_Model):
     retry_policy: RetryPolicy | None = None
     time_limit_seconds: float | None = Field(default=None, gt=0)
     rate_limit: str | None = None
+    #: ``false``: the step always runs as its own task, never inside the task of the
+    #: step before it (``RUVON_INLINE_STEPS``), for a step that must be isolated.
+    inline: bool | None = None
 
     @field_validator("type", mode="before")
     @classmethod

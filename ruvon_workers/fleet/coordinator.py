@@ -19,16 +19,25 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
+
 from ..builder import WorkflowBuilder
 from ..definitions import Registry, WorkflowDefinition
 from ..engine import machine
 from ..engine.records import WAITS_FOR_CHILD, Status, WorkflowRecord
 from ..engine.transition import Transition
-from ..errors import BadMessage, StaleStateError, UnstorableValue, WorkflowNotFound
+from ..errors import (
+    BadMessage,
+    DatabaseError,
+    StaleStateError,
+    UnstorableValue,
+    WorkflowNotFound,
+)
 from ..execution.effects import prepare_effects, refused, undo
 from ..execution.operations import apply_event, cancel_tree
 from ..persistence.base import PersistenceProvider
 from . import sweep as sweeping
+from .continuation import Continuation, soft_limit
 from .dispatch import Dispatcher
 from .fanout import FanOut, StepOutcomeReport
 from .leases import Leases
@@ -38,7 +47,8 @@ log = logging.getLogger("ruvon.coordinator")
 
 #: ``observer(event, **data)``, for metrics (``ruvon_workers.observability``): "ended"
 #: (``record=``) after a commit here gave a workflow a terminal status, "swept" (``sent=``)
-#: after each recovery sweep. An observer that raises is logged and ignored.
+#: after each recovery sweep, "continued" (``workflow_type=``, ``report=``) after a step
+#: that ran inside another step's task. An observer that raises is logged and ignored.
 OBSERVERS: list[Callable[..., None]] = []
 
 #: Seconds a retry's step message may come before its due time (the clocks of workers
@@ -212,8 +222,33 @@ class Coordinator:
         early = self.retry_wait(record, step)
         if early is not None:
             return StepOutcomeReport(False, f"not due yet: retry in {math.ceil(early)} s")
-        return await self.commit(record, await machine.decide(
-            await self.definition(record), record, machine.RunStep()))
+        defn = await self.definition(record)
+        continuation = Continuation.for_task(self.settings, defn, step)
+        report = await self.commit(record, await machine.decide(defn, record, machine.RunStep()),
+                                   continuation)
+        if continuation is not None:
+            await self._continue(record, defn, continuation)
+        return report
+
+    async def _continue(self, record: WorkflowRecord, defn: WorkflowDefinition,
+                        continuation: Continuation) -> None:
+        """Run, from ``record`` as last committed, the steps ``continuation`` lets this
+        task run (``fleet.continuation``), each committed on its own."""
+        while (step := continuation.pending) is not None:
+            continuation.pending = None
+            try:
+                try:
+                    with soft_limit(step):
+                        decided = await machine.decide(defn, record, machine.RunStep())
+                except SoftTimeLimitExceeded as exc:  # outside the step's function
+                    decided = await machine.decide(defn, record, machine.FailedOutside(exc))
+                continued = await self.commit(record, decided, continuation)
+            except DatabaseError:
+                # The step before it is committed; this one goes as its own task, which
+                # waits the outage out (the message this task runs is already stale).
+                self.dispatch(record)
+                return
+            self.notify("continued", workflow_type=record.workflow_type, report=continued)
 
     @staticmethod
     def retry_wait(record: WorkflowRecord, step: str) -> float | None:
@@ -285,11 +320,12 @@ class Coordinator:
 
     # -- commit -------------------------------------------------------------------------
 
-    async def commit(self, record: WorkflowRecord,
-                     transition: Transition | None) -> StepOutcomeReport:
+    async def commit(self, record: WorkflowRecord, transition: Transition | None,
+                     continuation: Continuation | None = None) -> StepOutcomeReport:
         """Perform ``transition``'s side effects, commit it (compare-and-set), then send
-        what comes next. Losing the compare-and-set changes nothing: what this attempt
-        newly started or registered for it is undone (``effects.undo``)."""
+        what comes next, or, with a ``continuation`` that allows it, run it here (from
+        ``record`` as committed). Losing the compare-and-set changes nothing: what this
+        attempt newly started or registered for it is undone (``effects.undo``)."""
         assert transition is not None
         defn = await self.definition(record)
         transition, started, created = await prepare_effects(
@@ -334,10 +370,14 @@ class Coordinator:
             self.send(record.workflow_type, transition.step, record.id, version,
                       branch=branch.idx)
         self.wake_parent(record)
-        self.dispatch(record, countdown=transition.retry_delay)
         duration = transition.history[0].duration_ms if transition.history else None
-        return StepOutcomeReport(True, status=str(update.status), step=transition.step,
-                                 duration_ms=duration, retry=transition.retry_delay is not None)
+        report = StepOutcomeReport(True, status=str(update.status), step=transition.step,
+                                   duration_ms=duration,
+                                   retry=transition.retry_delay is not None)
+        if continuation is not None and continuation.next_step(defn, record, transition):
+            return report  # the caller runs it here (``_continue``)
+        self.dispatch(record, countdown=transition.retry_delay)
+        return report
 
     # -- background ---------------------------------------------------------------------
 

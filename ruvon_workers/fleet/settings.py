@@ -36,6 +36,11 @@ class FleetSettings:
     #: periodic run on every worker, every ``retention_interval`` seconds (0: never).
     retention_days: float = 0.0
     retention_interval: float = 3600.0
+    #: The most steps one step task runs: its own, then the ones that follow while they
+    #: may run there (``fleet.continuation``); 1, the default, sends every step as its
+    #: own task. ``inline_budget_ms``: no further step starts after this long.
+    inline_steps: int = 1
+    inline_budget_ms: float = 500.0
 
     @classmethod
     def from_env(cls) -> FleetSettings:
@@ -51,6 +56,8 @@ class FleetSettings:
             worker_silent=float_env("RUVON_WORKER_SILENT", 3 * beat),
             retention_days=float_env("RUVON_RETENTION_DAYS", 0.0),
             retention_interval=float_env("RUVON_RETENTION_INTERVAL", 3600.0),
+            inline_steps=max(1, int(float_env("RUVON_INLINE_STEPS", 1))),
+            inline_budget_ms=float_env("RUVON_INLINE_BUDGET_MS", 500.0),
         )
 
     def lease_for(self, step: StepDefinition) -> float:

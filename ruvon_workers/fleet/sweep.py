@@ -8,6 +8,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..scheduling import fire_due
+from .epoch import queued_steps
 from .held import send_all_again
 
 if TYPE_CHECKING:
@@ -65,14 +66,31 @@ async def reap(coordinator: Coordinator) -> None:
     reaped = await store.reap_workers(settings.worker_silent, window=2 * settings.worker_beat)
     if not reaped.workers:
         return
-    _, failed = send_all_again(coordinator.dispatcher.app, reaped.messages)
-    log.warning("%d worker(s) stopped beating; %d step(s) they held are sent again, and "
-                "%d producer message(s)", len(reaped.workers), reaped.made_due,
-                len(reaped.messages) - failed)
+    app = coordinator.dispatcher.app
+    _, failed = send_all_again(app, reaped.messages)
+    # What a worker took after its last beat is in neither its record nor the broker.
+    unaccounted = 0
+    try:
+        queued = await asyncio.to_thread(queued_steps, app.conf.broker_write_url
+                                         or app.conf.broker_url, fleet_queues(app))
+        if queued is not None:
+            unaccounted = await store.due_unaccounted(queued)
+    except Exception as exc:  # the broker may be down: the reap's window still applies
+        log.warning("could not read the broker's queues after a worker died: %s", exc)
+    log.warning("%d worker(s) stopped beating; %d step(s) they held are sent again, %d "
+                "that were nowhere else, and %d producer message(s)", len(reaped.workers),
+                reaped.made_due, unaccounted, len(reaped.messages) - failed)
     if failed:
         return
     for name in reaped.workers:
         await store.forget_worker(name)
+
+
+def fleet_queues(app: Any) -> list[str]:
+    """Every queue the fleet's steps go to (the default one and each step's own)."""
+    settings, registry = app.ruvon_settings, app.ruvon_registry
+    return sorted({settings.default_queue} | {settings.queue_for(s) for d in registry
+                                              for s in d.all_steps})
 
 
 async def fire_schedules(coordinator: Coordinator) -> int:

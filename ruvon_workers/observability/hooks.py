@@ -94,6 +94,22 @@ def on_coordinator(event: str, **data: Any) -> None:
         workflow_ended(data["record"])
     elif event == "swept":
         metrics.recovery_redispatched.inc(data["sent"])
+    elif event == "continued":
+        step_continued(data["workflow_type"], data["report"])
+
+
+def step_continued(workflow_type: str, report: Any) -> None:
+    """A step that ran inside another step's task (``fleet.continuation``): the same
+    counters and histograms as a step that came as its own message."""
+    step = report.step or "unknown"
+    retval = {"applied": report.applied, "status": report.status, "retry": report.retry}
+    result = outcome("SUCCESS", retval)
+    metrics.steps.labels(workflow_type=workflow_type, step_name=step, outcome=result).inc()
+    if result in ("applied", "retry", "failed") and report.duration_ms is not None:
+        metrics.step_duration.labels(step_name=step).observe(report.duration_ms / 1000)
+    if result == "retry":
+        metrics.step_retries.labels(workflow_type=workflow_type, step_name=step,
+                                    cause="step_error").inc()
 
 
 def sample_pools() -> None:

@@ -321,6 +321,13 @@ class WorkerStore(Protocol):
 
     async def forget_worker(self, name: str) -> None: ...
 
+    async def due_unaccounted(self, queued: list[Held]) -> int:
+        """Make due now (a retry at its time) every ACTIVE step and PENDING branch whose
+        message is nowhere: neither held by a live worker nor in ``queued`` (the step
+        messages waiting in the broker). After a worker died, this covers what it took
+        after its last beat. Returns how many rows became due."""
+        ...
+
     async def note_broker_epoch(self, broker: str, epoch: str) -> tuple[bool, int]:
         """Record the epoch marker ``broker`` holds. When it differs from the one last
         recorded, the broker lost its messages: every step, branch and wake-up that may

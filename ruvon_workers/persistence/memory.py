@@ -244,7 +244,9 @@ class MemoryPersistenceProvider:
         until = now + dt.timedelta(seconds=lease_seconds)
         for wid, version, idx in holding:
             row = self._rows.get(wid)
-            if row is None or row.version != version:
+            # A step at a later version too: its task may be running the steps after it.
+            if row is None or row.version < version or (idx is not None
+                                                          and row.version != version):
                 continue
             if idx is None and row.status == Status.ACTIVE:
                 due = self._due.get(wid)
@@ -275,13 +277,16 @@ class MemoryPersistenceProvider:
         first = min(w.seen for w in gone.values()) - dt.timedelta(seconds=window)
         last = max(w.seen for w in gone.values()) + dt.timedelta(seconds=silent_for)
         made = 0
-        steps = {(wid, version) for wid, version, idx in held if idx is None}
+        steps: dict[str, int] = {}
+        for wid, version, idx in held:
+            if idx is None:
+                steps[wid] = min(version, steps.get(wid, version))
         for wid, row in self._rows.items():
             due = self._due.get(wid)
             if row.status != Status.ACTIVE or due is None or due <= now:
                 continue
             recent = row.updated_at is not None and first <= row.updated_at <= last
-            if (wid, row.version) in steps or recent:
+            if (wid in steps and row.version >= steps[wid]) or recent:
                 self._due_now(wid, now)
                 made += 1
         for wid, version, idx in held:
@@ -295,6 +300,30 @@ class MemoryPersistenceProvider:
     async def forget_worker(self, name: str) -> None:
         self._workers.pop(name, None)
 
+    async def due_unaccounted(self, queued: list[Held]) -> int:
+        now = _now()
+        held = {h for w in self._workers.values() if w.reaped is None for h in w.holding}
+        held_steps = {(wid, version) for wid, version, idx in held if idx is None}
+        waiting = set(queued)
+        made = 0
+        for wid, row in self._rows.items():
+            due = self._due.get(wid)
+            if row.status != Status.ACTIVE or due is None or due <= now \
+                    or (wid, row.version, None) in waiting \
+                    or any(hid == wid and row.version >= v for hid, v in held_steps):
+                continue
+            self._due_now(wid, now)
+            made += 1
+        for (wid, version), fanout in self._fanouts.items():
+            for branch in fanout["branches"]:
+                key = (wid, version, branch["idx"])
+                due = branch["due"]
+                if branch["status"] == "PENDING" and due is not None and due > now \
+                        and key not in held and key not in waiting:
+                    branch["due"] = now
+                    made += 1
+        return made
+
     async def note_broker_epoch(self, broker: str, epoch: str) -> tuple[bool, int]:
         prior = self._epochs.get(broker)
         self._epochs[broker] = epoch
@@ -302,11 +331,12 @@ class MemoryPersistenceProvider:
             return False, 0
         now = _now()
         held = {h for w in self._workers.values() if w.reaped is None for h in w.holding}
+        held_steps = {(wid, version) for wid, version, idx in held if idx is None}
         made = 0
         for wid, row in self._rows.items():
             due = self._due.get(wid)
             if row.status not in _DUE_STATUSES or due is None or due <= now \
-                    or (wid, row.version, None) in held:
+                    or any(hid == wid and row.version >= v for hid, v in held_steps):
                 continue
             self._due_now(wid, now)
             made += 1

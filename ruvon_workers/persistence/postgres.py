@@ -487,6 +487,11 @@ class PostgresPersistenceProvider:
     async def forget_worker(self, name: str) -> None:
         await self._fetch("forget_worker", "forget_worker", {"name": name}, many=None)
 
+    async def due_unaccounted(self, queued: list[Held]) -> int:
+        row = await self._fetch("due_unaccounted", "due_unaccounted",
+                                {"queued": Jsonb([list(q) for q in queued])})
+        return int(row[0]) if row else 0
+
     async def note_broker_epoch(self, broker: str, epoch: str) -> tuple[bool, int]:
         row = await self._fetch("note_broker_epoch", "note_broker_epoch",
                                 {"broker": broker, "epoch": epoch})

@@ -558,6 +558,19 @@ class SQLitePersistenceProvider:
     async def forget_worker(self, name: str) -> None:
         await self._run("forget_worker", self._statement_txn, "forget_worker", {"name": name})
 
+    async def due_unaccounted(self, queued: list[Held]) -> int:
+        made: int = await self._run("due_unaccounted", self._unaccounted_txn, queued)
+        return made
+
+    def _unaccounted_txn(self, queued: list[Held]) -> int:
+        with self._write() as now:
+            held = [[_id(h[0]), *h[1:]] for row in self._all("live_holdings", {})
+                    for h in _value(row[0])]
+            params = {"now": now, "held": serialize(held),
+                      "queued": serialize([[_id(q[0]), q[1], q[2]] for q in queued])}
+            return sum(self._db.execute(sql.sqlite_query(name), params).rowcount
+                       for name in ("due_unaccounted_steps", "due_unaccounted_branches"))
+
     async def note_broker_epoch(self, broker: str, epoch: str) -> tuple[bool, int]:
         result: tuple[bool, int] = await self._run("note_broker_epoch", self._epoch_txn,
                                                    broker, epoch)

@@ -694,6 +694,21 @@ async def test_a_beat_renews_what_the_worker_holds_as_it_took_it(store: Store) -
     assert await _due_ids(store) == [(moved_on.id, None)]
 
 
+async def test_a_beat_renews_the_later_steps_the_held_message_is_running(
+        store: Store) -> None:
+    # The task holding the message of version v runs the steps after it (continuation):
+    # the run's current step, at a later version, keeps its lease.
+    record = await _created(store, due_in=0.2)
+    later = await _move(store, await _move(store, record, due_in=0.2), due_in=0.2)
+    await store.beat("w1", [(record.id, record.version, None)], lease_seconds=300)
+    await asyncio.sleep(0.3)
+    assert await _due_ids(store) == []
+    await store.beat("gone", [(record.id, later.version, None)], lease_seconds=300)
+    await asyncio.sleep(0.2)
+    assert (await store.reap_workers(silent_for=0.1, window=0)).made_due == 1
+    assert await _due_ids(store) == [(record.id, None)]
+
+
 async def test_a_silent_workers_steps_are_due_at_once(store: Store) -> None:
     taken = await _created(store, due_in=300)
     alive = await _created(store, due_in=300)
@@ -764,6 +779,21 @@ async def test_a_silent_workers_branches_are_due_at_once(store: Store) -> None:
     await asyncio.sleep(0.2)
     assert await store.reap_workers(silent_for=0.1, window=0) == Reaped(["dead"], 1, [])
     assert await _due_ids(store) == [(record.id, 1)]
+
+
+async def test_steps_whose_message_is_nowhere_are_due(store: Store) -> None:
+    queued = await _created(store, due_in=300)
+    held = await _created(store, due_in=300)
+    stale_copy = await _move(store, await _created(store, due_in=300), due_in=300)
+    taken = await _created(store, due_in=300)  # by a worker that died before its beat
+    fanned = await _fanned_out(store, lease=300)
+    await store.beat("live", [(held.id, held.version, None)], lease_seconds=300)
+    made = await store.due_unaccounted([
+        (queued.id, queued.version, None), (stale_copy.id, stale_copy.version - 1, None),
+        (fanned.id, fanned.version, 0)])
+    assert made == 3  # the taken step, the step with only a stale copy queued, branch 1
+    assert set(await _due_ids(store)) == {(taken.id, None), (stale_copy.id, None),
+                                          (fanned.id, 1)}
 
 
 # -- the broker's epoch ------------------------------------------------------------------

@@ -175,6 +175,20 @@ def test_step_outcomes() -> None:
     assert outcome("RETRY", None) == outcome("FAILURE", None) == "error"
 
 
+def test_a_step_run_inside_another_steps_task_is_counted_as_a_step() -> None:
+    from ruvon_workers.fleet.fanout import StepOutcomeReport
+    from ruvon_workers.observability import metrics
+    from ruvon_workers.observability.hooks import on_coordinator
+
+    counted = metrics.steps.labels(workflow_type="Chain", step_name="Two", outcome="applied")
+    timed = metrics.step_duration.labels(step_name="Two")
+    before, seen = counted._value.get(), timed._sum.get()
+    on_coordinator("continued", workflow_type="Chain", report=StepOutcomeReport(
+        True, status="ACTIVE", step="Two", duration_ms=250.0))
+    assert counted._value.get() == before + 1
+    assert timed._sum.get() == pytest.approx(seen + 0.25)
+
+
 def test_a_workflow_starts_when_the_fleet_runs_its_first_step(tmp_path: Path) -> None:
     from ruvon_workers.definitions import load_registry
     from ruvon_workers.observability.hooks import step_tasks

@@ -310,7 +310,9 @@ SELECT snapshot FROM workflow_definitions WHERE fingerprint = %(fingerprint)s
 -- name: worker_beat
 -- One statement per worker every few seconds: it is alive, and the leases of the steps and
 -- branches it holds ([workflow id, version, branch or null]) move forward while they
--- still stand as it took them. A worker taken for gone that beats again is back.
+-- still stand as it took them (a step at a later version too: the task holding the
+-- message may be running the steps after it, see fleet.continuation). A worker taken for
+-- gone that beats again is back.
 WITH beat AS (
     INSERT INTO ruvon_workers AS r (name, seen_at, holding, messages)
     VALUES (%(name)s, now(), %(holding)s, %(messages)s)
@@ -323,7 +325,7 @@ WITH beat AS (
     UPDATE workflow_executions w
        SET due_at = GREATEST(w.due_at, now() + make_interval(secs => %(lease)s::float8))
       FROM held
-     WHERE held.idx IS NULL AND w.id = held.id AND w.version = held.version
+     WHERE held.idx IS NULL AND w.id = held.id AND w.version >= held.version
        AND w.status = 'ACTIVE'
 )
 UPDATE workflow_branches b
@@ -352,7 +354,8 @@ WITH gone AS (
     UPDATE workflow_executions w
        SET due_at = GREATEST(now(), to_timestamp((w.runtime->>'retry_at')::float8))
      WHERE w.status = 'ACTIVE' AND w.due_at > now()
-       AND ((w.id, w.version) IN (SELECT id, version FROM held WHERE idx IS NULL)
+       AND (EXISTS (SELECT 1 FROM held WHERE held.idx IS NULL AND held.id = w.id
+                                          AND w.version >= held.version)
             OR w.updated_at BETWEEN (SELECT min(seen_at) FROM gone)
                                     - make_interval(secs => %(window)s::float8)
                                 AND (SELECT max(seen_at) FROM gone)
@@ -372,6 +375,43 @@ SELECT (SELECT coalesce(array_agg(name), '{}') FROM gone),
 
 -- name: forget_worker
 DELETE FROM ruvon_workers WHERE name = %(name)s
+
+-- name: due_unaccounted
+-- Every ACTIVE step and PENDING branch whose message is nowhere: not held by a live worker
+-- (at that version or, for a step, an earlier one whose task runs the steps after it) and
+-- not waiting in the broker (%(queued)s, [id, version, branch or null]) becomes due now
+-- (a retry not before its time). A message that was in flight meanwhile is sent twice:
+-- the copy is a no-op.
+WITH held AS (
+    SELECT (h->>0)::uuid AS id, (h->>1)::bigint AS version, (h->>2)::int AS idx
+      FROM ruvon_workers r, jsonb_array_elements(r.holding) h
+     WHERE r.reaped_at IS NULL
+), queued AS (
+    SELECT (q->>0)::uuid AS id, (q->>1)::bigint AS version, (q->>2)::int AS idx
+      FROM jsonb_array_elements(%(queued)s) q
+), steps AS (
+    UPDATE workflow_executions w
+       SET due_at = GREATEST(now(), to_timestamp((w.runtime->>'retry_at')::float8))
+     WHERE w.status = 'ACTIVE' AND w.due_at > now()
+       AND NOT EXISTS (SELECT 1 FROM held
+                        WHERE held.idx IS NULL AND held.id = w.id
+                          AND w.version >= held.version)
+       AND NOT EXISTS (SELECT 1 FROM queued
+                        WHERE queued.idx IS NULL AND queued.id = w.id
+                          AND queued.version = w.version)
+    RETURNING w.id
+), branches AS (
+    UPDATE workflow_branches b SET due_at = now()
+     WHERE b.status = 'PENDING' AND b.due_at > now()
+       AND NOT EXISTS (SELECT 1 FROM held
+                        WHERE held.id = b.workflow_id AND held.version = b.version
+                          AND held.idx = b.idx)
+       AND NOT EXISTS (SELECT 1 FROM queued
+                        WHERE queued.id = b.workflow_id AND queued.version = b.version
+                          AND queued.idx = b.idx)
+    RETURNING b.workflow_id
+)
+SELECT (SELECT count(*) FROM steps) + (SELECT count(*) FROM branches)
 
 -- name: note_broker_epoch
 -- The broker holds epoch %(epoch)s. Another one recorded before means the broker lost its
@@ -401,7 +441,7 @@ WITH prior AS (
        AND w.due_at > now()
        AND NOT EXISTS (SELECT 1 FROM held
                         WHERE held.idx IS NULL AND held.id = w.id
-                          AND held.version = w.version)
+                          AND w.version >= held.version)
     RETURNING w.id
 ), branches AS (
     UPDATE workflow_branches b SET due_at = now()

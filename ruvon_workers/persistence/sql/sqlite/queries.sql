@@ -302,7 +302,7 @@ ON CONFLICT (name) DO UPDATE SET seen_at = excluded.seen_at, holding = excluded.
 
 -- name: renew_step
 UPDATE workflow_executions SET due_at = max(coalesce(due_at, 0), :now + :lease)
- WHERE id = :id AND version = :version AND status = 'ACTIVE'
+ WHERE id = :id AND version >= :version AND status = 'ACTIVE'
 
 -- name: renew_branch
 UPDATE workflow_branches SET due_at = max(coalesce(due_at, 0), :now + :lease)
@@ -319,7 +319,7 @@ DELETE FROM ruvon_workers WHERE name = :name
 -- name: due_held_step
 UPDATE workflow_executions
    SET due_at = max(:now, coalesce(json_extract(runtime, '$.retry_at'), :now))
- WHERE id = :id AND version = :version AND status = 'ACTIVE' AND due_at > :now
+ WHERE id = :id AND version >= :version AND status = 'ACTIVE' AND due_at > :now
 
 -- name: due_recent_steps
 UPDATE workflow_executions
@@ -351,7 +351,7 @@ UPDATE workflow_executions AS w
    AND w.due_at > :now
    AND NOT EXISTS (SELECT 1 FROM json_each(:held) h
                     WHERE json_extract(h.value, '$[0]') = w.id
-                      AND json_extract(h.value, '$[1]') = w.version
+                      AND json_extract(h.value, '$[1]') <= w.version
                       AND json_extract(h.value, '$[2]') IS NULL)
 
 -- name: due_lost_branches
@@ -377,3 +377,31 @@ DELETE FROM workflow_executions
 DELETE FROM ruvon_dead_letters
  WHERE id IN (SELECT id FROM ruvon_dead_letters WHERE created_at < :before
                ORDER BY id LIMIT :batch)
+
+-- name: due_unaccounted_steps
+-- Every ACTIVE step whose message is nowhere: not held by a live worker (:held, [id,
+-- version, branch]; at that version or an earlier one) nor queued in the broker
+-- (:queued, at that version).
+UPDATE workflow_executions AS w
+   SET due_at = max(:now, coalesce(json_extract(w.runtime, '$.retry_at'), :now))
+ WHERE w.status = 'ACTIVE' AND w.due_at > :now
+   AND NOT EXISTS (SELECT 1 FROM json_each(:held) h
+                    WHERE json_extract(h.value, '$[0]') = w.id
+                      AND json_extract(h.value, '$[1]') <= w.version
+                      AND json_extract(h.value, '$[2]') IS NULL)
+   AND NOT EXISTS (SELECT 1 FROM json_each(:queued) q
+                    WHERE json_extract(q.value, '$[0]') = w.id
+                      AND json_extract(q.value, '$[1]') = w.version
+                      AND json_extract(q.value, '$[2]') IS NULL)
+
+-- name: due_unaccounted_branches
+UPDATE workflow_branches AS b SET due_at = :now
+ WHERE b.status = 'PENDING' AND b.due_at > :now
+   AND NOT EXISTS (SELECT 1 FROM json_each(:held) h
+                    WHERE json_extract(h.value, '$[0]') = b.workflow_id
+                      AND json_extract(h.value, '$[1]') = b.version
+                      AND json_extract(h.value, '$[2]') = b.idx)
+   AND NOT EXISTS (SELECT 1 FROM json_each(:queued) q
+                    WHERE json_extract(q.value, '$[0]') = b.workflow_id
+                      AND json_extract(q.value, '$[1]') = b.version
+                      AND json_extract(q.value, '$[2]') = b.idx)
