@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime as dt
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence, Set
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -301,15 +301,26 @@ class MemoryPersistenceProvider:
         self._workers.pop(name, None)
 
     async def due_unaccounted(self, queued: list[Held]) -> int:
+        return self._due_unless_accounted({Status.ACTIVE}, set(queued))
+
+    async def note_broker_epoch(self, broker: str, epoch: str) -> tuple[bool, int]:
+        prior = self._epochs.get(broker)
+        self._epochs[broker] = epoch
+        if prior is None or prior == epoch:
+            return False, 0
+        return True, self._due_unless_accounted(_DUE_STATUSES, set())
+
+    def _due_unless_accounted(self, statuses: Set[str], queued: set[Held]) -> int:
+        """Make due now every row in ``statuses`` and PENDING branch that no live worker
+        holds and that is not in ``queued``; how many."""
         now = _now()
         held = {h for w in self._workers.values() if w.reaped is None for h in w.holding}
         held_steps = {(wid, version) for wid, version, idx in held if idx is None}
-        waiting = set(queued)
         made = 0
         for wid, row in self._rows.items():
             due = self._due.get(wid)
-            if row.status != Status.ACTIVE or due is None or due <= now \
-                    or (wid, row.version, None) in waiting \
+            if row.status not in statuses or due is None or due <= now \
+                    or (wid, row.version, None) in queued \
                     or any(hid == wid and row.version >= v for hid, v in held_steps):
                 continue
             self._due_now(wid, now)
@@ -319,35 +330,10 @@ class MemoryPersistenceProvider:
                 key = (wid, version, branch["idx"])
                 due = branch["due"]
                 if branch["status"] == "PENDING" and due is not None and due > now \
-                        and key not in held and key not in waiting:
+                        and key not in held and key not in queued:
                     branch["due"] = now
                     made += 1
         return made
-
-    async def note_broker_epoch(self, broker: str, epoch: str) -> tuple[bool, int]:
-        prior = self._epochs.get(broker)
-        self._epochs[broker] = epoch
-        if prior is None or prior == epoch:
-            return False, 0
-        now = _now()
-        held = {h for w in self._workers.values() if w.reaped is None for h in w.holding}
-        held_steps = {(wid, version) for wid, version, idx in held if idx is None}
-        made = 0
-        for wid, row in self._rows.items():
-            due = self._due.get(wid)
-            if row.status not in _DUE_STATUSES or due is None or due <= now \
-                    or any(hid == wid and row.version >= v for hid, v in held_steps):
-                continue
-            self._due_now(wid, now)
-            made += 1
-        for (wid, version), fanout in self._fanouts.items():
-            for branch in fanout["branches"]:
-                due = branch["due"]
-                if branch["status"] == "PENDING" and due is not None and due > now \
-                        and (wid, version, branch["idx"]) not in held:
-                    branch["due"] = now
-                    made += 1
-        return True, made
 
     async def save_definition(self, fingerprint: str, workflow_type: str,
                               workflow_version: str, snapshot: dict[str, Any]) -> None:

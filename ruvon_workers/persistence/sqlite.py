@@ -50,7 +50,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..engine.records import Branch, HistoryEntry, RecordUpdate, WorkflowRecord
+from ..engine.records import Branch, HistoryEntry, RecordUpdate, Status, WorkflowRecord
 from ..engine.runtime import Runtime
 from ..errors import (
     DatabaseError,
@@ -564,12 +564,18 @@ class SQLitePersistenceProvider:
 
     def _unaccounted_txn(self, queued: list[Held]) -> int:
         with self._write() as now:
-            held = [[_id(h[0]), *h[1:]] for row in self._all("live_holdings", {})
-                    for h in _value(row[0])]
-            params = {"now": now, "held": serialize(held),
-                      "queued": serialize([[_id(q[0]), q[1], q[2]] for q in queued])}
-            return sum(self._db.execute(sql.sqlite_query(name), params).rowcount
-                       for name in ("due_unaccounted_steps", "due_unaccounted_branches"))
+            return self._due_unless_accounted(now, [Status.ACTIVE], queued)
+
+    def _due_unless_accounted(self, now: float, statuses: list[str],
+                              queued: list[Held]) -> int:
+        """Make due every row in ``statuses`` and PENDING branch that no live worker
+        holds and that is not in ``queued`` (in a write transaction); how many."""
+        held = [[_id(h[0]), *h[1:]] for row in self._all("live_holdings", {})
+                for h in _value(row[0])]
+        params = {"now": now, "held": serialize(held), "statuses": serialize(statuses),
+                  "queued": serialize([[_id(q[0]), q[1], q[2]] for q in queued])}
+        return sum(self._db.execute(sql.sqlite_query(name), params).rowcount
+                   for name in ("due_unaccounted_steps", "due_unaccounted_branches"))
 
     async def note_broker_epoch(self, broker: str, epoch: str) -> tuple[bool, int]:
         result: tuple[bool, int] = await self._run("note_broker_epoch", self._epoch_txn,
@@ -584,12 +590,8 @@ class SQLitePersistenceProvider:
             self._all("save_broker_epoch", {"broker": broker, "epoch": epoch, "now": now})
             if prior is None:
                 return False, 0
-            held = [[_id(h[0]), *h[1:]] for row in self._all("live_holdings", {})
-                    for h in _value(row[0])]
-            params = {"now": now, "held": serialize(held)}
-            made = sum(self._db.execute(sql.sqlite_query(name), params).rowcount
-                       for name in ("due_lost_steps", "due_lost_branches"))
-        return True, made
+            # Waiting on a child or on branches too: their wake-ups may have been queued.
+            return True, self._due_unless_accounted(now, sorted(_WAKE_STATUSES), [])
 
     async def save_definition(self, fingerprint: str, workflow_type: str,
                               workflow_version: str, snapshot: dict[str, Any]) -> None:
@@ -620,6 +622,10 @@ if TYPE_CHECKING:
 
 # -- values in and out ------------------------------------------------------------------
 
+
+#: What a broker that lost its messages may have held a message for.
+_WAKE_STATUSES = frozenset({Status.ACTIVE, Status.PENDING_ASYNC, Status.PENDING_SUB_WORKFLOW,
+                            Status.WAITING_CHILD_HUMAN_INPUT})
 
 #: Columns later versions added to a table an earlier version made: ``ALTER`` adds them
 #: when a file is opened (SQLite has no ``ADD COLUMN IF NOT EXISTS``).

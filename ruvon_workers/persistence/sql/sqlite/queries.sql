@@ -340,28 +340,6 @@ ON CONFLICT (broker) DO UPDATE SET epoch = excluded.epoch, changed_at = excluded
 -- name: live_holdings
 SELECT holding FROM ruvon_workers WHERE reaped_at IS NULL
 
--- name: due_lost_steps
--- Every step and wake-up that may have been queued in a broker that lost its messages,
--- except what live workers hold (:held, a JSON list of [id, version]).
--- (json_each has an ``id`` column of its own: the table's columns are qualified.)
-UPDATE workflow_executions AS w
-   SET due_at = max(:now, coalesce(json_extract(w.runtime, '$.retry_at'), :now))
- WHERE w.status IN ('ACTIVE', 'PENDING_ASYNC', 'PENDING_SUB_WORKFLOW',
-                    'WAITING_CHILD_HUMAN_INPUT')
-   AND w.due_at > :now
-   AND NOT EXISTS (SELECT 1 FROM json_each(:held) h
-                    WHERE json_extract(h.value, '$[0]') = w.id
-                      AND json_extract(h.value, '$[1]') <= w.version
-                      AND json_extract(h.value, '$[2]') IS NULL)
-
--- name: due_lost_branches
-UPDATE workflow_branches AS b SET due_at = :now
- WHERE b.status = 'PENDING' AND b.due_at > :now
-   AND NOT EXISTS (SELECT 1 FROM json_each(:held) h
-                    WHERE json_extract(h.value, '$[0]') = b.workflow_id
-                      AND json_extract(h.value, '$[1]') = b.version
-                      AND json_extract(h.value, '$[2]') = b.idx)
-
 -- name: count_purgeable
 SELECT (SELECT count(*) FROM workflow_executions
          WHERE status IN (SELECT value FROM json_each(:ended)) AND updated_at < :before),
@@ -379,12 +357,13 @@ DELETE FROM ruvon_dead_letters
                ORDER BY id LIMIT :batch)
 
 -- name: due_unaccounted_steps
--- Every ACTIVE step whose message is nowhere: not held by a live worker (:held, [id,
+-- Every row in :statuses whose message is nowhere: not held by a live worker (:held, [id,
 -- version, branch]; at that version or an earlier one) nor queued in the broker
--- (:queued, at that version).
+-- (:queued, at that version). (json_each has an ``id`` column of its own: the table's
+-- columns are qualified.)
 UPDATE workflow_executions AS w
    SET due_at = max(:now, coalesce(json_extract(w.runtime, '$.retry_at'), :now))
- WHERE w.status = 'ACTIVE' AND w.due_at > :now
+ WHERE w.status IN (SELECT value FROM json_each(:statuses)) AND w.due_at > :now
    AND NOT EXISTS (SELECT 1 FROM json_each(:held) h
                     WHERE json_extract(h.value, '$[0]') = w.id
                       AND json_extract(h.value, '$[1]') <= w.version
