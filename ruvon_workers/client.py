@@ -128,12 +128,23 @@ class AsyncClient:
                     idempotency_key: str | None = None) -> str:
         """Store and dispatch a new workflow; the same key (for the same workflow type)
         returns the same workflow id. A key starting with ``ruvon:`` is refused."""
+        info, _ = await self.start_info(workflow_type, initial_data, idempotency_key)
+        return info.id
+
+    async def start_info(self, workflow_type: str, initial_data: dict[str, Any] | None = None,
+                         idempotency_key: str | None = None) -> tuple[WorkflowInfo, bool]:
+        """As :meth:`start`, giving the stored workflow and whether this call created it
+        (``False``: the key already named one)."""
         producer_key(idempotency_key)
         check_input_size(initial_data, f"Initial data for '{workflow_type}'")
         coordinator = await self._ready()
-        record, _ = await coordinator.start(workflow_type, initial_data,
-                                            idempotency_key=idempotency_key)
-        return str(record.id)
+        record, created = await coordinator.start(workflow_type, initial_data,
+                                                  idempotency_key=idempotency_key)
+        return WorkflowInfo.from_record(record), bool(created)
+
+    async def store(self) -> Any:
+        """The client's store, for reads beyond these methods (the server's lists)."""
+        return await self._store()
 
     async def get(self, workflow_id: str) -> WorkflowInfo:
         return WorkflowInfo.from_record(await self._load(workflow_id))

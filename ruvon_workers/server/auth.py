@@ -1,0 +1,153 @@
+"""API tokens and roles.
+
+Tokens come from ``RUVON_API_TOKEN`` (one admin token) and ``RUVON_API_TOKENS_FILE`` (one
+``token role`` per line; ``#`` starts a comment). Each token is kept as its SHA-256 digest
+and a presented token is compared with every one of them by ``hmac.compare_digest``, so
+the time taken says nothing about which token, or how much of one, matched.
+
+Roles, each allowing what the one before it does:
+
+- ``read-only``: read workflows, history, definitions, schedules, dead letters, fleet;
+- ``operator``: also start, resume, cancel and retry;
+- ``admin``: also remove schedules.
+
+Ruvon's dashboard names five roles; a tokens file may use them: SUPER_ADMIN and
+FLEET_MANAGER are ``admin``, WORKFLOW_OPERATOR is ``operator``, AUDITOR and READ_ONLY are
+``read-only``.
+
+:class:`Authenticator` is the seam for another scheme (OIDC): anything that maps a
+request's bearer credential to a :class:`Principal`.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from ..errors import ConfigurationError
+
+#: Shorter tokens are refused: a token is a password, and guessable ones are common.
+MIN_TOKEN_LENGTH = 16
+
+
+class Role(enum.IntEnum):
+    READ_ONLY = 1
+    OPERATOR = 2
+    ADMIN = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower().replace("_", "-")
+
+    @classmethod
+    def parse(cls, name: str) -> Role:
+        key = name.strip().upper().replace("-", "_")
+        if key in RUVON_ROLES:
+            return RUVON_ROLES[key]
+        try:
+            return cls[key]
+        except KeyError:
+            known = ", ".join([*(r.label for r in cls), *RUVON_ROLES])
+            raise ValueError(f"unknown role {name!r}; one of: {known}") from None
+
+
+#: Ruvon's dashboard roles, as these roles.
+RUVON_ROLES = {
+    "SUPER_ADMIN": Role.ADMIN,
+    "FLEET_MANAGER": Role.ADMIN,
+    "WORKFLOW_OPERATOR": Role.OPERATOR,
+    "AUDITOR": Role.READ_ONLY,
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who made a request: their role and a name for logs (never the token)."""
+
+    name: str
+    role: Role
+
+    def can(self, needed: Role) -> bool:
+        return self.role >= needed
+
+
+class Authenticator(Protocol):
+    def authenticate(self, credential: str) -> Principal | None: ...
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+class TokenAuthenticator:
+    """Bearer tokens with roles, compared in constant time."""
+
+    def __init__(self, tokens: dict[str, Role]):
+        for token in tokens:
+            if len(token) < MIN_TOKEN_LENGTH:
+                raise ConfigurationError(
+                    f"An API token is shorter than {MIN_TOKEN_LENGTH} characters; use a "
+                    "random one, e.g. `python -c 'import secrets; "
+                    "print(secrets.token_urlsafe(32))'`.")
+        self._tokens = [(_digest(t), role, f"token-{_digest(t).hex()[:8]}")
+                        for t, role in tokens.items()]
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+    def authenticate(self, credential: str) -> Principal | None:
+        presented = _digest(credential)
+        found: Principal | None = None
+        for digest, role, name in self._tokens:  # no early exit: every token is compared
+            if hmac.compare_digest(presented, digest):
+                found = Principal(name, role)
+        return found
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> TokenAuthenticator:
+        """The tokens of ``RUVON_API_TOKEN`` and ``RUVON_API_TOKENS_FILE``; with neither,
+        :class:`ConfigurationError` saying how to set one."""
+        env = os.environ if environ is None else environ
+        tokens: dict[str, Role] = {}
+        single = env.get("RUVON_API_TOKEN", "").strip()
+        if single:
+            tokens[single] = Role.ADMIN
+        path = env.get("RUVON_API_TOKENS_FILE", "").strip()
+        if path:
+            tokens.update(read_tokens_file(Path(path)))
+        if not tokens:
+            raise ConfigurationError(
+                "No API token configured, and the server never runs without one: set "
+                "RUVON_API_TOKEN to a random admin token (e.g. `export RUVON_API_TOKEN=$(python "
+                "-c 'import secrets; print(secrets.token_urlsafe(32))')`), or "
+                "RUVON_API_TOKENS_FILE to a file of `token role` lines (roles: read-only, "
+                "operator, admin).")
+        return cls(tokens)
+
+
+def read_tokens_file(path: Path) -> dict[str, Role]:
+    """``token role`` per line; blank lines and ``#`` comments skipped."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(
+            f"Cannot read RUVON_API_TOKENS_FILE {path}: {exc.strerror}") from None
+    tokens: dict[str, Role] = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split()
+        if len(parts) != 2:
+            raise ConfigurationError(
+                f"{path}:{number}: expected `token role`, got {len(parts)} field(s)")
+        try:
+            tokens[parts[0]] = Role.parse(parts[1])
+        except ValueError as exc:
+            raise ConfigurationError(f"{path}:{number}: {exc}") from None
+    return tokens
