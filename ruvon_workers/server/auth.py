@@ -108,6 +108,23 @@ class TokenAuthenticator:
                 found = Principal(name, role)
         return found
 
+    def by_digest(self, digest_hex: str) -> Principal | None:
+        """The principal whose token has this SHA-256 digest (a dashboard session keeps
+        it, so that a token removed from the file ends its sessions)."""
+        try:
+            presented = bytes.fromhex(digest_hex)
+        except ValueError:
+            return None
+        found: Principal | None = None
+        for digest, role, name in self._tokens:
+            if hmac.compare_digest(presented, digest):
+                found = Principal(name, role)
+        return found
+
+    @staticmethod
+    def digest_of(credential: str) -> str:
+        return _digest(credential).hex()
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> TokenAuthenticator:
         """The tokens of ``RUVON_API_TOKEN`` and ``RUVON_API_TOKENS_FILE``; with neither,
