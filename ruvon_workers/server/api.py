@@ -9,12 +9,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from ..errors import UnknownWorkflowType
+from ..errors import FieldError, UnknownWorkflowType
 from ..persistence.reads import WorkflowSearch
 from . import views
 from .auth import Principal, Role
 from .deps import Server, require, server
-from .errors import FieldError
 
 Reader = Annotated[Principal, Depends(require(Role.READ_ONLY))]
 Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]

@@ -18,13 +18,18 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException
 
 from ..engine.records import Status
-from ..errors import InvalidStateError, RuvonError, UnknownWorkflowType, WorkflowNotFound
+from ..errors import (
+    FieldError,
+    InvalidStateError,
+    RuvonError,
+    UnknownWorkflowType,
+    WorkflowNotFound,
+)
 from ..persistence.reads import WorkflowSearch
 from ..utils.serialization import serialize
 from . import forms, sessions, views
 from .auth import Principal, Role
 from .deps import Server, server
-from .errors import FieldError
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -68,10 +73,6 @@ class Viewer:
     @property
     def csrf(self) -> str:
         return self.session.csrf
-
-
-class LoginRequired(Exception):
-    pass
 
 
 def viewer(request: Request) -> Viewer:

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 from ..errors import (
     ConfigurationError,
     DatabaseError,
+    FieldError,
     InputTooLarge,
     InvalidStateError,
     InvalidTransition,
@@ -25,15 +26,6 @@ from ..errors import (
 )
 
 log = logging.getLogger("ruvon_workers.server")
-
-
-class FieldError(RuvonError):
-    """A request the API refuses on one field (422), named by its ``loc``."""
-
-    def __init__(self, loc: list[str | int], message: str, kind: str = "value_error"):
-        self.loc = loc
-        self.kind = kind
-        super().__init__(message)
 
 
 def _errors(errors: list[dict[str, Any]], prefix: list[str | int]) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from .errors import FieldError
+from ..errors import FieldError
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ import anyio
 from ..client import AsyncClient, WorkflowInfo
 from ..definitions.models import StepDefinition, WorkflowDefinition
 from ..engine.records import HistoryEntry, Status, WorkflowRecord
+from ..errors import FieldError
 from ..fleet.settings import FleetSettings
 from ..persistence.reads import WorkflowSearch
 from ..settings import default_queue
-from .errors import FieldError
 
 #: Statuses shown as failures on the overview.
 FAILED = ("FAILED", "FAILED_ROLLED_BACK", "FAILED_CHILD_WORKFLOW", "FAILED_WORKER_CRASH")

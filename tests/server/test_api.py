@@ -90,6 +90,9 @@ async def test_resume_checks_the_input_model(api: httpx.AsyncClient, runs: InPro
     assert info["status"] == "WAITING_HUMAN" and info["waiting_for_input"] is True
     assert info["current_step"] == "Manager_Approval"
     assert set(info["input_schema"]["required"]) == {"approved", "approver"}
+    plural = await api.get(f"/api/v1/workflows/{waiting}/current_step_info",
+                           headers=auth(READER))
+    assert plural.json() == info
     bad = await api.post(f"/api/v1/workflows/{waiting}/resume", headers=auth(OPERATOR),
                          json={"user_input": {"approved": "maybe"}})
     assert bad.status_code == 422
@@ -178,6 +181,8 @@ async def test_definitions_schedules_dead_letters_fleet(api: httpx.AsyncClient,
     assert check["routes"][0] == {"condition": "state.approval_required",
                                   "target": "Manager_Approval", "default": False}
     assert check["routes"][1]["target"] == "Charge_Payment"
+    approval = next(s for s in order_def["steps"] if s["name"] == "Manager_Approval")
+    assert set(approval["input_schema"]["required"]) == {"approved", "approver"}
     one = await api.get("/api/v1/definitions/OrderFulfillment", headers=auth(READER))
     assert one.status_code == 200
     assert {s["type"] for s in one.json()["steps"]} >= {"PARALLEL", "LOOP", "CRON_SCHEDULE"}
@@ -187,6 +192,8 @@ async def test_definitions_schedules_dead_letters_fleet(api: httpx.AsyncClient,
     assert (await api.delete("/api/v1/schedules/none", headers=auth(ADMIN))).status_code == 404
     assert (await api.get("/api/v1/dead-letters", headers=auth(READER))).json() == {
         "items": []}
+    assert (await api.get("/api/v1/dead-letters", params={"limit": 501},
+                          headers=auth(READER))).status_code == 422
     fleet = (await api.get("/api/v1/fleet", headers=auth(READER))).json()
     assert fleet["workers"] == [] and fleet["workers_alive"] == 0
     assert fleet["queues"]["ruvon"] == 0 and fleet["broker_reachable"] is True
@@ -270,3 +277,40 @@ def test_tokens_file_roles_and_refusals(tmp_path: Path) -> None:
         TokenAuthenticator.from_env({"RUVON_API_TOKENS_FILE": str(path)})
     with pytest.raises(ConfigurationError, match="shorter than 16"):
         TokenAuthenticator({"short": Role.ADMIN})
+
+
+async def test_large_input_and_no_broker(database_url: str, monkeypatch: pytest.MonkeyPatch
+                                         ) -> None:
+    from ruvon_workers.client import AsyncClient
+    from ruvon_workers.server import create_app
+
+    from .conftest import REGISTRY, TOKENS
+
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
+    monkeypatch.setenv("RUVON_MAX_INPUT_BYTES", "1000")
+    client = AsyncClient(database_url, None, REGISTRY)
+    app = create_app(client, TokenAuthenticator(TOKENS))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://test") as http:
+        big = {**order("B-1"), "customer_id": "c" * 2000}
+        too_big = await http.post("/api/v1/workflows", headers=auth(OPERATOR), json={
+            "workflow_type": "OrderProcessing", "initial_data": big})
+        assert too_big.status_code == 413 and "RUVON_MAX_INPUT_BYTES" in too_big.text
+        no_broker = await http.post("/api/v1/workflows", headers=auth(OPERATOR), json={
+            "workflow_type": "OrderProcessing", "initial_data": order("B-2")})
+        assert no_broker.status_code == 503 and "CELERY_BROKER_URL" in no_broker.text
+        # Reading needs the database alone.
+        assert (await http.get("/api/v1/workflows", headers=auth(READER))).status_code == 200
+    await client.close()
+
+
+def test_config_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ruvon_workers.server.app import config_from_env
+
+    monkeypatch.setenv("RUVON_FLOWER_URL", "https://flower.example")
+    monkeypatch.setenv("RUVON_GRAFANA_URL", "https://grafana.example/d/ruvon")
+    monkeypatch.setenv("RUVON_SESSION_SECRET", "shared-between-replicas")
+    config = config_from_env()
+    assert config.flower_url == "https://flower.example"
+    assert config.grafana_url == "https://grafana.example/d/ruvon"
+    assert config.session_secret == b"shared-between-replicas"

@@ -116,3 +116,15 @@ async def test_actions_need_csrf_and_the_operator_role(api: httpx.AsyncClient,
     out = await api.post("/ui/logout", data={"csrf": csrf})
     assert out.status_code == 303
     assert (await api.get("/ui/")).status_code == 303
+
+
+async def test_a_removed_token_ends_its_sessions(api: httpx.AsyncClient) -> None:
+    from ruvon_workers.server import Role, TokenAuthenticator
+
+    await sign_in(api, OPERATOR)
+    assert (await api.get("/ui/")).status_code == 200
+    transport = api._transport
+    assert isinstance(transport, httpx.ASGITransport)
+    server = transport.app.state.server  # type: ignore[attr-defined]
+    server.authenticator = TokenAuthenticator({ADMIN: Role.ADMIN})
+    assert (await api.get("/ui/")).status_code == 303
