@@ -97,6 +97,10 @@ async def test_actions_need_csrf_and_the_operator_role(api: httpx.AsyncClient,
     bad = await api.post(f"/ui/approvals/{waiting}", data={"csrf": csrf,
                                                            "field.approved": "true"})
     assert bad.status_code == 303 and "approver" in bad.headers["location"]
+    unchosen = await api.post(f"/ui/approvals/{waiting}", data={
+        "csrf": csrf, "field.approved": "", "field.approver": "dana"})
+    assert "approved" in unchosen.headers["location"]  # no answer is chosen by default
+    assert '<option value="">choose</option>' in form.text
     page = await api.get(bad.headers["location"])
     assert "approver" in page.text and 'role="alert"' in page.text
     ok = await api.post(f"/ui/approvals/{waiting}", data={
