@@ -14,6 +14,7 @@ from ..persistence.reads import WorkflowSearch
 from . import views
 from .auth import Principal, Role
 from .deps import Server, require, server
+from .errors import body
 
 Reader = Annotated[Principal, Depends(require(Role.READ_ONLY))]
 Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
@@ -94,10 +95,10 @@ async def get_workflow(workflow_id: str, srv: Srv, _: Reader) -> dict[str, Any]:
 
 
 @api.post("/workflows/{workflow_id}/resume", summary="Give a waiting workflow its input")
-async def resume(workflow_id: str, body: ResumeRequest, srv: Srv, _: Operator,
+async def resume(workflow_id: str, body: ResumeRequest, srv: Srv, who: Operator,
                  request: Request) -> dict[str, Any]:
     request.state.input_loc = ["body", "user_input"]
-    await srv.client.resume(workflow_id, body.user_input)
+    await srv.client.resume(workflow_id, body.user_input, by=who.name)
     return views.workflow(await srv.client.get(workflow_id))
 
 
@@ -109,7 +110,7 @@ async def cancel(workflow_id: str, srv: Srv, _: Operator,
 
 
 @api.post("/workflows/{workflow_id}/retry", summary="Retry a failed workflow")
-async def retry(workflow_id: str, srv: Srv, _: Operator,
+async def retry(workflow_id: str, srv: Srv, who: Operator,
                 body: RetryRequest | None = None) -> dict[str, Any]:
     from_step = (body or RetryRequest()).from_step
     if from_step is not None:
@@ -119,7 +120,7 @@ async def retry(workflow_id: str, srv: Srv, _: Operator,
             raise FieldError(["body", "from_step"],
                              f"Workflow '{info.workflow_type}' has no step '{from_step}'; "
                              f"its steps: {', '.join(s.name for s in d.all_steps)}")
-    await srv.client.retry(workflow_id, from_step)
+    await srv.client.retry(workflow_id, from_step, by=who.name)
     return views.workflow(await srv.client.get(workflow_id))
 
 
@@ -146,8 +147,6 @@ async def get_definition(workflow_type: str, srv: Srv, _: Reader) -> Any:
     try:
         d = srv.client.registry.get(workflow_type)
     except UnknownWorkflowType as exc:
-        from .errors import body
-
         return body(str(exc), 404)
     return views.definition(d)
 
@@ -160,8 +159,6 @@ async def schedules(srv: Srv, _: Reader) -> dict[str, Any]:
 @api.delete("/schedules/{name}", status_code=204, summary="Remove a schedule")
 async def remove_schedule(name: str, srv: Srv, _: Admin) -> Response:
     if not await srv.client.remove_schedule(name):
-        from .errors import body
-
         return body(f"No schedule named '{name}'.", 404)
     return Response(status_code=204)
 

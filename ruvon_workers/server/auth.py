@@ -1,9 +1,12 @@
 """API tokens and roles.
 
-Tokens come from ``RUVON_API_TOKEN`` (one admin token) and ``RUVON_API_TOKENS_FILE`` (one
-``token role`` per line; ``#`` starts a comment). Each token is kept as its SHA-256 digest
-and a presented token is compared with every one of them by ``hmac.compare_digest``, so
-the time taken says nothing about which token, or how much of one, matched.
+Tokens come from ``RUVON_API_TOKEN`` (one admin token, named ``admin``) and
+``RUVON_API_TOKENS_FILE`` (one ``token role [name]`` per line; ``#`` starts a comment).
+The name (default: ``token-`` and the start of the token's digest) is what the access log
+and the history of a run resumed or retried show; never the token. Each token is kept as
+its SHA-256 digest and a presented token is compared with every one of them by
+``hmac.compare_digest``, so the time taken says nothing about which token, or how much of
+one, matched.
 
 Roles, each allowing what the one before it does:
 
@@ -85,16 +88,17 @@ def _digest(token: str) -> bytes:
 
 
 class TokenAuthenticator:
-    """Bearer tokens with roles, compared in constant time."""
+    """Bearer tokens with roles (and names), compared in constant time."""
 
-    def __init__(self, tokens: dict[str, Role]):
+    def __init__(self, tokens: dict[str, Role], names: dict[str, str] | None = None):
         for token in tokens:
             if len(token) < MIN_TOKEN_LENGTH:
                 raise ConfigurationError(
                     f"An API token is shorter than {MIN_TOKEN_LENGTH} characters; use a "
                     "random one, e.g. `python -c 'import secrets; "
                     "print(secrets.token_urlsafe(32))'`.")
-        self._tokens = [(_digest(t), role, f"token-{_digest(t).hex()[:8]}")
+        names = names or {}
+        self._tokens = [(_digest(t), role, names.get(t) or f"token-{_digest(t).hex()[:8]}")
                         for t, role in tokens.items()]
 
     def __len__(self) -> int:
@@ -131,12 +135,16 @@ class TokenAuthenticator:
         :class:`ConfigurationError` saying how to set one."""
         env = os.environ if environ is None else environ
         tokens: dict[str, Role] = {}
+        names: dict[str, str] = {}
         single = env.get("RUVON_API_TOKEN", "").strip()
         if single:
-            tokens[single] = Role.ADMIN
+            tokens[single], names[single] = Role.ADMIN, "admin"
         path = env.get("RUVON_API_TOKENS_FILE", "").strip()
         if path:
-            tokens.update(read_tokens_file(Path(path)))
+            for token, role, name in read_tokens_file(Path(path)):
+                tokens[token] = role
+                if name:
+                    names[token] = name
         if not tokens:
             raise ConfigurationError(
                 "No API token configured, and the server never runs without one: set "
@@ -144,27 +152,27 @@ class TokenAuthenticator:
                 "-c 'import secrets; print(secrets.token_urlsafe(32))')`), or "
                 "RUVON_API_TOKENS_FILE to a file of `token role` lines (roles: read-only, "
                 "operator, admin).")
-        return cls(tokens)
+        return cls(tokens, names)
 
 
-def read_tokens_file(path: Path) -> dict[str, Role]:
-    """``token role`` per line; blank lines and ``#`` comments skipped."""
+def read_tokens_file(path: Path) -> list[tuple[str, Role, str | None]]:
+    """``token role [name]`` per line; blank lines and ``#`` comments skipped."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigurationError(
             f"Cannot read RUVON_API_TOKENS_FILE {path}: {exc.strerror}") from None
-    tokens: dict[str, Role] = {}
+    tokens: list[tuple[str, Role, str | None]] = []
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
         parts = line.split()
-        if len(parts) != 2:
+        if len(parts) not in (2, 3):
             raise ConfigurationError(
-                f"{path}:{number}: expected `token role`, got {len(parts)} field(s)")
+                f"{path}:{number}: expected `token role [name]`, got {len(parts)} field(s)")
         try:
-            tokens[parts[0]] = Role.parse(parts[1])
+            tokens.append((parts[0], Role.parse(parts[1]), parts[2] if len(parts) == 3 else None))
         except ValueError as exc:
             raise ConfigurationError(f"{path}:{number}: {exc}") from None
     return tokens

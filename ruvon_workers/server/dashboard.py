@@ -232,7 +232,8 @@ async def resume(request: Request, workflow_id: str, who: Who, srv: Srv) -> Resp
 
     async def act() -> str:
         info = await views.current_step_info(srv.client, workflow_id)
-        await srv.client.resume(workflow_id, forms.user_input(info["input_schema"], form))
+        await srv.client.resume(workflow_id, forms.user_input(info["input_schema"], form),
+                                by=who.principal.name)
         return f"Resumed at {info['current_step']}."
 
     return await _run_action(workflow_id, act)
@@ -255,7 +256,7 @@ async def retry(request: Request, workflow_id: str, who: Who, srv: Srv) -> Respo
 
     async def act() -> str:
         from_step = form.get("from_step") or None
-        await srv.client.retry(workflow_id, from_step)
+        await srv.client.retry(workflow_id, from_step, by=who.principal.name)
         return f"Retried from {from_step}." if from_step else "Retried."
 
     return await _run_action(workflow_id, act)
@@ -278,7 +279,8 @@ async def approve(request: Request, workflow_id: str, who: Who, srv: Srv) -> Res
     form = await _action(request, who)
     try:
         info = await views.current_step_info(srv.client, workflow_id)
-        await srv.client.resume(workflow_id, forms.user_input(info["input_schema"], form))
+        await srv.client.resume(workflow_id, forms.user_input(info["input_schema"], form),
+                                by=who.principal.name)
     except InvalidStateError as exc:
         fields = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}"
                            for e in exc.errors) or str(exc)

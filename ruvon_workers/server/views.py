@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import datetime as dt
 import uuid
 from typing import Any
@@ -84,7 +85,7 @@ def parse_statuses(values: list[str]) -> tuple[str, ...]:
 async def page(client: AsyncClient, search: WorkflowSearch
                ) -> tuple[list[WorkflowRecord], str | None]:
     """One page of the list and the cursor of the next (``None``: the last page)."""
-    wanted = WorkflowSearch(**{**search.__dict__, "limit": search.limit + 1})
+    wanted = dataclasses.replace(search, limit=search.limit + 1)
     records: list[WorkflowRecord] = await (await client.store()).search_workflows(wanted)
     more = len(records) > search.limit
     records = records[:search.limit]

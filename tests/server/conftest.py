@@ -22,6 +22,7 @@ ADMIN = "admin-token-0123456789abcdef"
 OPERATOR = "operator-token-0123456789abcdef"
 READER = "reader-token-0123456789abcdef"
 TOKENS = {ADMIN: Role.ADMIN, OPERATOR: Role.OPERATOR, READER: Role.READ_ONLY}
+NAMES = {OPERATOR: "olga"}
 
 
 def order(order_id: str, unit_price: float = 5.0, country: str = "DE") -> dict[str, Any]:
@@ -43,7 +44,7 @@ async def api(database_url: str, redis_url: str,
               server_config: ServerConfig) -> AsyncIterator[httpx.AsyncClient]:
     """The server's app over a fresh database and a Redis db of its own (the broker)."""
     client = AsyncClient(database_url, redis_url, REGISTRY)
-    app = create_app(client, TokenAuthenticator(TOKENS), server_config)
+    app = create_app(client, TokenAuthenticator(TOKENS, NAMES), server_config)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         yield http

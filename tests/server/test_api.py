@@ -102,6 +102,9 @@ async def test_resume_checks_the_input_model(api: httpx.AsyncClient, runs: InPro
                         json={"user_input": {"approved": True, "approver": "dana"}})
     assert ok.status_code == 200, ok.text
     assert ok.json()["status"] == "ACTIVE"
+    history = (await api.get(f"/api/v1/workflows/{waiting}/history",
+                             headers=auth(READER))).json()["items"]
+    assert history[-1]["status"] == "RESUMED" and history[-1]["detail"] == {"by": "olga"}
     again = await api.post(f"/api/v1/workflows/{waiting}/resume", headers=auth(OPERATOR),
                            json={"user_input": {"approved": True, "approver": "dana"}})
     assert again.status_code == 409
@@ -127,6 +130,10 @@ async def test_cancel_retry_and_history(api: httpx.AsyncClient, runs: InProcess)
     assert retried.status_code == 200, retried.text
     assert retried.json()["status"] == "ACTIVE"
     assert retried.json()["current_step"] == "Charge_Payment"
+    history = (await api.get(f"/api/v1/workflows/{failed}/history",
+                             headers=auth(READER))).json()["items"]
+    assert history[-1]["status"] == "RETRIED"
+    assert history[-1]["detail"] == {"from_status": "FAILED_ROLLED_BACK", "by": "olga"}
     cancelled = await api.post(f"/api/v1/workflows/{failed}/cancel", headers=auth(OPERATOR),
                                json={"reason": "changed mind"})
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "CANCELLED"
@@ -261,7 +268,7 @@ def test_tokens_file_roles_and_refusals(tmp_path: Path) -> None:
     path.write_text("# ops\nreader-0123456789abcdef  read-only\n"
                     "auditor-0123456789abcdef AUDITOR\n"
                     "manager-0123456789abcdef FLEET_MANAGER  # Ruvon's role\n"
-                    "operator-0123456789abcdef WORKFLOW_OPERATOR\n")
+                    "operator-0123456789abcdef WORKFLOW_OPERATOR olga\n")
     tokens = TokenAuthenticator.from_env({"RUVON_API_TOKENS_FILE": str(path),
                                           "RUVON_API_TOKEN": "single-admin-0123456789"})
     roles = {t: tokens.authenticate(t) for t in (
@@ -270,10 +277,17 @@ def test_tokens_file_roles_and_refusals(tmp_path: Path) -> None:
     assert [p.role if p else None for p in roles.values()] == [
         Role.READ_ONLY, Role.READ_ONLY, Role.ADMIN, Role.OPERATOR, Role.ADMIN]
     assert tokens.authenticate("reader-0123456789abcde") is None
+    named = {t: p.name for t, p in roles.items() if p}
+    assert named["operator-0123456789abcdef"] == "olga"
+    assert named["single-admin-0123456789"] == "admin"
+    assert named["reader-0123456789abcdef"].startswith("token-")
     with pytest.raises(ConfigurationError, match="RUVON_API_TOKEN"):
         TokenAuthenticator.from_env({})
     path.write_text("t-0123456789abcdefgh superuser\n")
     with pytest.raises(ConfigurationError, match=r"tokens:1: unknown role 'superuser'"):
+        TokenAuthenticator.from_env({"RUVON_API_TOKENS_FILE": str(path)})
+    path.write_text("t-0123456789abcdefgh admin dana extra\n")
+    with pytest.raises(ConfigurationError, match=r"expected `token role \[name\]`"):
         TokenAuthenticator.from_env({"RUVON_API_TOKENS_FILE": str(path)})
     with pytest.raises(ConfigurationError, match="shorter than 16"):
         TokenAuthenticator({"short": Role.ADMIN})

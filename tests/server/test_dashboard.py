@@ -90,6 +90,7 @@ async def test_actions_need_csrf_and_the_operator_role(api: httpx.AsyncClient,
     assert retried.status_code == 303 and "msg=Retried" in retried.headers["location"]
     got = (await api.get(f"/api/v1/workflows/{failed}", headers=auth(READER))).json()
     assert got["status"] == "ACTIVE" and got["current_step"] == "Charge_Payment"
+    assert "by olga" in (await api.get(f"/ui/workflows/{failed}")).text
 
     # The resume form comes from the input model; bad input comes back field by field.
     form = await api.get(f"/ui/workflows/{waiting}")
