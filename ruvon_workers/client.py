@@ -128,12 +128,23 @@ class AsyncClient:
                     idempotency_key: str | None = None) -> str:
         """Store and dispatch a new workflow; the same key (for the same workflow type)
         returns the same workflow id. A key starting with ``ruvon:`` is refused."""
+        info, _ = await self.start_info(workflow_type, initial_data, idempotency_key)
+        return info.id
+
+    async def start_info(self, workflow_type: str, initial_data: dict[str, Any] | None = None,
+                         idempotency_key: str | None = None) -> tuple[WorkflowInfo, bool]:
+        """As :meth:`start`, giving the stored workflow and whether this call created it
+        (``False``: the key already named one)."""
         producer_key(idempotency_key)
         check_input_size(initial_data, f"Initial data for '{workflow_type}'")
         coordinator = await self._ready()
-        record, _ = await coordinator.start(workflow_type, initial_data,
-                                            idempotency_key=idempotency_key)
-        return str(record.id)
+        record, created = await coordinator.start(workflow_type, initial_data,
+                                                  idempotency_key=idempotency_key)
+        return WorkflowInfo.from_record(record), bool(created)
+
+    async def store(self) -> Any:
+        """The client's store, for reads beyond these methods (the server's lists)."""
+        return await self._store()
 
     async def get(self, workflow_id: str) -> WorkflowInfo:
         return WorkflowInfo.from_record(await self._load(workflow_id))
@@ -164,18 +175,22 @@ class AsyncClient:
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 0.25)
 
-    async def resume(self, workflow_id: str, user_input: dict[str, Any] | None = None) -> None:
+    async def resume(self, workflow_id: str, user_input: dict[str, Any] | None = None, *,
+                     by: str | None = None) -> None:
+        """``by``: who gives the input, kept in the run's history (``RESUMED``)."""
         check_input_size(user_input or {}, f"Input for workflow '{workflow_id}'")
         coordinator = await self._ready()
-        await coordinator.resume(workflow_id, user_input or {})
+        await coordinator.resume(workflow_id, user_input or {}, by)
 
     async def cancel(self, workflow_id: str, reason: str = "cancelled") -> None:
         coordinator = await self._ready()
         await coordinator.cancel(workflow_id, reason)
 
-    async def retry(self, workflow_id: str, from_step: str | None = None) -> None:
+    async def retry(self, workflow_id: str, from_step: str | None = None, *,
+                    by: str | None = None) -> None:
+        """``by``: who asks, kept in the run's history (``RETRIED``)."""
         coordinator = await self._ready()
-        await coordinator.retry(workflow_id, from_step)
+        await coordinator.retry(workflow_id, from_step, by)
 
     async def list(self, status: str | None = None, workflow_type: str | None = None,
                    limit: int = 50) -> builtins.list[WorkflowInfo]:
@@ -258,14 +273,16 @@ class Client:
         info: WorkflowInfo = self._run(self._async.wait(workflow_id, timeout))
         return info
 
-    def resume(self, workflow_id: str, user_input: dict[str, Any] | None = None) -> None:
-        self._run(self._async.resume(workflow_id, user_input))
+    def resume(self, workflow_id: str, user_input: dict[str, Any] | None = None, *,
+               by: str | None = None) -> None:
+        self._run(self._async.resume(workflow_id, user_input, by=by))
 
     def cancel(self, workflow_id: str, reason: str = "cancelled") -> None:
         self._run(self._async.cancel(workflow_id, reason))
 
-    def retry(self, workflow_id: str, from_step: str | None = None) -> None:
-        self._run(self._async.retry(workflow_id, from_step))
+    def retry(self, workflow_id: str, from_step: str | None = None, *,
+              by: str | None = None) -> None:
+        self._run(self._async.retry(workflow_id, from_step, by=by))
 
     def list(self, status: str | None = None, workflow_type: str | None = None,
              limit: int = 50) -> builtins.list[WorkflowInfo]:

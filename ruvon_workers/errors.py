@@ -79,6 +79,16 @@ class InvalidStateError(RuvonError, ValueError):
         return cls(what, [dict(e) for e in errors], str(exc))
 
 
+class FieldError(RuvonError):
+    """A request the server refuses on one field (HTTP 422), named by its ``loc``
+    (``["query", "cursor"]``, ``["body", "from_step"]``)."""
+
+    def __init__(self, loc: list[str | int], message: str, kind: str = "value_error"):
+        self.loc = loc
+        self.kind = kind
+        super().__init__(message)
+
+
 class InputTooLarge(InvalidStateError):
     """Initial data or input whose JSON encoding is bigger than ``RUVON_MAX_INPUT_BYTES``."""
 

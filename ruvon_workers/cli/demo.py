@@ -4,7 +4,7 @@ Without DATABASE_URL / CELERY_BROKER_URL it starts an embedded PostgreSQL and Re
 it then migrates, starts a worker process, runs the example workflows (one pauses for a
 manager's approval and is resumed), then the order fulfillment example (every step type;
 its carrier API is served by this process), shows progress, prints the outcome, and
-cleans up.
+cleans up. With ``--serve`` it first serves the dashboard and the API until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -100,15 +100,19 @@ def _worker(env: dict[str, str], heartbeat: Path, log_path: Path) -> Iterator[No
 @click.command()
 @click.option("--registry", type=click.Path(dir_okay=False), default=None,
               help="Registry to load [env: RUVON_REGISTRY; default: the example].")
+@click.option("--serve", is_flag=True,
+              help="Then keep the worker running and serve the dashboard and the REST API "
+                   "until Ctrl-C.")
+@click.option("--port", default=8000, show_default=True, type=int,
+              help="The dashboard's port (with --serve).")
 @handle_errors
-def demo(registry: str | None) -> None:
+def demo(registry: str | None, serve: bool, port: int) -> None:
     """Run the example order workflows on a real worker and print how each ended.
 
     Uses DATABASE_URL / CELERY_BROKER_URL when set, otherwise embedded servers.
     """
     registry_file = settings.registry_path(registry).resolve()
     token = os.getenv("RUVON_SECRET_CARRIER_TOKEN") or DEMO_CARRIER_TOKEN
-    fulfilled = None
     with tempfile.TemporaryDirectory(prefix="ruvon-demo-") as tmp, \
             carrier_api(token=token) as carrier, \
             _services(settings.database_url(required=False),
@@ -121,11 +125,18 @@ def demo(registry: str | None) -> None:
                "POSTGRES_POOL_MIN_SIZE": "1", "RUVON_SECRET_CARRIER_TOKEN": token,
                "RUVON_HTTP_ALLOWED_HOSTS": _allowing(carrier.url)}
         console.print("Starting a worker (2 processes) ...")
-        with _worker(env, heartbeat, Path(tmp, "worker.log")), \
-                Client(db_url, broker, registry_file) as client:
-            rows, elapsed = _run(client)
-            if WORKFLOW in client.registry:
-                fulfilled = run_fulfillment(client, carrier.url)
+        with _worker(env, heartbeat, Path(tmp, "worker.log")):
+            with Client(db_url, broker, registry_file) as client:
+                rows, elapsed = _run(client)
+                fulfilled = (run_fulfillment(client, carrier.url)
+                             if WORKFLOW in client.registry else None)
+            _report(rows, elapsed, fulfilled, serving=serve)
+            if serve:
+                _serve(db_url, broker, registry_file, port)
+
+
+def _report(rows: list[tuple[str, ...]], elapsed: float, fulfilled: Any, *,
+            serving: bool) -> None:
     # Every small order ends the same way: show two of them and the two special ones.
     shown = rows[:2] + rows[SMALL_ORDERS:]
     table(f"Demo results ({len(shown)} of {len(rows)})",
@@ -136,18 +147,46 @@ def demo(registry: str | None) -> None:
     if fulfilled is not None:
         console.print()
         print_fulfillment(*fulfilled)
+    if serving:
+        return
     metrics_port = os.getenv("RUVON_METRICS_PORT", "9808")
     console.print(
         "\nNext:\n"
+        "  - see these workflows in the dashboard: `ruvon-workers demo --serve`\n"
         "  - run your own fleet: `ruvon-workers worker` with DATABASE_URL, CELERY_BROKER_URL "
         "and RUVON_REGISTRY set\n"
-        "  - start and inspect workflows: `ruvon-workers start|list|show|logs`\n"
+        "  - start and inspect workflows: `ruvon-workers start|list|show|logs`, or over HTTP "
+        "with `ruvon-workers server`\n"
         "  - CRON schedules: `ruvon-workers schedules list|remove NAME` (the fulfillment "
         "example keeps a daily-stock-report)\n"
         f"  - metrics: a running worker serves http://127.0.0.1:{metrics_port}/metrics\n"
         "  - Flower: `FLOWER_BASIC_AUTH=admin:secret ruvon-workers flower` "
         "(http://127.0.0.1:5555)\n"
         "  - README.md: the Python API, the YAML schema, deploying with Helm")
+
+
+def _serve(db_url: str, broker: str, registry_file: Path, port: int) -> None:
+    """The dashboard and API over the demo's database, with the worker still running,
+    until Ctrl-C; signed in with ``RUVON_API_TOKEN`` or a token made up for the demo."""
+    import secrets
+
+    import uvicorn
+
+    from ..client import AsyncClient
+    from ..server import Role, TokenAuthenticator, create_app
+    from ..server.app import config_from_env
+
+    api_token = os.getenv("RUVON_API_TOKEN") or secrets.token_urlsafe(24)
+    app = create_app(AsyncClient(db_url, broker, registry_file),
+                     TokenAuthenticator({api_token: Role.ADMIN}), config_from_env())
+    base = f"http://127.0.0.1:{port}"
+    console.print(f"\nDashboard: {base}/ui/\nLogin token (admin): {api_token}\n"
+                  f"API: {base}/api/v1 (OpenAPI at {base}/docs), "
+                  f"`Authorization: Bearer <token>`\n"
+                  "The worker keeps running: start workflows from the API and watch them. "
+                  "Ctrl-C stops everything.", soft_wrap=True)
+    sys.stdout.flush()  # piped output: the login must show before serving starts
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
 def _run(client: Client) -> tuple[list[tuple[str, ...]], float]:

@@ -12,6 +12,7 @@ from .definitions import validate
 from .demo import demo
 from .fleet import health, worker
 from .monitoring import flower, metrics
+from .server import server
 from .workflows import (
     cancel,
     dead_letters,
@@ -32,7 +33,7 @@ def cli() -> None:
 
 
 for command in (validate, db, demo, bench, worker, health, start, show, list_, resume, retry,
-                cancel, logs, dead_letters, schedules, flower, metrics):
+                cancel, logs, dead_letters, schedules, flower, metrics, server):
     cli.add_command(command)
 
 

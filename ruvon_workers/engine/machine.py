@@ -47,6 +47,8 @@ class Resume:
     """Hand input to a run waiting for it; its step runs next."""
 
     user_input: dict[str, Any] = field(default_factory=dict)
+    #: Who gave the input (an operator's name), kept in the RESUMED history row.
+    by: str | None = None
 
 
 @dataclass
@@ -59,6 +61,8 @@ class Retry:
     """Run a failed (or cancelled) run again, from ``from_step`` or the failed step."""
 
     from_step: str | None = None
+    #: Who asked (an operator's name), kept in the RETRIED history row.
+    by: str | None = None
 
 
 @dataclass
@@ -120,11 +124,11 @@ async def decide(defn: WorkflowDefinition, record: WorkflowRecord,
     if isinstance(event, RunStep):
         return await run_step(defn, record, event)
     if isinstance(event, Resume):
-        return resume(defn, record, event.user_input)
+        return resume(defn, record, event.user_input, event.by)
     if isinstance(event, Cancel):
         return cancel(record, event.reason)
     if isinstance(event, Retry):
-        return retry(defn, record, event.from_step)
+        return retry(defn, record, event.from_step, event.by)
     if isinstance(event, SetSagaMode):
         return set_saga_mode(record, event.on)
     if isinstance(event, JumpTo):
@@ -157,14 +161,16 @@ async def run_step(defn: WorkflowDefinition, record: WorkflowRecord,
 
 
 def resume(defn: WorkflowDefinition, record: WorkflowRecord,
-           user_input: dict[str, Any]) -> Transition:
+           user_input: dict[str, Any], by: str | None = None) -> Transition:
     if record.status != Status.WAITING_HUMAN or record.current_step is None:
         raise InvalidTransition(record.id, record.status, "resume",
                                 "Only a workflow in WAITING_HUMAN takes input.")
     resumed = record.current_step
+    detail = {"by": by} if by else None
     if record.runtime.waiting_reason == PAUSED:
         record, done = past_pause(defn, record)
         if done is not None:
+            done.history[0].detail = detail
             return done
     assert record.current_step is not None
     validate_input(defn, defn.step(record.current_step), user_input)
@@ -173,7 +179,7 @@ def resume(defn: WorkflowDefinition, record: WorkflowRecord,
     runtime.waiting_reason = None
     return Transition(
         update=RecordUpdate.keep(record, status=Status.ACTIVE, runtime=runtime),
-        history=[HistoryEntry(resumed, StepOutcome.RESUMED)],
+        history=[HistoryEntry(resumed, StepOutcome.RESUMED, detail=detail)],
         step=resumed)
 
 
@@ -244,7 +250,7 @@ _RETRYABLE = frozenset({Status.FAILED, Status.FAILED_CHILD_WORKFLOW, Status.CANC
 
 
 def retry(defn: WorkflowDefinition, record: WorkflowRecord,
-          from_step: str | None = None) -> Transition:
+          from_step: str | None = None, by: str | None = None) -> Transition:
     status = Status(record.status)
     allowed = _RETRYABLE | ({Status.FAILED_ROLLED_BACK} if from_step else set())
     if status not in allowed:
@@ -277,7 +283,8 @@ def retry(defn: WorkflowDefinition, record: WorkflowRecord,
         runtime.waiting_for = current
     return Transition(
         update=RecordUpdate(new_status, current, record.state, runtime, error=None),
-        history=[HistoryEntry(step, StepOutcome.RETRIED, detail={"from_status": str(status)})],
+        history=[HistoryEntry(step, StepOutcome.RETRIED, detail={
+            "from_status": str(status), **({"by": by} if by else {})})],
         step=step)
 
 

@@ -40,7 +40,7 @@ async def apply_event(store: PersistenceProvider,
             raise WorkflowNotFound(workflow_id)
         defn = await definition(record)
         if isinstance(event, Resume):
-            transition = machine.resume(defn, record, event.user_input)
+            transition = machine.resume(defn, record, event.user_input, event.by)
         elif isinstance(event, Cancel):
             transition = machine.cancel(record, event.reason)
         elif isinstance(event, SetSagaMode):
@@ -48,7 +48,7 @@ async def apply_event(store: PersistenceProvider,
         elif isinstance(event, JumpTo):
             transition = machine.jump_to(defn, record, event.step)
         else:
-            transition = machine.retry(defn, record, event.from_step)
+            transition = machine.retry(defn, record, event.from_step, event.by)
         transition.update.due_in = due_in(record, transition)
         try:
             version = await store.apply(record.id, record.version, transition.update,

@@ -150,10 +150,12 @@ class Coordinator:
         self.dispatch(record)
         return record
 
-    async def resume(self, workflow_id: str, user_input: dict[str, Any]) -> WorkflowRecord:
+    async def resume(self, workflow_id: str, user_input: dict[str, Any],
+                     by: str | None = None) -> WorkflowRecord:
         """Hand input to a workflow waiting for it; the step runs on the fleet (and a
-        parent waiting on it learns it is no longer waiting for input)."""
-        record = await self._operate(workflow_id, machine.Resume(user_input))
+        parent waiting on it learns it is no longer waiting for input). ``by``: who gave
+        it, kept in the history."""
+        record = await self._operate(workflow_id, machine.Resume(user_input, by))
         link = record.runtime.parent
         if link:  # before this returns, the parent no longer shows its child waiting
             parent = await self.persistence.load_workflow(link["id"])
@@ -169,9 +171,11 @@ class Coordinator:
         return await cancel_tree(self.persistence, self.definition, workflow_id, reason,
                                  ended, due_in=self._due_in)
 
-    async def retry(self, workflow_id: str, from_step: str | None = None) -> WorkflowRecord:
-        """Run a failed (or cancelled) workflow again from ``from_step`` or the failed step."""
-        return await self._operate(workflow_id, machine.Retry(from_step))
+    async def retry(self, workflow_id: str, from_step: str | None = None,
+                    by: str | None = None) -> WorkflowRecord:
+        """Run a failed (or cancelled) workflow again from ``from_step`` or the failed step;
+        ``by``: who asked, kept in the history."""
+        return await self._operate(workflow_id, machine.Retry(from_step, by))
 
     def ended(self, record: WorkflowRecord) -> None:
         """After a commit that ended a run (or made it wait): metrics, and its parent."""

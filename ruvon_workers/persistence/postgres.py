@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+from psycopg import sql as psql
 from psycopg.types.json import Jsonb, set_json_dumps, set_json_loads
 from psycopg_pool import (
     AsyncConnectionPool,
@@ -39,6 +40,7 @@ from .base import (
     ended_statuses,
     same_workflow,
 )
+from .reads import WorkerRow, WorkflowSearch, search_filters
 from .rows import DeadLetter, Schedule, ScheduleSpec, StepStats
 
 _RECORD_COLUMNS = 14
@@ -511,6 +513,37 @@ class PostgresPersistenceProvider:
     async def count_by_status(self) -> dict[str, int]:
         rows = await self._fetch("count_by_status", "count_by_status", {}, many=True)
         return {r[0]: int(r[1]) for r in rows}
+
+    # -- the server's reads (ReadStore) ---------------------------------------------------
+
+    async def search_workflows(self, search: WorkflowSearch) -> list[WorkflowRecord]:
+        """Workflows matching ``search``, newest first (``created_at``, then ``id``)."""
+        filters, params = search_filters(search)
+        query = psql.SQL(sql.query("search_workflows")).format(
+            filters=psql.SQL(" AND ".join(filters) or "TRUE"))
+        started = time.perf_counter()
+        try:
+            async with self._connection() as conn:
+                cur = await conn.execute(query, params)
+                rows = await cur.fetchall()
+        except psycopg.Error as exc:
+            raise self._translate("search_workflows", exc) from exc
+        finally:
+            for observe in QUERY_OBSERVERS:
+                observe("search_workflows", time.perf_counter() - started)
+        return [row_to_record(r) for r in rows]
+
+    async def list_workers(self, silent_for: float) -> list[WorkerRow]:
+        """Workers not reaped, by name; ``alive``: seen within ``silent_for`` seconds."""
+        rows = await self._fetch("list_workers", "list_workers", {"silent": silent_for},
+                                 many=True)
+        return [WorkerRow(r[0], r[1], r[2], int(r[3]), bool(r[4])) for r in rows]
+
+    async def activity_per_minute(self, minutes: int) -> list[tuple[dt.datetime, int, int]]:
+        """``(minute, started, ended)`` for each of the last ``minutes`` minutes."""
+        rows = await self._fetch("activity", "activity_per_minute", {"minutes": minutes},
+                                 many=True)
+        return [(r[0], int(r[1]), int(r[2])) for r in rows]
 
     async def step_durations(self, workflow_type: str) -> list[StepStats]:
         rows = await self._fetch("step_durations", "step_durations",

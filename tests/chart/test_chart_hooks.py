@@ -87,7 +87,7 @@ def test_flower_probes_healthcheck_and_listens_on_its_port():
 
 def test_flower_ingress_routes_to_the_flower_service():
     rendered = render_ci("all-on-values.yaml")
-    ingress = rendered.one("Ingress")
+    ingress = rendered.get("Ingress", "ruvon-flower")
     assert ingress["spec"]["ingressClassName"] == "nginx"
     (rule,) = ingress["spec"]["rules"]
     assert rule["host"] == "flower.ruvon.example.com"

@@ -122,12 +122,14 @@ def test_all_on_values_narrow_every_destination():
     assert metrics_rule["from"] == [
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
     ]
-    # Flower has an Ingress here: its controller's namespace may reach Flower's port.
-    assert rendered.count("Ingress") == 1
-    flower_rule = next(r for r in spec["ingress"] if r["ports"][0]["port"] == 5555)
-    assert flower_rule["from"] == [
-        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
-    ]
+    # Flower and the server have an Ingress here: its controller's namespace may reach
+    # their ports.
+    assert rendered.count("Ingress") == 2
+    for port in (5555, 8000):
+        rule = next(r for r in spec["ingress"] if r["ports"][0]["port"] == port)
+        assert rule["from"] == [
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+        ]
     db_rule, broker_rule = spec["egress"][1:3]
     assert db_rule == {"ports": _tcp(5432), "to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}]}
     assert broker_rule == {

@@ -139,7 +139,7 @@ async def test_keys_written_before_0009_are_found_after_it(empty_database_url: s
                 (wid, wtype, Jsonb(runtime), key, parent_id))
         conn.execute("INSERT INTO ruvon_schedules (name, workflow_type, cron_expression, "
                      "next_run_at) VALUES ('nightly', 'Report', '0 3 * * *', now())")
-    assert [m.number for m in migrate(empty_database_url)][-1] == 9
+    assert [m.number for m in migrate(empty_database_url)][-1] == 10
     store = PostgresPersistenceProvider(empty_database_url, pool_min_size=1)
     await store.initialize()
     try:

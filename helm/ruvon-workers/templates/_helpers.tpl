@@ -290,3 +290,11 @@ again where the values are used, so that it also guards renders done with
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+The server's Secret: the session key (always), and the admin token unless
+server.tokens.existingSecret names a tokens file.
+*/}}
+{{- define "ruvon-workers.serverSecretName" -}}
+{{- printf "%s-server" (include "ruvon-workers.fullname" .) }}
+{{- end }}

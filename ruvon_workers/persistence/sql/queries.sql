@@ -477,3 +477,41 @@ DELETE FROM ruvon_dead_letters
  WHERE id IN (SELECT id FROM ruvon_dead_letters WHERE created_at < %(before)s
                ORDER BY id LIMIT %(batch)s)
 RETURNING id
+
+-- name: search_workflows
+-- The server's list: {filters} is joined from the fixed fragments of
+-- persistence/postgres.py (each with its own placeholders), so that every combination is
+-- a plain query the planner can match to an index. Newest first, keyset-paginated.
+SELECT id, workflow_type, workflow_version, status, current_step, state, version, runtime,
+       idempotency_key, parent_id, error, created_at, updated_at, completed_at
+  FROM workflow_executions
+ WHERE {filters}
+ ORDER BY created_at DESC, id DESC
+ LIMIT %(limit)s
+
+-- name: list_workers
+SELECT name, seen_at, started_at, jsonb_array_length(holding) AS holding,
+       seen_at > now() - make_interval(secs => %(silent)s::float8) AS alive
+  FROM ruvon_workers
+ WHERE reaped_at IS NULL
+ ORDER BY name
+
+-- name: activity_per_minute
+-- Runs started and ended per minute over the last %(minutes)s minutes.
+WITH minutes AS (
+    SELECT generate_series(date_trunc('minute', now()) - make_interval(mins => %(minutes)s - 1),
+                           date_trunc('minute', now()), interval '1 minute') AS minute
+), started AS (
+    SELECT date_trunc('minute', created_at) AS minute, count(*) AS n
+      FROM workflow_executions
+     WHERE created_at >= date_trunc('minute', now()) - make_interval(mins => %(minutes)s - 1)
+     GROUP BY 1
+), ended AS (
+    SELECT date_trunc('minute', completed_at) AS minute, count(*) AS n
+      FROM workflow_executions
+     WHERE completed_at >= date_trunc('minute', now()) - make_interval(mins => %(minutes)s - 1)
+     GROUP BY 1
+)
+SELECT m.minute, coalesce(s.n, 0), coalesce(e.n, 0)
+  FROM minutes m LEFT JOIN started s USING (minute) LEFT JOIN ended e USING (minute)
+ ORDER BY m.minute

@@ -28,6 +28,18 @@ CREATE INDEX workflow_executions_type_idx
     ON workflow_executions (workflow_type, status, updated_at DESC);
 CREATE INDEX workflow_executions_parent_idx
     ON workflow_executions (parent_id) WHERE parent_id IS NOT NULL;
+-- The server's lists and overview (migration 0010).
+CREATE INDEX workflow_executions_created_idx
+    ON workflow_executions (created_at DESC, id DESC);
+CREATE INDEX workflow_executions_status_created_idx
+    ON workflow_executions (status, created_at DESC, id DESC);
+CREATE INDEX workflow_executions_type_created_idx
+    ON workflow_executions (workflow_type, created_at DESC, id DESC);
+CREATE INDEX workflow_executions_key_pattern_idx
+    ON workflow_executions (idempotency_key text_pattern_ops)
+    WHERE idempotency_key IS NOT NULL;
+CREATE INDEX workflow_executions_completed_idx
+    ON workflow_executions (completed_at) WHERE completed_at IS NOT NULL;
 
 CREATE TABLE workflow_step_history (
     id           bigserial   PRIMARY KEY,
