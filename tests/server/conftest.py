@@ -36,7 +36,8 @@ def auth(token: str) -> dict[str, str]:
 
 @pytest.fixture
 def server_config() -> ServerConfig:
-    return ServerConfig(session_secret=b"s" * 32, flower_url="http://flower.example:5555")
+    return ServerConfig(session_secret=b"s" * 32, flower_url="http://flower.example:5555",
+                        grafana_url="http://grafana.example/d/ruvon")
 
 
 @pytest.fixture

@@ -193,6 +193,8 @@ async def test_definitions_schedules_dead_letters_fleet(api: httpx.AsyncClient,
     one = await api.get("/api/v1/definitions/OrderFulfillment", headers=auth(READER))
     assert one.status_code == 200
     assert {s["type"] for s in one.json()["steps"]} >= {"PARALLEL", "LOOP", "CRON_SCHEDULE"}
+    screen = next(s for s in one.json()["steps"] if s["name"] == "Screen_Order")
+    assert len(screen["tasks"]) == 3  # a PARALLEL step's branches
     missing = await api.get("/api/v1/definitions/Nope", headers=auth(READER))
     assert missing.status_code == 404
     assert (await api.get("/api/v1/schedules", headers=auth(READER))).json() == {"items": []}

@@ -47,6 +47,7 @@ async def test_every_page_renders(api: httpx.AsyncClient, runs: InProcess) -> No
     assert "FAILED_ROLLED_BACK" in overview.text and failed[:8] in overview.text
     assert "workers alive" in overview.text
     assert 'href="http://flower.example:5555"' in overview.text
+    assert 'href="http://grafana.example/d/ruvon"' in overview.text
     live = await api.get("/ui/overview/live")
     assert live.status_code == 200 and "<html" not in live.text
     listed = await api.get("/ui/workflows", params={"status": "WAITING_HUMAN"})
@@ -133,3 +134,38 @@ async def test_a_removed_token_ends_its_sessions(api: httpx.AsyncClient) -> None
     server = transport.app.state.server  # type: ignore[attr-defined]
     server.authenticator = TokenAuthenticator({ADMIN: Role.ADMIN})
     assert (await api.get("/ui/")).status_code == 303
+
+
+async def test_a_parent_links_to_its_sub_workflow(database_url: str) -> None:
+    from ruvon_workers import WorkflowBuilder
+    from ruvon_workers.client import AsyncClient
+    from ruvon_workers.execution import SyncExecutionProvider
+    from ruvon_workers.persistence import PostgresPersistenceProvider
+    from ruvon_workers.server import TokenAuthenticator, create_app
+    from ruvon_workers.server.deps import ServerConfig
+
+    from ..helpers import FLEET_REGISTRY
+    from .conftest import TOKENS
+
+    store = PostgresPersistenceProvider(database_url)
+    await store.initialize()
+    try:
+        wf = await WorkflowBuilder.from_registry(FLEET_REGISTRY).create_workflow(
+            "Parent", {"value": 21}, persistence_provider=store,
+            execution_provider=SyncExecutionProvider())
+        while wf.status in ("ACTIVE", "PENDING_SUB_WORKFLOW"):
+            await wf.next_step()
+        child_id = next(h.detail["sub_workflow_id"] for h in await wf.history()
+                        if h.detail and "sub_workflow_id" in h.detail)
+    finally:
+        await store.close()
+    client = AsyncClient(database_url, None, FLEET_REGISTRY)
+    app = create_app(client, TokenAuthenticator(TOKENS), ServerConfig(session_secret=b"k" * 32))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://test") as http:
+        await sign_in(http, READER)
+        page = await http.get(f"/ui/workflows/{wf.id}")
+        assert f'href="/ui/workflows/{child_id}"' in page.text
+        child = await http.get(f"/ui/workflows/{child_id}")
+        assert f'href="/ui/workflows/{wf.id}"' in child.text  # and back to its parent
+    await client.close()
