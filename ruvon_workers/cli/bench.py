@@ -103,6 +103,10 @@ def bench(workflows: int, in_flight: int, workers: int, concurrency: int, pool: 
             cost = measure_engine_cost(db_url, workflows=50 if quick else 200,
                                        state_lines=cfg.state_lines)
             results["engine"] = cost.__dict__
+            if inline > 1:
+                cost = measure_engine_cost(db_url, workflows=50 if quick else 200,
+                                           state_lines=cfg.state_lines, inline_steps=inline)
+                results["engine_inline"] = cost.__dict__
         if ablations:
             results["ablations"] = {}
             for label, env, changes in ABLATIONS:
@@ -174,3 +178,9 @@ def _print_modes(results: dict[str, Any], cfg: Any) -> None:
           f"{cfg.workers} worker(s) x {cfg.concurrency} ({cfg.pool})",
           ["metric", "ruvon (1 step/task)", f"ruvon (inline {n})", cfg.baseline_name,
            "default/raw", f"inline {n}/raw"], rows)
+    for key, label in (("engine", "one step per task"), ("engine_inline", f"inline {n}")):
+        engine = results.get(key)
+        if engine:
+            console.print(f"engine per step ({label}; no Celery): "
+                          f"{engine['cpu_ms_per_step']:.3f} ms CPU, "
+                          f"{engine['db_round_trips_per_step']:.2f} database round trips")
