@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import socket
 import textwrap
 from pathlib import Path
 from typing import TypeVar
@@ -59,3 +60,10 @@ async def run_while_active(wf):
     while wf.status == "ACTIVE":
         await wf.next_step()
     return wf
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

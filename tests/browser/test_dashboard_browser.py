@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from tests.e2e.conftest import FleetWorker
+from tests.helpers import free_port
 from tests.server.conftest import REGISTRY, ROOT, InProcess, order
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -38,13 +39,6 @@ def chromium() -> str:
     pytest.skip("Chromium is not installed (apt-get install -y chromium)")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def fleet(database_url: str, redis_url: str, tmp_path: Path) -> Iterator[str]:
     """A worker and ``ruvon-workers server`` on this test's database and broker; the
@@ -56,7 +50,7 @@ def fleet(database_url: str, redis_url: str, tmp_path: Path) -> Iterator[str]:
            "POSTGRES_POOL_MIN_SIZE": "1", "POSTGRES_POOL_MAX_SIZE": "4",
            "RUVON_API_TOKEN": TOKEN, "RUVON_FLOWER_URL": "http://127.0.0.1:5555"}
     worker = FleetWorker(env, tmp_path / "worker.log", "--concurrency", "2").wait_ready()
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "ruvon_workers.cli.main", "server", "--port", str(port)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

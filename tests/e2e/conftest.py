@@ -126,3 +126,12 @@ def markers(fleet_env: dict[str, str], workflow_id: str = "", step: str = "",
 def small_order(i: int, amount: float = 10.0, country: str = "DE") -> dict:
     return {"order_id": f"o-{i}", "customer_id": "c", "ship_to_country": country,
             "items": [{"sku": "x", "quantity": 1, "unit_price": amount}]}
+
+
+def exists(client: Client, workflow_id: str) -> bool:
+    """Whether the workflow is stored yet."""
+    try:
+        client.get(workflow_id)
+        return True
+    except Exception:
+        return False

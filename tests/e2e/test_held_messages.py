@@ -32,7 +32,7 @@ from ruvon_workers.fleet.tasks import CANCEL_TASK, RESUME_TASK, START_TASK, work
 from ruvon_workers.utils.redis_urls import redis_client
 
 from ..helpers import not_none
-from .conftest import FleetWorker
+from .conftest import FleetWorker, exists
 from .test_fleet import completed_steps, wait_all
 
 FAST_BEAT = {"RUVON_WORKER_BEAT": "1", "RUVON_SWEEP_INTERVAL": "1"}
@@ -151,7 +151,7 @@ def test_producer_messages_reserved_or_on_a_countdown_come_back_from_a_killed_wo
     # A start without an id makes the one its task id names.
     started = [not_none(workflow_id_for(task_id)) for task_id in starts]
     for workflow_id in started:
-        wait_until("a start to be delivered again", partial(_exists, client, workflow_id),
+        wait_until("a start to be delivered again", partial(exists, client, workflow_id),
                    timeout=60)
         assert client.wait(workflow_id, 30).status == "COMPLETED"
     assert len(client.list(workflow_type="Child")) == 6  # no start was doubled
@@ -163,14 +163,6 @@ def test_producer_messages_reserved_or_on_a_countdown_come_back_from_a_killed_wo
     for workflow_id in cancels:
         wait_status(client, workflow_id, "CANCELLED")
     assert client.wait(busy, 60).status == "COMPLETED"
-
-
-def _exists(client: Client, workflow_id: str) -> bool:
-    try:
-        client.get(workflow_id)
-        return True
-    except Exception:
-        return False
 
 
 # -- the broker losing everything --------------------------------------------------------

@@ -27,6 +27,7 @@ from ruvon_workers.definitions import Registry
 from ruvon_workers.persistence import PostgresPersistenceProvider
 from ruvon_workers.utils.redis_urls import redis_client
 
+from ..helpers import free_port
 from .conftest import ROOT, small_order
 
 STEPS = ("Validate_Order", "Check_Amount", "Charge_Payment", "Ship_Order", "Send_Confirmation")
@@ -34,12 +35,6 @@ DASHBOARD = ROOT / "config" / "grafana" / "ruvon-dashboard.json"
 FLOWER_LOGIN = ("ops", "flower-test-password")
 
 Samples = list[tuple[str, dict[str, str], float]]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:

@@ -11,7 +11,7 @@ from ruvon_workers import Client
 from ruvon_workers.utils.redis_urls import redis_client
 
 from ..helpers import not_none
-from .conftest import small_order
+from .conftest import exists, small_order
 
 
 def raw_message(task: str, kwargs: dict, *, queue: str, body: bytes | None = None,
@@ -75,8 +75,8 @@ def test_raw_protocol_message_starts_resumes_and_cancels(client: Client, start_w
     push(fleet_env, "ruvon.start_workflow", {
         "workflow_type": "OrderProcessing", "initial_data": small_order(3, amount=2000),
         "workflow_id": other})
-    assert wait_for(lambda: _exists(client, small) and _exists(client, big)
-                    and _exists(client, other))
+    assert wait_for(lambda: exists(client, small) and exists(client, big)
+                    and exists(client, other))
     assert client.wait(small, 30).status == "COMPLETED"
     assert client.wait(big, 30).status == "WAITING_HUMAN"
     push(fleet_env, "ruvon.resume_workflow", {
@@ -88,14 +88,6 @@ def test_raw_protocol_message_starts_resumes_and_cancels(client: Client, start_w
                                                           "reason": "from php"})
     assert wait_for(lambda: client.get(other).status == "CANCELLED")
     assert not_none(client.get(other).error)["message"] == "from php"
-
-
-def _exists(client: Client, workflow_id: str) -> bool:
-    try:
-        client.get(workflow_id)
-        return True
-    except Exception:
-        return False
 
 
 def test_bad_messages_are_recorded_and_the_worker_keeps_serving(client: Client, start_worker,

@@ -16,15 +16,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ..helpers import free_port
 from .conftest import ROOT
-from .test_server_process import _free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 
 def test_demo_serves_the_dashboard_until_ctrl_c(database_url: str, redis_url: str,
                                                 tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "RUVON_API_TOKEN"}
     env.update(DATABASE_URL=database_url, CELERY_BROKER_URL=redis_url, PYTHONPATH=str(ROOT),
                RUVON_DEFAULT_QUEUE=f"ruvon-{uuid.uuid4().hex[:8]}", RUVON_METRICS_PORT="0",

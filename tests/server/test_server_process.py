@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+from ..helpers import free_port
 from .conftest import REGISTRY, ROOT, order
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -28,16 +29,9 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def served(database_url: str, redis_url: str) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "ruvon_workers.cli.main", "server", "--port", str(port)],
         env=_env(DATABASE_URL=database_url, CELERY_BROKER_URL=redis_url,
