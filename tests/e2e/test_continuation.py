@@ -51,6 +51,39 @@ def test_a_kill_in_the_middle_of_continued_chains_loses_and_doubles_nothing(
     assert received <= 60, received
 
 
+def received(worker, workflow_type: str) -> Counter[str]:
+    """The step tasks a worker took from the broker, by step name (its INFO log)."""
+    prefix = f"ruvon.step.{workflow_type}."
+    found: Counter[str] = Counter()
+    for line in worker.log_path.read_text(errors="replace").splitlines():
+        if prefix in line and line.endswith(" received"):
+            found[line.split(prefix, 1)[1].split("[", 1)[0]] += 1
+    return found
+
+
+def test_steps_that_must_hop_go_through_the_broker_under_continuation(
+        client: Client, start_worker, fleet_env, tmp_path: Path) -> None:
+    # Hops: Start, Then, Isolated (inline: false), Flaky (fails once; retried after a
+    # delay), Routed (queue hops-side), Back. One worker serves the default queue only,
+    # another only hops-side.
+    main = start_worker("--queues", fleet_env["RUVON_DEFAULT_QUEUE"], "--concurrency", "1",
+                        env=INLINE)
+    side = start_worker("--queues", "hops-side", "--concurrency", "1",
+                        env={**INLINE, "RUVON_HEARTBEAT_FILE": str(tmp_path / "side.beat")})
+    ids = [client.start("Hops", {}) for _ in range(3)]
+    statuses = wait_all(client, ids, timeout=60)
+    assert set(statuses.values()) == {"COMPLETED"}, (main.log(), side.log())
+    for workflow_id in ids:
+        record = client.get(workflow_id)
+        assert record.state["path"] == ["Start", "Then", "Isolated", "Flaky", "Routed", "Back"]
+        assert len(markers(fleet_env, workflow_id, "Flaky")) == 2  # failed, then retried
+    # Then continued in Start's task; Isolated hopped (inline: false); Flaky's first
+    # attempt continued in Isolated's task and its retry hopped (a delay); Routed ran on
+    # the worker serving its queue, and Back hopped back to the default queue.
+    assert received(main, "Hops") == {"Start": 3, "Isolated": 3, "Flaky": 3, "Back": 3}
+    assert received(side, "Hops") == {"Routed": 3}
+
+
 def test_a_continued_step_past_its_time_limit_is_a_failed_attempt(
         client: Client, start_worker, fleet_env) -> None:
     start_worker("--concurrency", "1", env={**INLINE, "RUVON_TEST_SLOW_SECONDS": "30"})
