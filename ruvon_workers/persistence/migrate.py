@@ -11,6 +11,7 @@ and builds it again.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 
 import psycopg
@@ -26,6 +27,7 @@ CREATE TABLE IF NOT EXISTS ruvon_schema_migrations (
 """
 # One migrator at a time across the fleet (several pods may start together).
 _LOCK_ID = 0x52_55_56_4F  # "RUVO"
+_LOCK_POLL_SECONDS = 0.2
 _RECORD = "INSERT INTO ruvon_schema_migrations (number, name) VALUES (%s, %s)"
 # The index a CREATE INDEX statement names (IF NOT EXISTS skips an INVALID one).
 _CREATE_INDEX = re.compile(
@@ -57,7 +59,7 @@ def migrate(db_url: str) -> list[sql.Migration]:
     """Apply pending migrations, each in its own transaction; return those applied."""
     done: list[sql.Migration] = []
     with psycopg.connect(db_url, autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_ID,))
+        _lock(conn)
         try:
             conn.execute(_TABLE)
             applied = {r[0] for r in conn.execute("SELECT number FROM ruvon_schema_migrations")}
@@ -74,6 +76,17 @@ def migrate(db_url: str) -> list[sql.Migration]:
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_ID,))
     return done
+
+
+def _lock(conn: psycopg.Connection) -> None:
+    """Take the migrators' advisory lock, polling rather than blocking: a backend blocked
+    in pg_advisory_lock holds a snapshot, which a concurrent index build in the lock
+    holder's session would wait for (a deadlock)."""
+    while True:
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_ID,)).fetchone()
+        if row and row[0]:
+            return
+        time.sleep(_LOCK_POLL_SECONDS)
 
 
 def _apply_outside_transaction(conn: psycopg.Connection, migration: sql.Migration) -> None:

@@ -183,3 +183,33 @@ def test_writes_go_on_while_an_index_builds(
     with psycopg.connect(empty_database_url) as conn:
         types = {r[0] for r in conn.execute("SELECT workflow_type FROM workflow_executions")}
     assert types == {"Open", "During"}
+
+
+def test_a_second_migrator_waits_without_stalling_the_build(
+        empty_database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two pods run `db migrate` at once. A concurrent build waits for every transaction
+    older than it; the migrator waiting for the advisory lock must not be one of them (it
+    would wait for the lock while the build waits for it: a deadlock)."""
+    _up_to(empty_database_url, 9, monkeypatch)
+    results: dict[str, object] = {}
+
+    def run_migration(name: str) -> None:
+        try:
+            results[name] = [m.number for m in migrate(empty_database_url)]
+        except BaseException as exc:  # reported by the test thread
+            results[name] = exc
+
+    with psycopg.connect(empty_database_url) as writer:
+        writer.execute(INSERT, (uuid.uuid4(), "Open"))  # holds the first build back
+        first = threading.Thread(target=run_migration, args=("first",), daemon=True)
+        first.start()
+        _wait_for_lock_wait(empty_database_url, "CREATE INDEX", time.monotonic() + 30)
+        second = threading.Thread(target=run_migration, args=("second",), daemon=True)
+        second.start()
+        time.sleep(0.5)  # the second migrator is waiting for the lock
+        writer.commit()
+    # Longer than deadlock_timeout (1 s), after which PostgreSQL would report a deadlock.
+    first.join(timeout=60)
+    second.join(timeout=60)
+    assert results == {"first": [10], "second": []}
+    assert _indexes(empty_database_url) == dict.fromkeys(SERVER_INDEXES, True)
