@@ -13,6 +13,7 @@ from chart_render import (
     container,
     env_map,
     pod_spec,
+    render,
     render_ci,
     run_tool,
 )
@@ -39,6 +40,19 @@ def production(kubectl_binary) -> Rendered:
 
 def _worker(rendered: Rendered) -> dict:
     return rendered.component("Deployment", "worker")
+
+
+def _chart_with_server() -> Rendered:
+    return render("server.enabled=true", values=("default-values.yaml",))
+
+
+def _secret_refs(c: dict) -> dict[str, str]:
+    """Environment variable -> key of the Secret it is read from."""
+    return {
+        name: e["valueFrom"]["secretKeyRef"]["key"]
+        for name, e in env_map(c).items()
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
 
 
 def test_base_has_the_chart_default_kinds(base):
@@ -73,6 +87,59 @@ def test_base_worker_matches_the_chart_worker(base):
     assert mine["spec"]["strategy"] == theirs["spec"]["strategy"]
 
 
+def test_base_server_matches_the_chart_server(base):
+    mine, theirs = base.component("Deployment", "server"), _chart_with_server().component(
+        "Deployment", "server"
+    )
+    assert mine["metadata"]["name"] == "ruvon-workers-server"
+    # The same selector but for the instance label, which follows the release's name.
+    assert set(mine["spec"]["selector"]["matchLabels"]) == set(
+        theirs["spec"]["selector"]["matchLabels"]
+    )
+    assert mine["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "server"
+    mc, tc = container(mine, "server"), container(theirs, "server")
+    assert mc["args"] == ["server", "--host", "0.0.0.0", "--port", "8000"]
+    for key in ("args", "ports", "livenessProbe", "readinessProbe", "startupProbe", "resources"):
+        assert mc[key] == tc[key], key
+    assert mc["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert mc["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert mc["securityContext"] == tc["securityContext"]
+    assert mc["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod_spec(mine)["securityContext"] == pod_spec(theirs)["securityContext"]
+    assert pod_spec(mine)["automountServiceAccountToken"] is False
+    assert mc["volumeMounts"] == tc["volumeMounts"]
+    assert pod_spec(mine)["volumes"] == pod_spec(theirs)["volumes"]
+    # Same variables from the same Secret keys (the Secrets' names follow the release).
+    assert _secret_refs(mc) == _secret_refs(tc)
+    assert env_map(mc)["RUVON_API_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == (
+        "ruvon-workers-server"
+    )
+    assert set(env_map(mc)) == set(env_map(tc))
+    (cm,) = base.of_kind("ConfigMap")
+    assert mc["envFrom"] == [{"configMapRef": {"name": cm["metadata"]["name"]}}]
+
+
+def test_base_server_service_and_policy(base):
+    deployment = base.component("Deployment", "server")
+    service = base.component("Service", "server")
+    chart = _chart_with_server().component("Service", "server")
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["ports"] == chart["spec"]["ports"]
+    policy = base.one("NetworkPolicy")["spec"]
+    chart_policy = _chart_with_server().one("NetworkPolicy")["spec"]
+    assert policy["ingress"] == chart_policy["ingress"]
+    assert policy["egress"] == chart_policy["egress"]
+    rule = next(r for r in policy["ingress"] if r["ports"][0]["port"] == 8000)
+    assert "from" not in rule
+    # The server's pods are selected by the policy: egress to DNS, PostgreSQL and the
+    # broker only.
+    selector = policy["podSelector"]["matchLabels"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert selector.items() <= labels.items()
+    assert sorted(p["port"] for r in policy["egress"] for p in r["ports"]) == [
+        53, 53, 5432, 6379]
+
+
 def test_base_hpa_and_config_match_the_chart(base):
     chart = render_ci("default-values.yaml")
     assert base.one("HorizontalPodAutoscaler")["spec"] | {"scaleTargetRef": None} == chart.one(
@@ -104,6 +171,9 @@ def test_production_overlay_patches_size_and_bounds(production):
     assert c["image"] == "registry.example.com/ruvon/ruvon-workers:0.1.0"
     soft = int(env_map(c)["RUVON_SOFT_SHUTDOWN_TIMEOUT"]["value"])
     assert pod_spec(worker)["terminationGracePeriodSeconds"] > soft
+    server = production.component("Deployment", "server")
+    assert server["spec"]["replicas"] == 2
+    assert container(server, "server")["image"] == c["image"]
 
 
 def test_secret_example_is_an_obvious_placeholder():
@@ -111,8 +181,20 @@ def test_secret_example_is_an_obvious_placeholder():
     assert {d["kind"] for d in docs} == {"Secret"}
     for doc in docs:
         assert all("CHANGE-ME" in v for v in doc["stringData"].values())
+    # One example per Secret the manifests read.
+    assert {d["metadata"]["name"]: set(d["stringData"]) for d in docs} == {
+        "ruvon-workers": {"DATABASE_URL", "CELERY_BROKER_URL"},
+        "ruvon-workers-flower": {"FLOWER_BASIC_AUTH"},
+        "ruvon-workers-server": {"RUVON_API_TOKEN", "RUVON_SESSION_SECRET"},
+    }
     kustomization = yaml.safe_load((BASE / "kustomization.yaml").read_text())
     assert "secret.example.yaml" not in kustomization["resources"]
+
+
+def test_every_base_manifest_is_in_the_kustomization():
+    kustomization = yaml.safe_load((BASE / "kustomization.yaml").read_text())
+    files = {p.name for p in BASE.glob("*.yaml")} - {"kustomization.yaml", "secret.example.yaml"}
+    assert set(kustomization["resources"]) == files
 
 
 def test_install_notes_show_how_to_watch_the_fleet():

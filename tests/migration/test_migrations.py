@@ -103,7 +103,8 @@ def _migrated_up_to(url: str, last: int) -> None:
             "NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
         for m in sql.migrations():
             if m.number <= last:
-                conn.execute(m.sql.encode())
+                for statement in [m.sql] if m.transactional else m.statements():
+                    conn.execute(statement.encode())
                 conn.execute("INSERT INTO ruvon_schema_migrations (number, name) "
                              "VALUES (%s, %s)", (m.number, m.name))
 

@@ -55,19 +55,70 @@ def sqlite_scoped_keys() -> str:
     return _read("sqlite/scoped_keys.sql")
 
 
+# First line of a migration that must not run in a transaction (CREATE INDEX
+# CONCURRENTLY): its statements are run one by one, each committed on its own.
+_NO_TRANSACTION = re.compile(r"^--\s*ruvon:\s*no-transaction\s*$")
+
+
 @dataclass(frozen=True)
 class Migration:
     number: int
     name: str
     sql: str
+    transactional: bool = True
+
+    def statements(self) -> list[str]:
+        """The file's statements, comments left out, in order."""
+        return split_statements(self.sql)
+
+
+def split_statements(text: str) -> list[str]:
+    """Split SQL on the semicolons outside quotes and ``--`` comments. Meant for the plain
+    DDL of a no-transaction migration: a dollar-quoted body is refused."""
+    statements: list[str] = []
+    current: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "-" and text.startswith("--", i):
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        if ch in "'\"":
+            end = text.find(ch, i + 1)
+            while end >= 0 and text.startswith(ch * 2, end):
+                end = text.find(ch, end + 2)
+            if end < 0:
+                raise ValueError(f"unterminated {ch} quote in migration SQL")
+            current.append(text[i:end + 1])
+            i = end + 1
+            continue
+        if ch == "$" and re.match(r"\$\w*\$", text[i:]):
+            raise ValueError("a no-transaction migration cannot hold dollar-quoted bodies")
+        if ch == ";":
+            statement = "".join(current).strip()
+            if statement:
+                statements.append(statement)
+            current = []
+        else:
+            current.append(ch)
+        i += 1
+    statement = "".join(current).strip()
+    if statement:
+        statements.append(statement)
+    return statements
 
 
 @cache
 def migrations() -> tuple[Migration, ...]:
-    """Numbered migrations, in order (``NNNN_name.sql``)."""
+    """Numbered migrations, in order (``NNNN_name.sql``). A file whose first line is
+    ``-- ruvon: no-transaction`` runs outside a transaction."""
     found = []
     for entry in resources.files(__package__).joinpath("migrations").iterdir():
         match = re.match(r"^(\d{4})_(\w+)\.sql$", entry.name)
         if match:
-            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+            text = entry.read_text(encoding="utf-8")
+            first = text.split("\n", 1)[0].strip()
+            found.append(Migration(int(match[1]), match[2], text,
+                                   transactional=not _NO_TRANSACTION.match(first)))
     return tuple(sorted(found, key=lambda m: m.number))
