@@ -46,10 +46,9 @@ def _mark(b: Box) -> str:
         return "● current"
     if "failed" in b.classes or "r-failed" in b.classes:
         return "✕ failed"
-    for c in b.classes:
-        if c in ("r-completed", "r-compensated"):
-            return "✓"
-    return ""
+    if "r-compensated" in b.classes:
+        return "↩ compensated"
+    return "✓" if "r-completed" in b.classes else ""
 
 
 def _box(b: Box) -> str:
