@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException
 
+from ..definitions.models import WorkflowDefinition
 from ..engine.records import Status
 from ..errors import (
     FieldError,
@@ -27,9 +28,10 @@ from ..errors import (
 )
 from ..persistence.reads import WorkflowSearch
 from ..utils.serialization import serialize
-from . import forms, sessions, views
+from . import forms, graph_svg, sessions, views
 from .auth import Principal, Role
 from .deps import Server, server
+from .graph import RunMarks
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -203,14 +205,35 @@ async def workflow(request: Request, workflow_id: str, who: Who, srv: Srv) -> Re
     history = [views.history_row(e) for e in await srv.client.history(workflow_id)]
     step_info = await views.current_step_info(srv.client, workflow_id)
     d = srv.client.registry.workflows.get(info.workflow_type)
-    reached: dict[str, str] = {}
-    for row in history:
-        if row["step"]:
-            reached[row["step"]] = row["status"]
-    return render(request, "workflow.html", who, wf=views.workflow(info), history=history,
+    wf = views.workflow(info)
+    return render(request, "workflow.html", who, wf=wf, history=history,
                   step_info=step_info, fields=forms.fields(step_info["input_schema"]),
-                  definition=views.definition(d) if d else None, reached=reached,
+                  definition=views.definition(d) if d else None,
+                  graph_svg=graph_svg.svg(d, run_marks(wf, history)) if d else None,
                   finished=info.finished)
+
+
+def run_marks(wf: dict[str, Any], history: list[dict[str, Any]]) -> RunMarks:
+    """What the run's graph shows: the step it is at, the steps it reached (each with
+    the status of its last history row), the step it failed at, the runs it started."""
+    failed = wf["status"] in views.FAILED
+    error = wf["error"] or {}
+    marks = RunMarks(current=None if failed else wf["current_step"],
+                     failed=(error.get("step") or wf["current_step"]) if failed else None)
+    results = (wf["state"] or {}).get("sub_workflow_results") or {}
+    child = wf["child"] or {}
+    for row in history:
+        step = row["step"]
+        if not step:
+            continue
+        marks.reached[step] = row["status"]
+        detail = row["detail"] or {}
+        started = detail.get("sub_workflow_id") or detail.get("spawned_workflow_id")
+        if isinstance(started, str):
+            kind = (child.get("workflow_type") if child.get("id") == started
+                    else (results.get(started) or {}).get("workflow_type"))
+            marks.children[step] = (started, kind)
+    return marks
 
 
 async def _run_action(workflow_id: str, act: Any) -> RedirectResponse:
@@ -306,7 +329,11 @@ async def dead_letters(request: Request, who: Who, srv: Srv) -> HTMLResponse:
 @router.get("/definitions")
 async def definitions(request: Request, who: Who, srv: Srv) -> HTMLResponse:
     return render(request, "definitions.html", who,
-                  definitions=[views.definition(d) for d in srv.client.registry])
+                  definitions=[_with_graph(d) for d in srv.client.registry])
+
+
+def _with_graph(d: WorkflowDefinition) -> dict[str, Any]:
+    return {**views.definition(d), "graph": graph_svg.svg(d, prefix=f"{d.workflow_type}-")}
 
 
 @router.get("/definitions/{workflow_type}")
@@ -315,4 +342,4 @@ async def definition(request: Request, workflow_type: str, who: Who, srv: Srv) -
         d = srv.client.registry.get(workflow_type)
     except UnknownWorkflowType as exc:
         return render(request, "not_found.html", who, 404, detail=str(exc))
-    return render(request, "definitions.html", who, definitions=[views.definition(d)])
+    return render(request, "definitions.html", who, definitions=[_with_graph(d)])

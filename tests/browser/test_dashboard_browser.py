@@ -113,6 +113,10 @@ def test_find_retry_and_approve_in_a_browser(fleet: str, runs: InProcess, databa
             timeline = page.locator(".timeline")
             expect(timeline).to_contain_text("Ship_Order")
             expect(timeline).to_contain_text("no carrier ships to XX")
+            # The definition's graph marks where it failed.
+            failed_node = page.locator("svg.wfgraph g.node.failed")
+            expect(failed_node).to_have_attribute("data-step", "Ship_Order")
+            expect(failed_node).to_contain_text("failed")
             page.screenshot(path=str(shots / "dashboard-workflow.png"), full_page=True)
 
             # Retry it from the charge (the address was corrected).
@@ -125,6 +129,24 @@ def test_find_retry_and_approve_in_a_browser(fleet: str, runs: InProcess, databa
             card = page.locator("section.approval", has_text=waiting[:8])
             expect(card).to_contain_text("Manager_Approval")
             page.screenshot(path=str(shots / "dashboard-approvals.png"), full_page=True)
+
+            # Its own page: the graph highlights the step it waits at.
+            card.locator(f"a[href='/ui/workflows/{waiting}']").first.click()
+            current = page.locator("svg.wfgraph g.node.current")
+            expect(current).to_have_count(1)
+            expect(current).to_have_attribute("data-step", "Manager_Approval")
+            expect(current).to_contain_text("current")
+            expect(page.locator("svg.wfgraph g.node.r-completed[data-step='Check_Amount']")
+                   ).to_be_visible()
+            page.click("nav >> text=Approvals")
+            card = page.locator("section.approval", has_text=waiting[:8])
+
+            # Every definition drawn.
+            page.click("nav >> text=Definitions")
+            expect(page.locator("svg.wfgraph")).to_have_count(5)
+            expect(page.locator("#OrderFulfillment-step-Screen_Order-branch-2")).to_be_visible()
+            page.screenshot(path=str(shots / "dashboard-definitions.png"), full_page=True)
+            page.click("nav >> text=Approvals")
             card.locator("select[name='field.approved']").select_option("true")
             card.locator("input[name='field.approver']").fill("dana")
             card.locator("button[type=submit]").click()

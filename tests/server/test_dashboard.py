@@ -58,14 +58,24 @@ async def test_every_page_renders(api: httpx.AsyncClient, runs: InProcess) -> No
     assert bad.status_code == 200 and "not a date" in bad.text
     detail = await api.get(f"/ui/workflows/{failed}")
     assert "ShippingError" in detail.text and "Timeline" in detail.text
-    assert 'id="step-Ship_Order"' in detail.text and "node current" in detail.text
+    assert 'id="step-Ship_Order"' in detail.text
+    # The definition is drawn as an SVG graph; the failed step is marked in it.
+    assert '<svg class="wfgraph"' in detail.text and 'role="img"' in detail.text
+    assert 'class="step node r-failed failed" data-step="Ship_Order"' in detail.text
+    assert 'data-from="step-Check_Amount" data-to="step-Charge_Payment"' in detail.text
     # A read-only session sees no actions.
     assert "/retry" not in detail.text
     approvals = await api.get("/ui/approvals")
     assert waiting[:8] in approvals.text and "Manager_Approval" in approvals.text
+    waiting_page = await api.get(f"/ui/workflows/{waiting}")
+    assert 'class="step node r-waiting current" data-step="Manager_Approval"' in waiting_page.text
     for path in ("/ui/schedules", "/ui/dead-letters", "/ui/definitions",
                  "/ui/definitions/OrderFulfillment"):
         assert (await api.get(path)).status_code == 200, path
+    definitions = await api.get("/ui/definitions")
+    assert definitions.text.count('<svg class="wfgraph"') == 5
+    assert 'id="OrderFulfillment-step-Screen_Order-branch-0"' in definitions.text
+    assert 'href="/ui/definitions#Shipment"' in definitions.text
     assert (await api.get("/ui/definitions/Nope")).status_code == 404
     assert (await api.get("/ui/workflows/00000000-0000-4000-8000-000000000001")
             ).status_code == 404
@@ -166,6 +176,9 @@ async def test_a_parent_links_to_its_sub_workflow(database_url: str) -> None:
         await sign_in(http, READER)
         page = await http.get(f"/ui/workflows/{wf.id}")
         assert f'href="/ui/workflows/{child_id}"' in page.text
+        # The step that started it links to it in the graph, with its type.
+        assert f'<a href="/ui/workflows/{child_id}"><rect' in page.text
+        assert "sub-workflow Child" in page.text
         child = await http.get(f"/ui/workflows/{child_id}")
         assert f'href="/ui/workflows/{wf.id}"' in child.text  # and back to its parent
     await client.close()
