@@ -41,14 +41,16 @@ def _edge(edge: Edge) -> str:
     return "".join(out)
 
 
-def _mark(b: Box) -> str:
+def _mark(b: Box) -> tuple[str, str]:
+    """The symbol drawn in a step's corner for a run, and what it means (its tooltip);
+    a symbol alone, so that it never runs into a long step name."""
     if "current" in b.classes:
-        return "● current"
+        return "●", "the current step"
     if "failed" in b.classes or "r-failed" in b.classes:
-        return "✕ failed"
+        return "✕", "failed"
     if "r-compensated" in b.classes:
-        return "↩ compensated"
-    return "✓" if "r-completed" in b.classes else ""
+        return "↩", "compensated"
+    return ("✓", "completed") if "r-completed" in b.classes else ("", "")
 
 
 def _box(b: Box) -> str:
@@ -76,10 +78,11 @@ def _box(b: Box) -> str:
                    f'font-size="{NAME_SIZE}">{escape(b.text)}</text>')
         out.append(f'<text class="type" x="{b.x + 10:g}" y="{b.y + 34:g}" '
                    f'font-size="{SUB_SIZE}">{escape(b.sub)}</text>')
-        mark = _mark(b)
+        mark, meaning = _mark(b)
         if mark:
             out.append(f'<text class="mark" x="{b.right - 8:g}" y="{b.y + 17:g}" '
-                       f'text-anchor="end" font-size="{SUB_SIZE}">{mark}</text>')
+                       f'text-anchor="end" font-size="{SUB_SIZE}"><title>{meaning}</title>'
+                       f'{mark}</text>')
     if b.href:
         out.append("</a>")
     out.append("</g>")
