@@ -47,6 +47,18 @@ def peak_rss_kb(pids: list[int]) -> int:
     return max((_status_kb(p, "VmHWM") for p in pids), default=0)
 
 
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU the process has used so far (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICK
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 class WorkerProcess:
     def __init__(self, cmd: list[str], env: dict[str, str], log: Path):
         self.log_path = log

@@ -25,7 +25,14 @@ from ..definitions import load_registry
 from ..persistence import migrate as migrations
 from ..utils.redis_urls import redis_client
 from .models import make_state
-from .processes import WorkerProcess, baseline_worker, peak_rss_kb, rss_kb, ruvon_worker
+from .processes import (
+    WorkerProcess,
+    baseline_worker,
+    cpu_seconds,
+    peak_rss_kb,
+    rss_kb,
+    ruvon_worker,
+)
 
 STEPS = 5
 Progress = Callable[[str, int, int], None]
@@ -73,6 +80,11 @@ class RunResult:
     idle_p50_ms: float | None
     peak_rss_mb: float
     memory_per_in_flight_kb: float
+    #: Worker CPU per step during the measured run: the workers' main processes
+    #: (consuming, handing to the pool, acknowledging) and their pool processes (running
+    #: the task: for the fleet the engine and the publish of the next step).
+    main_cpu_ms_per_step: float | None = None
+    pool_cpu_ms_per_step: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,10 +102,27 @@ def _quantile(values: list[float], q: float) -> float:
 
 
 class _MemorySampler:
+    """The workers' memory during the measured run, and the CPU their main and pool
+    processes spent in it."""
+
     def __init__(self, workers: list[WorkerProcess]):
         self.workers = workers
         self.idle_kb = rss_kb(self.pids())
         self.max_kb = self.idle_kb
+        self.cpu_at_start = self.cpu()
+
+    def cpu(self) -> tuple[dict[int, float], dict[int, float]]:
+        """CPU seconds so far of every main process and every pool process, by pid."""
+        mains = {w.proc.pid: cpu_seconds(w.proc.pid) for w in self.workers}
+        pool = {p: cpu_seconds(p) for w in self.workers for p in w.pids if p not in mains}
+        return mains, pool
+
+    def cpu_ms_per_step(self, steps: int) -> tuple[float, float]:
+        """(main, pool) CPU milliseconds per step since the sampler started."""
+        spent = []
+        for start, end in zip(self.cpu_at_start, self.cpu(), strict=True):
+            spent.append(sum(v - start.get(pid, 0.0) for pid, v in end.items()))
+        return spent[0] * 1000 / max(steps, 1), spent[1] * 1000 / max(steps, 1)
 
     def pids(self) -> list[int]:
         return [p for w in self.workers for p in w.pids]
@@ -110,6 +139,7 @@ class _MemorySampler:
 
 def _result(name: str, cfg: BenchConfig, latencies: list[float], seconds: float,
             idle: list[float], sampler: _MemorySampler) -> RunResult:
+    main_cpu, pool_cpu = sampler.cpu_ms_per_step(cfg.workflows * cfg.steps)
     return RunResult(
         name=name, workflows=cfg.workflows, seconds=seconds,
         workflows_per_s=cfg.workflows / seconds, steps_per_s=cfg.workflows * cfg.steps / seconds,
@@ -118,6 +148,7 @@ def _result(name: str, cfg: BenchConfig, latencies: list[float], seconds: float,
         idle_p50_ms=statistics.median(idle) if idle else None,
         peak_rss_mb=sampler.peak_mb(),
         memory_per_in_flight_kb=sampler.per_in_flight_kb(cfg.in_flight),
+        main_cpu_ms_per_step=main_cpu, pool_cpu_ms_per_step=pool_cpu,
     )
 
 

@@ -127,12 +127,15 @@ def _print(results: dict[str, Any], cfg: Any) -> None:
         return
     rows = []
     steps_label = "branches + steps/s" if cfg.fan_out else "steps/s"
+    unit = "branch or step" if cfg.fan_out else "step"
     spec = [("workflows/s", "workflows_per_s", True, 1), (steps_label, "steps_per_s", True, 1),
             ("p50 latency (ms)", "p50_ms", False, 1), ("p95 latency (ms)", "p95_ms", False, 1),
             ("p99 latency (ms)", "p99_ms", False, 1),
             ("idle fleet p50, 1 in flight (ms)", "idle_p50_ms", False, 1),
             ("peak RSS per worker process (MB)", "peak_rss_mb", False, 1),
-            ("worker memory per in-flight workflow (KB)", "memory_per_in_flight_kb", False, 2)]
+            ("worker memory per in-flight workflow (KB)", "memory_per_in_flight_kb", False, 2),
+            (f"worker CPU per {unit}, main processes (ms)", "main_cpu_ms_per_step", False, 3),
+            (f"worker CPU per {unit}, pool processes (ms)", "pool_cpu_ms_per_step", False, 3)]
     for label, key, higher, digits in spec:
         a = ours.get(key)
         b = theirs.get(key) if theirs else None
@@ -167,13 +170,16 @@ def _print_modes(results: dict[str, Any], cfg: Any) -> None:
     spec = [("workflows/s", "workflows_per_s", True), ("steps/s", "steps_per_s", True),
             ("p50 latency (ms)", "p50_ms", False), ("p99 latency (ms)", "p99_ms", False),
             ("idle fleet p50, 1 in flight (ms)", "idle_p50_ms", False),
-            ("peak RSS per worker process (MB)", "peak_rss_mb", False)]
+            ("peak RSS per worker process (MB)", "peak_rss_mb", False),
+            ("worker CPU per step, main processes (ms)", "main_cpu_ms_per_step", False),
+            ("worker CPU per step, pool processes (ms)", "pool_cpu_ms_per_step", False)]
     rows = []
     for label, key, higher in spec:
         a, c = ours.get(key), inline.get(key)
         b = theirs.get(key) if theirs else None
-        rows.append((label, _fmt(a), _fmt(c), _fmt(b), _ratio(a, b, higher),
-                     _ratio(c, b, higher)))
+        digits = 3 if key.endswith("cpu_ms_per_step") else 1
+        rows.append((label, _fmt(a, digits), _fmt(c, digits), _fmt(b, digits),
+                     _ratio(a, b, higher), _ratio(c, b, higher)))
     table(f"{cfg.workflows} workflows ({cfg.steps} steps), {cfg.in_flight} in flight, "
           f"{cfg.workers} worker(s) x {cfg.concurrency} ({cfg.pool})",
           ["metric", "ruvon (1 step/task)", f"ruvon (inline {n})", cfg.baseline_name,
