@@ -244,7 +244,8 @@ async def cancel(request: Request, workflow_id: str, who: Who, srv: Srv) -> Resp
     form = await _action(request, who)
 
     async def act() -> str:
-        await srv.client.cancel(workflow_id, form.get("reason") or "cancelled from the dashboard")
+        await srv.client.cancel(workflow_id, form.get("reason") or "cancelled from the dashboard",
+                                by=who.principal.name)
         return "Cancelled."
 
     return await _run_action(workflow_id, act)
