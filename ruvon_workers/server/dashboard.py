@@ -200,7 +200,7 @@ async def workflow(request: Request, workflow_id: str, who: Who, srv: Srv) -> Re
         info = await srv.client.get(workflow_id)
     except WorkflowNotFound as exc:
         return render(request, "not_found.html", who, 404, detail=str(exc))
-    history = [views.history_row(e) for e in await srv.client.history(workflow_id)]
+    history = [views.timeline_row(e) for e in await srv.client.history(workflow_id)]
     step_info = await views.current_step_info(srv.client, workflow_id)
     d = srv.client.registry.workflows.get(info.workflow_type)
     reached: dict[str, str] = {}
