@@ -63,6 +63,8 @@ def detached(model: type[BaseModel], state: dict[str, Any]) -> dict[str, Any]:
     """``state`` as it stands, safe from a step changing it in place: the values the
     state model would hold by reference are copies (none for a fully typed model)."""
     fields, extra = _shared(model)
+    if not (fields or extra):
+        return state
     keys = [k for k, v in state.items()
             if isinstance(v, dict | list) and (k in fields or (extra and k not in _typed(model)))]
     if not keys:
