@@ -182,9 +182,11 @@ class AsyncClient:
         coordinator = await self._ready()
         await coordinator.resume(workflow_id, user_input or {}, by)
 
-    async def cancel(self, workflow_id: str, reason: str = "cancelled") -> None:
+    async def cancel(self, workflow_id: str, reason: str = "cancelled", *,
+                     by: str | None = None) -> None:
+        """``by``: who asks, kept in the run's history (``CANCELLED``)."""
         coordinator = await self._ready()
-        await coordinator.cancel(workflow_id, reason)
+        await coordinator.cancel(workflow_id, reason, by)
 
     async def retry(self, workflow_id: str, from_step: str | None = None, *,
                     by: str | None = None) -> None:
@@ -277,8 +279,9 @@ class Client:
                by: str | None = None) -> None:
         self._run(self._async.resume(workflow_id, user_input, by=by))
 
-    def cancel(self, workflow_id: str, reason: str = "cancelled") -> None:
-        self._run(self._async.cancel(workflow_id, reason))
+    def cancel(self, workflow_id: str, reason: str = "cancelled", *,
+               by: str | None = None) -> None:
+        self._run(self._async.cancel(workflow_id, reason, by=by))
 
     def retry(self, workflow_id: str, from_step: str | None = None, *,
               by: str | None = None) -> None:

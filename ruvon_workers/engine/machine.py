@@ -54,6 +54,8 @@ class Resume:
 @dataclass
 class Cancel:
     reason: str = "cancelled"
+    #: Who asked (an operator's name), kept in the CANCELLED history row.
+    by: str | None = None
 
 
 @dataclass
@@ -126,7 +128,7 @@ async def decide(defn: WorkflowDefinition, record: WorkflowRecord,
     if isinstance(event, Resume):
         return resume(defn, record, event.user_input, event.by)
     if isinstance(event, Cancel):
-        return cancel(record, event.reason)
+        return cancel(record, event.reason, event.by)
     if isinstance(event, Retry):
         return retry(defn, record, event.from_step, event.by)
     if isinstance(event, SetSagaMode):
@@ -201,7 +203,7 @@ def past_pause(defn: WorkflowDefinition, record: WorkflowRecord
                                runtime=runtime), None
 
 
-def cancel(record: WorkflowRecord, reason: str) -> Transition:
+def cancel(record: WorkflowRecord, reason: str, by: str | None = None) -> Transition:
     """The run stops for good (CANCELLED), its state kept; the sub-workflow it waits for
     is to be cancelled too (``Transition.cancel_child``)."""
     if Status(record.status).is_terminal:
@@ -211,7 +213,7 @@ def cancel(record: WorkflowRecord, reason: str) -> Transition:
         update=RecordUpdate.keep(record, status=Status.CANCELLED, error={
             "step": record.current_step, "type": "Cancelled", "message": reason}),
         history=[HistoryEntry(record.current_step, StepOutcome.CANCELLED,
-                              detail={"reason": reason})],
+                              detail={"reason": reason, **({"by": by} if by else {})})],
         step=record.current_step or "",
         cancel_child=child.get("id") if record.current_step else None)
 

@@ -17,6 +17,7 @@ from ..definitions.models import RetryPolicy, StepDefinition, WorkflowDefinition
 from ..directives import StartSubWorkflowDirective, WorkflowJumpDirective, WorkflowPauseDirective
 from ..errors import SagaWorkflowException, StepFailed, WorkflowFailedException
 from . import saga
+from .changes import detached, state_changes
 from .context import StepContext
 from .records import HistoryEntry, RecordUpdate, Status, StepOutcome, WorkflowRecord
 from .routing import arrive, next_after
@@ -53,6 +54,8 @@ class StepRunner:
         self.step: StepDefinition = defn.step(record.current_step)
         self.user_input = dict(user_input or {})
         self.previous_result = previous_result
+        #: The state before the step, to record what it changed (see :meth:`changes`).
+        self.before = record.state
         self.attempt = record.runtime.attempts.get(self.step.name, 0) + 1
         # The version the step's first attempt ran at: retries keep the idempotency key.
         execution = record.runtime.execution
@@ -82,6 +85,7 @@ class StepRunner:
         """Run the step (its type's ``run``); a directive or an error it raises becomes
         a jump, a pause, a sub-workflow or a failed attempt."""
         validated = validate_input(self.defn, self.step, self.user_input)
+        self.before = detached(self.defn.state_model, self.record.state)
         state = load_state(self.defn, self.record)
         started = time.perf_counter()
         try:
@@ -116,6 +120,10 @@ class StepRunner:
 
     # -- building transitions -----------------------------------------------------------
 
+    def changes(self, new_state: dict[str, Any]) -> dict[str, Any]:
+        """The history detail of what the step changed: ``changed`` and ``removed``."""
+        return state_changes(self.before, new_state)
+
     def runtime_after(self, *, completed: bool) -> Runtime:
         return self.record.runtime.after_step(self.step.name, completed=completed)
 
@@ -131,9 +139,11 @@ class StepRunner:
         """The step is done: go to ``target`` (``None``: the run is complete)."""
         step = self.step
         status, current = arrive(self.defn, target)
+        detail = self.changes(new_state)
+        if jumped:
+            detail["next"] = current
         history = [HistoryEntry(step.name, StepOutcome.COMPLETED, self.attempt,
-                                elapsed_ms(started),
-                                detail={"next": current} if jumped else None)]
+                                elapsed_ms(started), detail=detail or None)]
         if status == Status.WAITING_HUMAN:
             history.append(HistoryEntry(current, StepOutcome.WAITING, 1))
             runtime.waiting_for = current
@@ -183,7 +193,8 @@ class StepRunner:
             update=RecordUpdate(Status.WAITING_HUMAN, step.name, new_state, runtime),
             history=[HistoryEntry(step.name, StepOutcome.WAITING, self.attempt,
                                   elapsed_ms(started),
-                                  detail={"waiting_for": runtime.waiting_for})],
+                                  detail={"waiting_for": runtime.waiting_for,
+                                          **self.changes(new_state)})],
             step=step.name,
             result=pause.result,
         )
@@ -192,12 +203,14 @@ class StepRunner:
                        started: float) -> Transition:
         runtime = self.runtime_after(completed=False)
         runtime.child = {"workflow_type": child.workflow_type}
+        new_state = state.model_dump(mode="json")
         return Transition(
-            update=RecordUpdate(Status.PENDING_SUB_WORKFLOW, self.step.name,
-                                state.model_dump(mode="json"), runtime),
+            update=RecordUpdate(Status.PENDING_SUB_WORKFLOW, self.step.name, new_state,
+                                runtime),
             history=[HistoryEntry(self.step.name, StepOutcome.WAITING, self.attempt,
                                   elapsed_ms(started),
-                                  detail={"sub_workflow": child.workflow_type})],
+                                  detail={"sub_workflow": child.workflow_type,
+                                          **self.changes(new_state)})],
             step=self.step.name,
             child=child,
         )

@@ -42,7 +42,7 @@ async def apply_event(store: PersistenceProvider,
         if isinstance(event, Resume):
             transition = machine.resume(defn, record, event.user_input, event.by)
         elif isinstance(event, Cancel):
-            transition = machine.cancel(record, event.reason)
+            transition = machine.cancel(record, event.reason, event.by)
         elif isinstance(event, SetSagaMode):
             transition = machine.set_saga_mode(record, event.on)
         elif isinstance(event, JumpTo):
@@ -62,18 +62,19 @@ async def apply_event(store: PersistenceProvider,
 async def cancel_tree(store: PersistenceProvider,
                       definition: Resolve, workflow_id: str,
                       reason: str, ended: Callable[[WorkflowRecord], Awaitable[None]], *,
-                      due_in: DueIn = _never) -> WorkflowRecord:
+                      due_in: DueIn = _never, by: str | None = None) -> WorkflowRecord:
     """Cancel the run, delete the CRON schedules it created, then cancel the
     sub-workflow it waits for (and so on down); ``ended`` is awaited for each run
-    cancelled, after its commit."""
-    record, transition = await apply_event(store, definition, workflow_id, Cancel(reason),
-                                           due_in=due_in)
+    cancelled, after its commit. ``by``: who asked, kept in each run's history."""
+    record, transition = await apply_event(store, definition, workflow_id,
+                                           Cancel(reason, by), due_in=due_in)
     await store.delete_schedules_created_by(record.id)
     await ended(record)
     if transition.cancel_child:
         try:
             await cancel_tree(store, definition, transition.cancel_child,
-                              f"parent {record.id} cancelled: {reason}", ended, due_in=due_in)
+                              f"parent {record.id} cancelled: {reason}", ended, due_in=due_in,
+                              by=by)
         except (InvalidTransition, WorkflowNotFound):
             pass  # it had ended already
     return record

@@ -163,13 +163,15 @@ class Coordinator:
                 await self._after_child(parent)
         return record
 
-    async def cancel(self, workflow_id: str, reason: str) -> WorkflowRecord:
-        """Cancel the run and the sub-workflow it waits for; wake its parent."""
+    async def cancel(self, workflow_id: str, reason: str,
+                     by: str | None = None) -> WorkflowRecord:
+        """Cancel the run and the sub-workflow it waits for; wake its parent. ``by``: who
+        asked, kept in the history."""
         async def ended(record: WorkflowRecord) -> None:
             self.ended(record)
 
         return await cancel_tree(self.persistence, self.definition, workflow_id, reason,
-                                 ended, due_in=self._due_in)
+                                 ended, due_in=self._due_in, by=by)
 
     async def retry(self, workflow_id: str, from_step: str | None = None,
                     by: str | None = None) -> WorkflowRecord:

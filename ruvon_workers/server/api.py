@@ -103,9 +103,9 @@ async def resume(workflow_id: str, body: ResumeRequest, srv: Srv, who: Operator,
 
 
 @api.post("/workflows/{workflow_id}/cancel", summary="Cancel a workflow")
-async def cancel(workflow_id: str, srv: Srv, _: Operator,
+async def cancel(workflow_id: str, srv: Srv, who: Operator,
                  body: CancelRequest | None = None) -> dict[str, Any]:
-    await srv.client.cancel(workflow_id, (body or CancelRequest()).reason)
+    await srv.client.cancel(workflow_id, (body or CancelRequest()).reason, by=who.name)
     return views.workflow(await srv.client.get(workflow_id))
 
 

@@ -202,7 +202,7 @@ async def workflow(request: Request, workflow_id: str, who: Who, srv: Srv) -> Re
         info = await srv.client.get(workflow_id)
     except WorkflowNotFound as exc:
         return render(request, "not_found.html", who, 404, detail=str(exc))
-    history = [views.history_row(e) for e in await srv.client.history(workflow_id)]
+    history = [views.timeline_row(e) for e in await srv.client.history(workflow_id)]
     step_info = await views.current_step_info(srv.client, workflow_id)
     d = srv.client.registry.workflows.get(info.workflow_type)
     wf = views.workflow(info)
@@ -267,7 +267,8 @@ async def cancel(request: Request, workflow_id: str, who: Who, srv: Srv) -> Resp
     form = await _action(request, who)
 
     async def act() -> str:
-        await srv.client.cancel(workflow_id, form.get("reason") or "cancelled from the dashboard")
+        await srv.client.cancel(workflow_id, form.get("reason") or "cancelled from the dashboard",
+                                by=who.principal.name)
         return "Cancelled."
 
     return await _run_action(workflow_id, act)

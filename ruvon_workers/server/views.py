@@ -53,6 +53,19 @@ def history_row(entry: HistoryEntry) -> dict[str, Any]:
             "detail": entry.detail, "created_at": entry.created_at}
 
 
+#: Detail keys the timeline shows apart: what the step changed in the state.
+_CHANGES = ("changed", "removed")
+
+
+def timeline_row(entry: HistoryEntry) -> dict[str, Any]:
+    """A history row for the dashboard's timeline: ``notes`` is the detail but for the
+    state changes, which it shows apart."""
+    row = history_row(entry)
+    detail = entry.detail or {}
+    row["notes"] = {k: v for k, v in detail.items() if k not in _CHANGES} or None
+    return row
+
+
 def encode_cursor(record: WorkflowRecord) -> str:
     assert record.created_at is not None
     raw = f"{record.created_at.isoformat()}|{record.id}".encode()

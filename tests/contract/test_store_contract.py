@@ -214,6 +214,18 @@ async def test_history_rows_come_back_in_order_with_their_version(store: Store) 
     assert all(h.created_at is not None for h in rows)
 
 
+async def test_a_history_rows_detail_keeps_what_the_step_changed(store: Store) -> None:
+    record = await _created(store)
+    detail = {"changed": {"amount": 12.5, "order": {"lines": [1, 2], "status": "paid"},
+                          "flag": False, "none": None,
+                          "blob": {"truncated": True, "bytes": 5002}},
+              "removed": ["draft"], "next": "Ship"}
+    await _move(store, record, current_step="Ship",
+                history=[HistoryEntry("A", "COMPLETED", 1, detail=detail)])
+    (row,) = [h for h in await store.history(record.id) if h.status == "COMPLETED"]
+    assert row.detail == detail
+
+
 async def test_list_workflows_filters_by_status_and_type(store: Store) -> None:
     a1 = await _created(store, "A")
     a2 = await _created(store, "A")

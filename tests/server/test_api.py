@@ -137,8 +137,23 @@ async def test_cancel_retry_and_history(api: httpx.AsyncClient, runs: InProcess)
     cancelled = await api.post(f"/api/v1/workflows/{failed}/cancel", headers=auth(OPERATOR),
                                json={"reason": "changed mind"})
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "CANCELLED"
+    history = (await api.get(f"/api/v1/workflows/{failed}/history",
+                             headers=auth(READER))).json()["items"]
+    assert history[-1]["status"] == "CANCELLED"
+    assert history[-1]["detail"] == {"reason": "changed mind", "by": "olga"}
     again = await api.post(f"/api/v1/workflows/{failed}/retry", headers=auth(OPERATOR))
     assert again.status_code in (200, 409)
+
+
+async def test_history_says_what_each_step_changed(api: httpx.AsyncClient,
+                                                   runs: InProcess) -> None:
+    done = await runs.run(order("H-1", unit_price=2.5))
+    history = (await api.get(f"/api/v1/workflows/{done}/history",
+                             headers=auth(READER))).json()["items"]
+    validated = next(h for h in history
+                     if h["step"] == "Validate_Order" and h["status"] == "COMPLETED")
+    assert validated["detail"] == {"changed": {"amount": 2.5,
+                                               "log": ["validated 1 item(s)"]}}
 
 
 async def test_list_filters_and_cursor(api: httpx.AsyncClient, runs: InProcess) -> None:

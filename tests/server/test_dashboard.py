@@ -82,6 +82,22 @@ async def test_every_page_renders(api: httpx.AsyncClient, runs: InProcess) -> No
     assert (await api.get("/ui/static/app.css")).status_code == 200
 
 
+async def test_the_timeline_shows_what_each_step_changed(api: httpx.AsyncClient,
+                                                        runs: InProcess) -> None:
+    done = await runs.run(order("T-1", unit_price=2.5))
+    await sign_in(api, READER)
+    page = (await api.get(f"/ui/workflows/{done}")).text
+    timeline = page[page.index('<ol class="timeline">'):page.index("</ol>")]
+    rows = timeline.split("<li ")[1:]
+    (validated,) = [r for r in rows if "<strong>Validate_Order</strong>" in r
+                    and "COMPLETED" in r]
+    assert "changed: amount, log" in validated
+    values = validated[validated.index("<details>"):validated.index("</details>")]
+    assert "<summary>values</summary>" in values
+    assert "&#34;amount&#34;: 2.5" in values or "&quot;amount&quot;: 2.5" in values
+    assert "validated 1 item(s)" in values
+
+
 async def test_actions_need_csrf_and_the_operator_role(api: httpx.AsyncClient,
                                                        runs: InProcess) -> None:
     failed = await runs.run(order("F-2", country="XX"))
@@ -126,6 +142,9 @@ async def test_actions_need_csrf_and_the_operator_role(api: httpx.AsyncClient,
     assert cancelled.status_code == 303
     got = (await api.get(f"/api/v1/workflows/{waiting}", headers=auth(READER))).json()
     assert got["status"] == "CANCELLED"
+    history = (await api.get(f"/api/v1/workflows/{waiting}/history",
+                             headers=auth(READER))).json()["items"]
+    assert history[-1]["detail"] == {"reason": "no longer needed", "by": "olga"}
     again = await api.post(f"/ui/workflows/{waiting}/cancel", data={"csrf": csrf})
     assert again.status_code == 303 and "error=" in again.headers["location"]
 

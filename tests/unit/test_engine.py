@@ -287,6 +287,30 @@ async def test_cancel_and_terminal_states(tmp_path: Path) -> None:
         await wf.cancel("again")
 
 
+async def test_a_cancel_records_who_asked(tmp_path: Path) -> None:
+    from ruvon_workers.engine.machine import Cancel, decide
+    from ruvon_workers.execution.operations import cancel_tree
+
+    b = builder_for(tmp_path, f"- name: A\n  function: {S}.increment\n")
+    wf = await start(b)
+    transition = await decide(wf.definition, wf.record, Cancel("stop", by="olga"))
+    assert transition is not None
+    assert transition.history[0].detail == {"reason": "stop", "by": "olga"}
+    transition = await decide(wf.definition, wf.record, Cancel("stop"))
+    assert transition is not None and transition.history[0].detail == {"reason": "stop"}
+
+    async def ended(_: object) -> None:
+        pass
+
+    async def definition(_: object) -> object:
+        return wf.definition
+
+    await cancel_tree(wf.persistence, definition, wf.id, "enough", ended,  # type: ignore[arg-type]
+                      by="olga")
+    last = (await wf.history())[-1]
+    assert (last.status, last.detail) == ("CANCELLED", {"reason": "enough", "by": "olga"})
+
+
 async def test_bad_initial_data_and_unknown_type(tmp_path: Path) -> None:
     b = builder_for(tmp_path, f"- name: A\n  function: {S}.increment\n")
     with pytest.raises(InvalidStateError) as info:

@@ -376,4 +376,5 @@ async def test_a_while_loop_without_max_iterations_stops_after_1000_rounds(
     (done,) = [h for h in await wf.history()
                if h.step == "Count_Down" and h.status == "COMPLETED"]
     assert done.detail == {"iterations": 1000, "stopped": "max_iterations (1000) reached "
-                                                         "with while_condition still true"}
+                                                         "with while_condition still true",
+                           "changed": {"countdown": 5, "ticks": 1000}}

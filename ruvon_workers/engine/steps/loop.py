@@ -104,7 +104,8 @@ class LoopStep(StepKind):
         return Transition(
             update=RecordUpdate(Status.ACTIVE, step.name, data, runtime),
             history=[HistoryEntry(step.name, StepOutcome.ITERATED, runner.attempt,
-                                  elapsed_ms(started), detail={"iteration": index})],
+                                  elapsed_ms(started),
+                                  detail={"iteration": index, **runner.changes(data)})],
             step=step.name,
             auto_continue=True,
         )
