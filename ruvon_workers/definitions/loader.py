@@ -309,6 +309,7 @@ class _WorkflowLoader:
         if state_model is not None:
             self._check_output_keys([*steps, *injected], state_model)
         saga = any([self._flag(doc, "saga_enabled"), self._flag(doc, "saga_mode")])
+        inline_steps = self._inline_steps(doc)
         if state_model is None or not wf_type or len(steps) != len(raw_steps):
             return None
         return WorkflowDefinition(
@@ -326,6 +327,7 @@ class _WorkflowLoader:
             injected_steps=injected,
             injection_rules=rules,
             snapshot={"workflow": _strip_lines(doc), "state_model_path": str(model_path)},
+            inline_steps=inline_steps,
         )
 
     def _with_parameters(self, doc: dict[str, Any]) -> dict[str, Any]:
@@ -367,6 +369,19 @@ class _WorkflowLoader:
                        field="parameters", line=line)
             return match.group(0)
         return result
+
+    def _inline_steps(self, doc: dict[str, Any]) -> int | None:
+        """The workflow's own ``inline_steps`` (a fleet extension: the most steps one task
+        of it runs), or ``None`` to follow the fleet's ``RUVON_INLINE_STEPS``."""
+        value = doc.get("inline_steps")
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            self.issue(f"'inline_steps' must be a whole number of 1 or more (1: every step "
+                       f"is its own task), not {value!r}", field="inline_steps",
+                       line=doc.get(_LINE))
+            return None
+        return value
 
     def _flag(self, doc: dict[str, Any], key: str) -> bool:
         """A top-level true/false key (``saga_mode`` is Ruvon's ``saga_enabled``)."""

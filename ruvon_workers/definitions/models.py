@@ -201,8 +201,12 @@ class WorkflowDefinition:
         injected_steps: list[StepDefinition] | None = None,
         injection_rules: dict[str, list[InjectionRule]] | None = None,
         snapshot: dict[str, Any] | None = None,
+        inline_steps: int | None = None,
     ):
         self.workflow_type = workflow_type
+        #: The most steps one task of this workflow runs (continuation); ``None``: the
+        #: fleet's ``RUVON_INLINE_STEPS``.
+        self.inline_steps = inline_steps
         self.workflow_version = workflow_version
         self.description = description
         self.state_model = state_model

@@ -8,8 +8,9 @@ before the next one starts, so a kill loses at most the step that was running.
 
 The successor runs in the same task when (``Continuation.next_step``):
 
-- the task may still run steps (``RUVON_INLINE_STEPS``, default 1: every step is its own
-  task) and its time budget (``RUVON_INLINE_BUDGET_MS``) is not spent;
+- the task may still run steps (the workflow's ``inline_steps`` in its YAML, or else
+  ``RUVON_INLINE_STEPS``; default 1: every step is its own task) and its time budget
+  (``RUVON_INLINE_BUDGET_MS``) is not spent;
 - it is ACTIVE now, with no retry delay, and its step is not a PARALLEL fan-out;
 - it is on the same queue with the same priority, has no ``rate_limit``, and is not
   marked ``inline: false``;
@@ -61,13 +62,14 @@ class Continuation:
                  step_name: str) -> Continuation | None:
         """The continuation of the task running ``step_name``; ``None`` when it runs
         only its own step."""
-        if settings.inline_steps <= 1 or not defn.has_step(step_name):
+        limit = settings.inline_steps if defn.inline_steps is None else defn.inline_steps
+        if limit <= 1 or not defn.has_step(step_name):
             return None
         step = defn.step(step_name)
         if step.time_limit_seconds:
             return None
         return cls(settings, settings.queue_for(step), step.priority,
-                   left=settings.inline_steps - 1,
+                   left=limit - 1,
                    deadline=time.perf_counter() + settings.inline_budget_ms / 1000)
 
     def next_step(self, defn: WorkflowDefinition, record: WorkflowRecord,

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from ruvon_workers.definitions import load_registry
+from ruvon_workers.errors import DefinitionError
 from ruvon_workers.fleet.coordinator import OBSERVERS, Coordinator
 from ruvon_workers.fleet.settings import FleetSettings
 from ruvon_workers.persistence import MemoryPersistenceProvider
@@ -187,3 +188,30 @@ def test_settings_default_to_one_step_per_task(monkeypatch: pytest.MonkeyPatch) 
     settings = FleetSettings.from_env()
     assert (settings.inline_steps, settings.inline_budget_ms) == (5, 50.0)
     assert dataclasses.replace(settings, inline_steps=0).inline_steps == 0
+
+
+@pytest.mark.parametrize(("fleet", "own", "hops"), [
+    (1, 5, ["One"]),  # the workflow continues under a fleet that does not
+    (5, 1, ["One", "Two", "Three", "Four", "Five"]),  # and opts out under one that does
+    (5, 2, ["One", "Three", "Five"]),
+])
+async def test_a_workflow_sets_its_own_inline_steps(tmp_path: Path, fleet: int, own: int,
+                                                    hops: list[str]) -> None:
+    registry = write_registry(tmp_path, {"Test": f"inline_steps: {own}\n" + workflow_yaml(STEPS)})
+    settings = FleetSettings("q", lease_seconds=300, sweep_interval=10, max_countdown=60,
+                             inline_steps=fleet, inline_budget_ms=60_000)
+    outbox = Outbox()
+    coordinator = Coordinator(load_registry(registry), MemoryPersistenceProvider(),
+                              outbox, settings)  # type: ignore[arg-type]
+    workflow_id, step, version = await _started(coordinator, outbox)
+    assert await _hops(coordinator, outbox, workflow_id, step, version) == hops
+    assert (await coordinator.load(workflow_id)).state["count"] == 5
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "many", "true", "2.5"])
+def test_a_bad_inline_steps_names_the_file_and_field(tmp_path: Path, value: str) -> None:
+    registry = write_registry(tmp_path, {"Test": f"inline_steps: {value}\n" + workflow_yaml(STEPS)})
+    with pytest.raises(DefinitionError) as caught:
+        load_registry(registry)
+    message = str(caught.value)
+    assert "inline_steps" in message and "1 or more" in message and ".yaml" in message
