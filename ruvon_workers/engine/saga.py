@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from ..definitions.models import WorkflowDefinition
 from ..errors import StepFailed
+from .changes import detached, state_changes
 from .context import StepContext
 from .records import HistoryEntry, Status, StepOutcome, WorkflowRecord
 from .transition import elapsed_ms, error_info
@@ -32,6 +33,7 @@ async def compensate(defn: WorkflowDefinition, record: WorkflowRecord,
         if fn is None:
             continue
         started = time.perf_counter()
+        before = detached(defn.state_model, state_dict)
         state = defn.state_model.model_validate(state_dict)
         context = StepContext(workflow_id=record.id, step_name=name,
                               idempotency_key=f"{record.id}:{name}:compensate",
@@ -45,12 +47,14 @@ async def compensate(defn: WorkflowDefinition, record: WorkflowRecord,
             state_dict = _kept(defn, state, name, state_dict)
             err = error_info(name, exc)
             failures.append(err)
-            transition.history.append(HistoryEntry(name, StepOutcome.COMPENSATION_FAILED, 1,
-                                                   elapsed_ms(started), error=err))
+            transition.history.append(HistoryEntry(
+                name, StepOutcome.COMPENSATION_FAILED, 1, elapsed_ms(started), error=err,
+                detail=state_changes(before, state_dict) or None))
             continue
         compensated.append(name)
-        transition.history.append(HistoryEntry(name, StepOutcome.COMPENSATED, 1,
-                                               elapsed_ms(started)))
+        transition.history.append(HistoryEntry(
+            name, StepOutcome.COMPENSATED, 1, elapsed_ms(started),
+            detail=state_changes(before, state_dict) or None))
     error = dict(transition.update.error or {})
     error["compensated"] = compensated
     if failures:

@@ -71,6 +71,11 @@ async def test_rolls_back_when_shipping_fails(builder: WorkflowBuilder, persiste
     assert wf.error["step"] == "Ship_Order" and wf.error["compensated"] == ["Charge_Payment"]
     rows = [(h.step, h.status) for h in await wf.history()]
     assert ("Charge_Payment", "COMPENSATED") in rows
+    # The compensation's row says what it changed in the state (in place, as on Ruvon).
+    undone, = [h.detail for h in await wf.history() if h.status == "COMPENSATED"]
+    assert undone is not None
+    assert sorted(undone["changed"]) == ["charged", "log", "refunded"]
+    assert undone["changed"]["refunded"] is True and undone["changed"]["charged"] is False
 
 
 async def test_cancelled(builder: WorkflowBuilder, persistence) -> None:
