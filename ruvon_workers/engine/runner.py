@@ -266,11 +266,14 @@ class StepRunner:
                 step=self.step.name,
                 retry_delay=delay,
             )
+        kept = self._kept_state(state)
         transition = Transition(
-            update=RecordUpdate(Status.FAILED, self.step.name, self._kept_state(state),
+            update=RecordUpdate(Status.FAILED, self.step.name, kept,
                                 self.runtime_after(completed=False), error=dict(error)),
+            # What the step changed in place before it failed is kept, and said so.
             history=[HistoryEntry(self.step.name, StepOutcome.FAILED, self.attempt,
-                                  elapsed_ms(started), error=error)],
+                                  elapsed_ms(started), error=error,
+                                  detail=self.changes(kept) or None)],
             step=self.step.name,
             cause=exc,
         )

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
+from ruvon_workers import WorkflowFailedException
+
+from ..helpers import S, builder_for
 from ..helpers import create_in_process as _create
 from ..helpers import run_while_active as _run
 
@@ -38,3 +43,19 @@ async def test_a_step_that_changes_nothing_records_no_changes(types_builder, per
     assert wf.status == "COMPLETED"
     details = [h.detail for h in await wf.history() if h.status == "COMPLETED"]
     assert details == [None, None]
+
+
+async def test_a_failed_step_records_the_changes_it_left_in_the_state(tmp_path, persistence):
+    builder = builder_for(tmp_path, f"""
+        - name: Begin
+          function: {S}.increment
+        - name: Break
+          function: {S}.change_then_fail
+        """)
+    wf = await _create(builder, persistence, "Test", {})
+    with pytest.raises(WorkflowFailedException):
+        await _run(wf)
+    assert wf.status == "FAILED" and wf.state.path == ["Begin", "Break"]
+    failed, = [h for h in await wf.history() if h.status == "FAILED"]
+    assert failed.step == "Break"
+    assert failed.detail == {"changed": {"path": ["Begin", "Break"], "label": "half done"}}
