@@ -62,6 +62,21 @@ async def run_while_active(wf):
     return wf
 
 
+class Outbox:
+    """Stands in for the broker in a coordinator's tests: the step messages it sends, as
+    ``(workflow_id, step, version, branch)`` (``handle_step``'s arguments), and the
+    countdown each was sent with."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, int, int | None]] = []
+        self.countdowns: list[float | None] = []
+
+    def step(self, workflow_type: str, step: str, workflow_id: str, version: int,
+             countdown: float | None = None, branch: int | None = None) -> None:
+        self.sent.append((workflow_id, step, version, branch))
+        self.countdowns.append(countdown)
+
+
 def free_port() -> int:
     """A TCP port on loopback that nothing listens on right now."""
     with socket.socket() as sock:

@@ -17,7 +17,7 @@ from ruvon_workers.fleet.coordinator import OBSERVERS, Coordinator
 from ruvon_workers.fleet.settings import FleetSettings
 from ruvon_workers.persistence import MemoryPersistenceProvider
 
-from ..helpers import workflow_yaml, write_registry
+from ..helpers import Outbox, workflow_yaml, write_registry
 
 S = "tests.fixtures.steps"
 STEPS = f"""
@@ -34,20 +34,10 @@ STEPS = f"""
 """
 
 
-class Outbox:
-    """Stands in for the broker: the step messages the coordinator publishes."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str, int, float | None]] = []
-
-    def step(self, workflow_type: str, step: str, workflow_id: str, version: int,
-             countdown: float | None = None, branch: int | None = None) -> None:
-        self.sent.append((workflow_id, step, version, countdown))
-
-
 def _fleet(tmp_path: Path, steps: str = STEPS, *, inline: int = 5,
-           budget_ms: float = 60_000) -> tuple[Coordinator, Outbox]:
-    registry = load_registry(write_registry(tmp_path, {"Test": workflow_yaml(steps)}))
+           budget_ms: float = 60_000, top: str = "") -> tuple[Coordinator, Outbox]:
+    """A coordinator over workflow ``Test`` (``top``: top-level YAML keys of its own)."""
+    registry = load_registry(write_registry(tmp_path, {"Test": top + workflow_yaml(steps)}))
     settings = FleetSettings("q", lease_seconds=300, sweep_interval=10, max_countdown=60,
                              inline_steps=inline, inline_budget_ms=budget_ms)
     outbox = Outbox()
@@ -153,7 +143,8 @@ async def test_a_retry_with_a_delay_is_published_with_its_countdown(tmp_path: Pa
     (workflow_id, step, version, _), = outbox.sent
     outbox.sent.clear()
     await coordinator.handle_step(workflow_id, step, version)
-    (_, step, _, countdown), = outbox.sent  # One ran, Two failed once: its retry hops
+    (_, step, _, _), = outbox.sent  # One ran, Two failed once: its retry hops
+    countdown = outbox.countdowns[-1]
     assert step == "Two" and countdown == pytest.approx(0.5)
 
 
@@ -197,12 +188,7 @@ def test_settings_default_to_one_step_per_task(monkeypatch: pytest.MonkeyPatch) 
 ])
 async def test_a_workflow_sets_its_own_inline_steps(tmp_path: Path, fleet: int, own: int,
                                                     hops: list[str]) -> None:
-    registry = write_registry(tmp_path, {"Test": f"inline_steps: {own}\n" + workflow_yaml(STEPS)})
-    settings = FleetSettings("q", lease_seconds=300, sweep_interval=10, max_countdown=60,
-                             inline_steps=fleet, inline_budget_ms=60_000)
-    outbox = Outbox()
-    coordinator = Coordinator(load_registry(registry), MemoryPersistenceProvider(),
-                              outbox, settings)  # type: ignore[arg-type]
+    coordinator, outbox = _fleet(tmp_path, inline=fleet, top=f"inline_steps: {own}\n")
     workflow_id, step, version = await _started(coordinator, outbox)
     assert await _hops(coordinator, outbox, workflow_id, step, version) == hops
     assert (await coordinator.load(workflow_id)).state["count"] == 5

@@ -3,8 +3,6 @@ lost pool processes, retries of injected steps."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ruvon_workers.definitions import load_registry
 from ruvon_workers.engine.keys import spawn_key
 from ruvon_workers.engine.records import RecordUpdate
@@ -13,18 +11,8 @@ from ruvon_workers.fleet.coordinator import Coordinator
 from ruvon_workers.fleet.settings import FleetSettings
 from ruvon_workers.persistence import MemoryPersistenceProvider
 
-REGISTRY = Path(__file__).resolve().parents[1] / "fixtures" / "fleet" / "workflow_registry.yaml"
-
-
-class Outbox:
-    """Stands in for the broker: keeps the messages the coordinator sends."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str, int, int | None]] = []
-
-    def step(self, workflow_type: str, step: str, workflow_id: str, version: int,
-             countdown: float | None = None, branch: int | None = None) -> None:
-        self.sent.append((workflow_id, step, version, branch))
+from ..helpers import FLEET_REGISTRY as REGISTRY
+from ..helpers import Outbox
 
 
 def _coordinator() -> tuple[Coordinator, Outbox]:
